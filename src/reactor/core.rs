@@ -1,0 +1,390 @@
+//! The reactor loop: one per thread, its state machine, the system event
+//! triggers, and the iteration that runs thread calls, timers and I/O.
+//!
+//! States: idle (never run, crashed, or stopped) -> running -> shutting down
+//! (the shutdown triggers run; "before" triggers may hold it with Deferreds)
+//! -> idle. Unlike Twisted, an idle reactor may always be run again.
+//!
+//! No `RefCell` borrow of the reactor is held while user code runs.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::{Events, Interest, Poll, Registry, Waker};
+
+use super::remote::Remote;
+use super::signals::SignalWatch;
+use super::sources::{self, Handler, Ready, SourceKey, Sources, SIGNAL_TOKEN, WAKER_TOKEN};
+use super::timers::TimerQueue;
+use super::{Event, Phase, ReactorError, RunOptions, TriggerId};
+use crate::defer::{Deferred, DeferredList, Panicked};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    Idle,
+    Starting,
+    Running,
+}
+
+type TriggerFn = Box<dyn FnOnce() -> Option<Deferred<()>>>;
+
+#[derive(Default)]
+struct Triggers {
+    next_id: u64,
+    /// (event, phase, id, function), in the order they were added.
+    list: Vec<(Event, Phase, u64, TriggerFn)>,
+}
+
+impl Triggers {
+    fn take(&mut self, event: Event, phase: Phase) -> Vec<TriggerFn> {
+        let mut taken = Vec::new();
+        let mut kept = Vec::with_capacity(self.list.len());
+        for (e, p, id, f) in self.list.drain(..) {
+            if e == event && p == phase {
+                taken.push(f);
+            } else {
+                kept.push((e, p, id, f));
+            }
+        }
+        self.list = kept;
+        taken
+    }
+}
+
+/// The I/O half, created on first use (it needs file descriptors).
+pub(crate) struct Io {
+    poll: RefCell<Poll>,
+    pub(crate) registry: Registry,
+}
+
+/// One thread's reactor.
+pub(crate) struct Reactor {
+    state: Cell<State>,
+    /// `stop()` was called and the shutdown has not started yet.
+    stop_requested: Cell<bool>,
+    /// The shutdown is in progress.
+    shutting_down: Cell<bool>,
+    /// Leave the loop at the end of this iteration.
+    exit: Cell<bool>,
+    pub(crate) timers: TimerQueue,
+    io: RefCell<Option<Rc<Io>>>,
+    pub(crate) sources: RefCell<Sources>,
+    pub(crate) remote: Arc<Remote>,
+    triggers: RefCell<Triggers>,
+    /// Calls to run at the next iteration, on this thread.
+    soon: RefCell<VecDeque<Box<dyn FnOnce()>>>,
+}
+
+thread_local! {
+    static REACTOR: Rc<Reactor> = Rc::new(Reactor::new());
+}
+
+/// The current thread's reactor.
+pub(crate) fn current() -> Rc<Reactor> {
+    REACTOR.with(Rc::clone)
+}
+
+/// Runs `f`, logging a panic instead of unwinding into the reactor.
+pub(crate) fn guard(what: &str, f: impl FnOnce()) {
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(f)) {
+        log::error!("{what} panicked: {}", Panicked::from_payload(panic).message());
+    }
+}
+
+impl Reactor {
+    fn new() -> Reactor {
+        Reactor {
+            state: Cell::new(State::Idle),
+            stop_requested: Cell::new(false),
+            shutting_down: Cell::new(false),
+            exit: Cell::new(false),
+            timers: TimerQueue::real(),
+            io: RefCell::new(None),
+            sources: RefCell::new(Sources::default()),
+            remote: Arc::new(Remote::default()),
+            triggers: RefCell::new(Triggers::default()),
+            soon: RefCell::new(VecDeque::new()),
+        }
+    }
+
+    /// The poll and registry, created on first use.
+    pub(crate) fn io(&self) -> io::Result<Rc<Io>> {
+        if let Some(io) = self.io.borrow().as_ref() {
+            return Ok(io.clone());
+        }
+        let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = Waker::new(&registry, WAKER_TOKEN)?;
+        self.remote.set_waker(Arc::new(waker));
+        let io = Rc::new(Io {
+            poll: RefCell::new(poll),
+            registry,
+        });
+        *self.io.borrow_mut() = Some(io.clone());
+        Ok(io)
+    }
+
+    /// Registers `source` for `interest`; events go to `handler`.
+    pub(crate) fn register(
+        &self,
+        source: &mut (impl mio::event::Source + ?Sized),
+        interest: Interest,
+        handler: Rc<dyn Handler>,
+    ) -> io::Result<SourceKey> {
+        let io = self.io()?;
+        let mut sources = self.sources.borrow_mut();
+        sources::register(&io.registry, &mut sources, source, interest, handler)
+    }
+
+    /// Changes the interest of a registered source. With edge-triggered
+    /// polling this also re-arms it: a source that is still ready reports again.
+    pub(crate) fn reregister(
+        &self,
+        source: &mut (impl mio::event::Source + ?Sized),
+        key: SourceKey,
+        interest: Interest,
+    ) -> io::Result<()> {
+        let io = self.io()?;
+        io.registry.reregister(source, key.token(), interest)
+    }
+
+    /// Deregisters `source` and frees its slot. Call it before closing the
+    /// source.
+    pub(crate) fn deregister(&self, source: &mut (impl mio::event::Source + ?Sized), key: SourceKey) {
+        let removed = self.sources.borrow_mut().remove(key);
+        if let Some(io) = self.io.borrow().as_ref() {
+            if let Err(e) = io.registry.deregister(source) {
+                log::debug!("deregister failed: {e}");
+            }
+        }
+        // Drop the handler outside the borrow: dropping it may run user code.
+        drop(removed);
+    }
+
+    /// Queues `f` to run at the start of the next iteration.
+    pub(crate) fn call_soon(&self, f: Box<dyn FnOnce()>) {
+        self.soon.borrow_mut().push_back(f);
+    }
+
+    pub(crate) fn running(&self) -> bool {
+        self.state.get() == State::Running
+    }
+
+    pub(crate) fn add_trigger(&self, phase: Phase, event: Event, f: TriggerFn) -> TriggerId {
+        let mut triggers = self.triggers.borrow_mut();
+        let id = triggers.next_id;
+        triggers.next_id += 1;
+        triggers.list.push((event, phase, id, f));
+        TriggerId(id)
+    }
+
+    pub(crate) fn remove_trigger(&self, id: TriggerId) -> bool {
+        let removed = {
+            let mut triggers = self.triggers.borrow_mut();
+            let at = triggers.list.iter().position(|(_, _, i, _)| *i == id.0);
+            at.map(|at| triggers.list.remove(at))
+        };
+        removed.is_some()
+    }
+
+    pub(crate) fn stop(&self) -> Result<(), ReactorError> {
+        if self.state.get() == State::Idle || self.stop_requested.get() || self.shutting_down.get() {
+            return Err(ReactorError::NotRunning);
+        }
+        self.stop_requested.set(true);
+        Ok(())
+    }
+
+    pub(crate) fn crash(&self) {
+        self.exit.set(true);
+    }
+
+    pub(crate) fn run(self: &Rc<Self>, options: RunOptions) -> Result<(), ReactorError> {
+        if self.state.get() != State::Idle {
+            return Err(ReactorError::AlreadyRunning);
+        }
+        let io = self.io().map_err(ReactorError::Io)?;
+        let mut signals = if options.install_signal_handlers {
+            match SignalWatch::install(&io.registry) {
+                Ok(watch) => Some(watch),
+                Err(e) => {
+                    log::warn!("could not install SIGINT/SIGTERM handlers: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        self.state.set(State::Starting);
+        self.stop_requested.set(false);
+        self.shutting_down.set(false);
+        self.exit.set(false);
+
+        let me = self.clone();
+        self.fire_event(
+            Event::Startup,
+            Box::new(move || {
+                // Twisted's `_reallyStartRunning`: running is true from "during".
+                if me.state.get() == State::Starting {
+                    me.state.set(State::Running);
+                }
+            }),
+            Box::new(|| {}),
+        );
+        if self.state.get() == State::Starting && !self.exit.get() {
+            // A "before startup" trigger holds startup: the loop runs meanwhile.
+            log::debug!("startup waits for before-startup triggers");
+        }
+
+        let mut events = Events::with_capacity(1024);
+        let result = loop {
+            self.iterate(&io, &mut events, signals.as_mut());
+            if self.exit.get() {
+                break Ok(());
+            }
+        };
+        if let Some(watch) = signals.take() {
+            watch.uninstall(&io.registry);
+        }
+        self.state.set(State::Idle);
+        self.stop_requested.set(false);
+        self.shutting_down.set(false);
+        self.exit.set(false);
+        result
+    }
+
+    /// Fires the three phases of `event`: "before" triggers first; once every
+    /// Deferred they returned has fired, `first_during`, the "during" and the
+    /// "after" triggers, then `finally`.
+    fn fire_event(self: &Rc<Self>, event: Event, first_during: Box<dyn FnOnce()>, finally: Box<dyn FnOnce()>) {
+        let before = self.triggers.borrow_mut().take(event, Phase::Before);
+        let mut waits = Vec::new();
+        for trigger in before {
+            guard("a system event trigger", || {
+                if let Some(d) = trigger() {
+                    waits.push(d);
+                }
+            });
+        }
+        let me = self.clone();
+        let rest = move || {
+            guard("a system event trigger", first_during);
+            for phase in [Phase::During, Phase::After] {
+                // Taken one at a time, so a trigger removed by an earlier one
+                // does not run.
+                loop {
+                    let next = {
+                        let mut triggers = me.triggers.borrow_mut();
+                        let at = triggers.list.iter().position(|(e, p, _, _)| *e == event && *p == phase);
+                        at.map(|at| triggers.list.remove(at).3)
+                    };
+                    let Some(trigger) = next else { break };
+                    guard("a system event trigger", || {
+                        if let Some(d) = trigger() {
+                            // Only "before" triggers can hold an event; make
+                            // sure a failure here is not lost.
+                            let _ = d.add_errback(|f| log::error!("system event trigger failed: {f}"));
+                        }
+                    });
+                }
+            }
+            finally();
+        };
+        if waits.is_empty() {
+            rest();
+        } else {
+            let _ = DeferredList::new(waits).add_callback(move |results| {
+                for failure in results.into_iter().filter_map(Result::err) {
+                    log::error!("a before-{event:?} trigger failed: {failure}");
+                }
+                rest();
+            });
+        }
+    }
+
+    fn begin_shutdown(self: &Rc<Self>) {
+        self.stop_requested.set(false);
+        self.shutting_down.set(true);
+        let me = self.clone();
+        self.fire_event(
+            Event::Shutdown,
+            Box::new(|| {}),
+            Box::new(move || me.exit.set(true)),
+        );
+    }
+
+    /// One turn of the loop: thread calls, queued calls, due timers, poll, I/O.
+    fn iterate(self: &Rc<Self>, io: &Io, events: &mut Events, signals: Option<&mut SignalWatch>) {
+        if self.stop_requested.get() {
+            self.begin_shutdown();
+        }
+        for call in self.remote.drain() {
+            guard("a call from a thread", call);
+        }
+        let soon = std::mem::take(&mut *self.soon.borrow_mut());
+        for call in soon {
+            guard("a queued call", call);
+        }
+        let mark = self.timers.seq_mark();
+        let now = self.timers.now();
+        while let Some(call) = self.timers.pop_due(now, mark) {
+            guard("a timed call", call);
+            if self.exit.get() {
+                return;
+            }
+        }
+        if self.exit.get() {
+            return;
+        }
+
+        let busy = self.stop_requested.get() || !self.soon.borrow().is_empty() || !self.remote.is_empty();
+        let timeout = if busy {
+            Some(Duration::ZERO)
+        } else {
+            self.timers
+                .next_deadline()
+                .map(|deadline| deadline.saturating_sub(self.timers.now()))
+        };
+        let polled = io.poll.borrow_mut().poll(events, timeout);
+        if let Err(e) = polled {
+            if e.kind() != io::ErrorKind::Interrupted {
+                log::error!("poll failed: {e}");
+            }
+            return;
+        }
+        let mut signalled = false;
+        for event in events.iter() {
+            let token = event.token();
+            if token == WAKER_TOKEN {
+                continue;
+            }
+            if token == SIGNAL_TOKEN {
+                signalled = true;
+                continue;
+            }
+            let handler = self.sources.borrow().get(token);
+            if let Some(handler) = handler {
+                let ready = Ready::from_event(event);
+                guard("an I/O handler", || handler.ready(ready));
+            }
+        }
+        if signalled {
+            if let Some(watch) = signals {
+                if let Some(signal) = watch.pending() {
+                    log::info!("received {signal}, stopping the reactor");
+                    let _ = self.stop();
+                }
+            }
+        }
+    }
+
+    /// The number of registered I/O sources (for tests and leak checks).
+    pub(crate) fn source_count(&self) -> usize {
+        self.sources.borrow().len()
+    }
+}

@@ -1,0 +1,268 @@
+//! The reactor: one event loop per thread, reached through free functions
+//! (Twisted's global `reactor`).
+//!
+//! | Twisted | twined |
+//! |---|---|
+//! | `reactor.run()` / `stop()` / `crash()` | [`run`], [`stop`], [`crash`] (and [`run_with`] for options) |
+//! | `reactor.running`, `reactor.seconds()` | [`running`], [`seconds`] |
+//! | `reactor.callLater(d, f, *args)` | [`call_later(Duration, move \|\| f(args))`](call_later) -> [`DelayedCall`] |
+//! | `reactor.getDelayedCalls()` | [`get_delayed_calls`] |
+//! | `reactor.callWhenRunning(f)` | [`call_when_running`] |
+//! | `reactor.addSystemEventTrigger(phase, event, f)` | [`add_system_event_trigger`] / [`remove_system_event_trigger`] |
+//! | `reactor.callFromThread(f)` | [`handle()`](handle)`.call_from_thread(f)` |
+//!
+//! Differences from Twisted, all deliberate:
+//!
+//! - Time is monotonic ([`seconds`] counts from the reactor's creation, not the
+//!   epoch), and calls due at the same time run in the order they were
+//!   scheduled (Twisted issue 6718).
+//! - A stopped reactor can be run again (`ReactorNotRestartable` is gone).
+//! - A panic in a timed call, a trigger or an I/O callback is logged and the
+//!   loop goes on.
+//!
+//! ```
+//! use std::time::Duration;
+//! use twined::reactor;
+//!
+//! reactor::call_later(Duration::from_millis(10), || {
+//!     reactor::stop().unwrap();
+//! });
+//! reactor::run().unwrap();          // returns once stopped; may be run again
+//! ```
+
+mod core;
+mod remote;
+mod signals;
+pub(crate) mod sources;
+mod timers;
+
+use std::error::Error;
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+pub use remote::Handle;
+pub use timers::{DelayedCall, DelayedCallError};
+
+pub(crate) use self::core::{current as current_reactor, guard};
+pub(crate) use timers::TimerQueue;
+
+use crate::defer::Deferred;
+
+/// Errors of the reactor's own operations.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ReactorError {
+    /// `run()` was called while this thread's reactor was running
+    /// (Twisted's `ReactorAlreadyRunning`).
+    AlreadyRunning,
+    /// `stop()` was called while the reactor was not running or already
+    /// stopping (Twisted's `ReactorNotRunning`).
+    NotRunning,
+    /// The poller could not be created.
+    Io(io::Error),
+}
+
+impl fmt::Display for ReactorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReactorError::AlreadyRunning => f.write_str("the reactor is already running"),
+            ReactorError::NotRunning => f.write_str("the reactor is not running (or is already stopping)"),
+            ReactorError::Io(e) => write!(f, "the reactor could not start its poller: {e}"),
+        }
+    }
+}
+
+impl Error for ReactorError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            ReactorError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// When a system event trigger runs, relative to its event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// First; a trigger may return a Deferred that holds the event until it fires.
+    Before,
+    /// The event itself.
+    During,
+    /// Last.
+    After,
+}
+
+/// A system event (Twisted's `'startup'` and `'shutdown'`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// `run()` starting.
+    Startup,
+    /// `stop()` (or SIGINT/SIGTERM) shutting the reactor down.
+    Shutdown,
+}
+
+/// Identifies a system event trigger, for [`remove_system_event_trigger`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TriggerId(u64);
+
+/// Options for [`run_with`].
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Stop cleanly on SIGINT and SIGTERM while running (default `true`;
+    /// Twisted's `installSignalHandlers`).
+    pub install_signal_handlers: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            install_signal_handlers: true,
+        }
+    }
+}
+
+/// What a system event trigger may return: nothing, or a Deferred that holds a
+/// "before" phase until it fires.
+pub trait TriggerResult {
+    /// The Deferred to wait for, if any.
+    fn into_wait(self) -> Option<Deferred<()>>;
+}
+
+impl TriggerResult for () {
+    fn into_wait(self) -> Option<Deferred<()>> {
+        None
+    }
+}
+
+impl<T: 'static> TriggerResult for Deferred<T> {
+    fn into_wait(self) -> Option<Deferred<()>> {
+        Some(self.add_callback(|_| ()))
+    }
+}
+
+impl<T: 'static> TriggerResult for Option<Deferred<T>> {
+    fn into_wait(self) -> Option<Deferred<()>> {
+        self.map(|d| d.add_callback(|_| ()))
+    }
+}
+
+/// Runs this thread's reactor until [`stop`] (then the shutdown triggers run)
+/// or [`crash`]. SIGINT and SIGTERM stop it cleanly. A stopped reactor may be
+/// run again.
+pub fn run() -> Result<(), ReactorError> {
+    run_with(RunOptions::default())
+}
+
+/// [`run`] with options.
+pub fn run_with(options: RunOptions) -> Result<(), ReactorError> {
+    current_reactor().run(options)
+}
+
+/// Asks the reactor to stop. The shutdown triggers run after `stop` returns,
+/// then [`run`] returns. An error if the reactor is not running or is already
+/// stopping.
+pub fn stop() -> Result<(), ReactorError> {
+    current_reactor().stop()
+}
+
+/// Stops the loop at once, without running the shutdown triggers.
+pub fn crash() {
+    current_reactor().crash();
+}
+
+/// Whether the reactor is running (from the "during startup" phase until the
+/// loop exits).
+pub fn running() -> bool {
+    current_reactor().running()
+}
+
+/// Seconds on the reactor's monotonic clock (since the reactor was created).
+pub fn seconds() -> f64 {
+    current_reactor().timers.now().as_secs_f64()
+}
+
+/// Runs `f` once, `delay` from now, on the reactor thread.
+pub fn call_later(delay: Duration, f: impl FnOnce() + 'static) -> DelayedCall {
+    current_reactor().timers.call_later(delay, Box::new(f))
+}
+
+/// The pending timed calls, earliest first.
+pub fn get_delayed_calls() -> Vec<DelayedCall> {
+    current_reactor().timers.pending()
+}
+
+/// Runs `f` when the reactor is running: now if it is, else once it starts.
+pub fn call_when_running(f: impl FnOnce() + 'static) {
+    let reactor = current_reactor();
+    if reactor.running() {
+        f();
+    } else {
+        reactor.add_trigger(Phase::After, Event::Startup, Box::new(move || {
+            f();
+            None
+        }));
+    }
+}
+
+/// Adds a trigger for `event` in `phase` (Twisted's `addSystemEventTrigger`).
+/// A trigger runs once. A "before" trigger may return a Deferred; the event
+/// waits for it.
+///
+/// ```
+/// use twined::reactor::{self, Event, Phase};
+///
+/// reactor::add_system_event_trigger(Phase::Before, Event::Shutdown, || {
+///     println!("cleaning up");
+/// });
+/// reactor::call_when_running(|| reactor::stop().unwrap());
+/// reactor::run().unwrap();
+/// ```
+pub fn add_system_event_trigger<R: TriggerResult>(
+    phase: Phase,
+    event: Event,
+    f: impl FnOnce() -> R + 'static,
+) -> TriggerId {
+    current_reactor().add_trigger(phase, event, Box::new(move || f().into_wait()))
+}
+
+/// Removes a trigger that has not run yet; returns whether it was there.
+pub fn remove_system_event_trigger(id: TriggerId) -> bool {
+    current_reactor().remove_trigger(id)
+}
+
+/// A `Send + Clone` handle on this thread's reactor for other threads.
+pub fn handle() -> Handle {
+    Handle {
+        remote: current_reactor().remote.clone(),
+    }
+}
+
+/// A source of time and timed calls: the reactor ([`Current`]) or a
+/// [`task::Clock`](crate::task::Clock) (Twisted's `IReactorTime`). Code that
+/// takes one can be tested deterministically with a `Clock`.
+pub trait ReactorTime {
+    /// Time since the clock's start.
+    fn now(&self) -> Duration;
+    /// Runs `f` once, `delay` from now.
+    fn call_later_boxed(&self, delay: Duration, f: Box<dyn FnOnce()>) -> DelayedCall;
+}
+
+/// This thread's reactor as a [`ReactorTime`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Current;
+
+impl ReactorTime for Current {
+    fn now(&self) -> Duration {
+        current_reactor().timers.now()
+    }
+
+    fn call_later_boxed(&self, delay: Duration, f: Box<dyn FnOnce()>) -> DelayedCall {
+        current_reactor().timers.call_later(delay, f)
+    }
+}
+
+/// How many I/O sources are registered with this thread's reactor.
+pub fn source_count() -> usize {
+    current_reactor().source_count()
+}
