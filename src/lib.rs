@@ -80,7 +80,7 @@
 //! ## Out of scope
 //!
 //! HTTP/2, UDP, a DNS resolver of our own, and Windows.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)] // one audited exception: defer/value.rs (inline storage)
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 

@@ -17,7 +17,6 @@
 //! including its own. A step added while the chain runs is appended and run
 //! after the current one returns (the `running` flag).
 
-use std::any::Any;
 use std::backtrace::Backtrace;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -26,8 +25,7 @@ use std::rc::{Rc, Weak};
 
 use super::{debug, CancelledError, CircularChain, Failure};
 
-/// A value in the chain, with its type erased.
-pub(crate) type Value = Box<dyn Any>;
+pub(crate) use super::value::Value;
 /// A chain's current result.
 pub(crate) type Res = Result<Value, Failure>;
 
@@ -63,6 +61,56 @@ pub(crate) enum Link {
     Explicit,
 }
 
+/// A FIFO of steps that keeps the first few inline: most chains have one to
+/// three steps, and this saves the queue's allocation for them. Every inline
+/// step was pushed before every overflow step (a push goes inline only while
+/// the overflow is empty), so popping inline first keeps FIFO order.
+#[derive(Default)]
+struct Steps {
+    inline: [Option<Step>; INLINE_STEPS],
+    head: usize,
+    len: usize,
+    overflow: VecDeque<Step>,
+}
+
+const INLINE_STEPS: usize = 3;
+
+impl Steps {
+    #[inline]
+    fn push_back(&mut self, step: Step) {
+        if self.len < INLINE_STEPS && self.overflow.is_empty() {
+            let mut at = self.head + self.len;
+            if at >= INLINE_STEPS {
+                at -= INLINE_STEPS;
+            }
+            self.inline[at] = Some(step);
+            self.len += 1;
+        } else {
+            self.overflow.push_back(step);
+        }
+    }
+
+    #[inline]
+    fn pop_front(&mut self) -> Option<Step> {
+        if self.len > 0 {
+            let step = self.inline[self.head].take();
+            self.head += 1;
+            if self.head == INLINE_STEPS {
+                self.head = 0;
+            }
+            self.len -= 1;
+            step
+        } else {
+            self.overflow.pop_front()
+        }
+    }
+
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.len == 0 && self.overflow.is_empty()
+    }
+}
+
 /// The shared state of one Deferred. Lives behind an `Rc`; see the module docs.
 pub struct Chain {
     st: RefCell<State>,
@@ -77,7 +125,7 @@ struct State {
     cancelled: bool,
     /// Swallow one late result: set by a cancel without a canceller.
     suppress_late: bool,
-    steps: VecDeque<Step>,
+    steps: Steps,
     canceller: Option<Box<dyn FnOnce(Rc<Chain>)>>,
     /// The inner chain this one waits for (Twisted's `_chainedTo`).
     waiting_on: Option<Weak<Chain>>,
@@ -108,7 +156,7 @@ impl Chain {
                 running: false,
                 cancelled: false,
                 suppress_late: false,
-                steps: VecDeque::new(),
+                steps: Steps::default(),
                 canceller,
                 waiting_on: None,
                 debug: debug::capture().map(|created| {
@@ -303,7 +351,9 @@ pub(crate) fn cancel(chain: &Rc<Chain>) {
             if let Some(canceller) = canceller {
                 let target = current.clone();
                 if let Err(panic) = catch_unwind(AssertUnwindSafe(move || canceller(target))) {
-                    log::error!("a Deferred's canceller panicked; the Deferred fails with the panic");
+                    log::error!(
+                        "a Deferred's canceller panicked; the Deferred fails with the panic"
+                    );
                     let _ = fire(&current, Err(Failure::from_panic(panic)));
                 }
             }

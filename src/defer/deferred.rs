@@ -104,7 +104,7 @@ impl<T: 'static> Outcome<T> for Deferred<T> {
 
 #[inline]
 fn box_value<T: 'static>(value: T) -> Value {
-    Box::new(value)
+    Value::new(value)
 }
 
 /// Recovers the typed value. The handle types guarantee the chain's value has
@@ -112,8 +112,8 @@ fn box_value<T: 'static>(value: T) -> Value {
 /// failure on the chain (the runner catches it), never as a crash.
 #[inline]
 fn unbox<T: 'static>(value: Value) -> T {
-    match value.downcast::<T>() {
-        Ok(value) => *value,
+    match value.take::<T>() {
+        Ok(value) => value,
         Err(_) => panic!(
             "twined bug: a chain value is not a {}",
             std::any::type_name::<T>()
@@ -139,7 +139,10 @@ impl<T: 'static> Deferred<T> {
     /// ```
     pub fn new() -> (Deferred<T>, Trigger<T>) {
         let chain = Chain::new(None);
-        (Deferred::from_chain(chain.clone()), Trigger::from_chain(chain))
+        (
+            Deferred::from_chain(chain.clone()),
+            Trigger::from_chain(chain),
+        )
     }
 
     /// Like [`new`](Self::new), with a canceller that [`cancel`](Self::cancel)
@@ -165,7 +168,10 @@ impl<T: 'static> Deferred<T> {
             })
         });
         let chain = Chain::new(Some(canceller));
-        (Deferred::from_chain(chain.clone()), Trigger::from_chain(chain))
+        (
+            Deferred::from_chain(chain.clone()),
+            Trigger::from_chain(chain),
+        )
     }
 
     pub(crate) fn from_chain(chain: Rc<Chain>) -> Deferred<T> {
@@ -227,7 +233,9 @@ impl<T: 'static> Deferred<T> {
     /// Adds an errback that may recover (`Ok`), re-raise (`Err`, or `?` on
     /// [`Failure::trap`]) or return a Deferred to wait on.
     pub fn or_else<R: Outcome<T>>(self, f: impl FnOnce(Failure) -> R + 'static) -> Deferred<T> {
-        self.push(Step::Errback(Box::new(move |failure| f(failure).into_next())))
+        self.push(Step::Errback(Box::new(move |failure| {
+            f(failure).into_next()
+        })))
     }
 
     /// Adds a function that receives the result either way and produces a

@@ -53,6 +53,7 @@ mod error;
 mod failure;
 mod list;
 mod sync;
+mod value;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
