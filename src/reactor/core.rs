@@ -85,14 +85,24 @@ thread_local! {
 }
 
 /// The current thread's reactor.
+///
+/// While the thread exits, its reactor's thread-local is being destroyed, and
+/// dropping pending calls may run user code (a dropped `Trigger` errbacks its
+/// Deferred) that reaches for the reactor. Such code gets a throwaway reactor
+/// that never runs instead of a panic inside a thread-local destructor.
 pub(crate) fn current() -> Rc<Reactor> {
-    REACTOR.with(Rc::clone)
+    REACTOR
+        .try_with(Rc::clone)
+        .unwrap_or_else(|_| Rc::new(Reactor::new()))
 }
 
 /// Runs `f`, logging a panic instead of unwinding into the reactor.
 pub(crate) fn guard(what: &str, f: impl FnOnce()) {
     if let Err(panic) = catch_unwind(AssertUnwindSafe(f)) {
-        log::error!("{what} panicked: {}", Panicked::from_payload(panic).message());
+        log::error!(
+            "{what} panicked: {}",
+            Panicked::from_payload(panic).message()
+        );
     }
 }
 
@@ -155,7 +165,11 @@ impl Reactor {
 
     /// Deregisters `source` and frees its slot. Call it before closing the
     /// source.
-    pub(crate) fn deregister(&self, source: &mut (impl mio::event::Source + ?Sized), key: SourceKey) {
+    pub(crate) fn deregister(
+        &self,
+        source: &mut (impl mio::event::Source + ?Sized),
+        key: SourceKey,
+    ) {
         let removed = self.sources.borrow_mut().remove(key);
         if let Some(io) = self.io.borrow().as_ref() {
             if let Err(e) = io.registry.deregister(source) {
@@ -193,7 +207,8 @@ impl Reactor {
     }
 
     pub(crate) fn stop(&self) -> Result<(), ReactorError> {
-        if self.state.get() == State::Idle || self.stop_requested.get() || self.shutting_down.get() {
+        if self.state.get() == State::Idle || self.stop_requested.get() || self.shutting_down.get()
+        {
             return Err(ReactorError::NotRunning);
         }
         self.stop_requested.set(true);
@@ -261,7 +276,12 @@ impl Reactor {
     /// Fires the three phases of `event`: "before" triggers first; once every
     /// Deferred they returned has fired, `first_during`, the "during" and the
     /// "after" triggers, then `finally`.
-    fn fire_event(self: &Rc<Self>, event: Event, first_during: Box<dyn FnOnce()>, finally: Box<dyn FnOnce()>) {
+    fn fire_event(
+        self: &Rc<Self>,
+        event: Event,
+        first_during: Box<dyn FnOnce()>,
+        finally: Box<dyn FnOnce()>,
+    ) {
         let before = self.triggers.borrow_mut().take(event, Phase::Before);
         let mut waits = Vec::new();
         for trigger in before {
@@ -280,7 +300,10 @@ impl Reactor {
                 loop {
                     let next = {
                         let mut triggers = me.triggers.borrow_mut();
-                        let at = triggers.list.iter().position(|(e, p, _, _)| *e == event && *p == phase);
+                        let at = triggers
+                            .list
+                            .iter()
+                            .position(|(e, p, _, _)| *e == event && *p == phase);
                         at.map(|at| triggers.list.remove(at).3)
                     };
                     let Some(trigger) = next else { break };
@@ -288,7 +311,8 @@ impl Reactor {
                         if let Some(d) = trigger() {
                             // Only "before" triggers can hold an event; make
                             // sure a failure here is not lost.
-                            let _ = d.add_errback(|f| log::error!("system event trigger failed: {f}"));
+                            let _ =
+                                d.add_errback(|f| log::error!("system event trigger failed: {f}"));
                         }
                     });
                 }
@@ -342,7 +366,8 @@ impl Reactor {
             return;
         }
 
-        let busy = self.stop_requested.get() || !self.soon.borrow().is_empty() || !self.remote.is_empty();
+        let busy =
+            self.stop_requested.get() || !self.soon.borrow().is_empty() || !self.remote.is_empty();
         let timeout = if busy {
             Some(Duration::ZERO)
         } else {
