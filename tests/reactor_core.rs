@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use twined::reactor::{self, Event, Phase, ReactorError};
 
-fn record() -> (Rc<RefCell<Vec<&'static str>>>, impl Fn(&'static str) -> Box<dyn Fn()>) {
+fn record() -> (
+    Rc<RefCell<Vec<&'static str>>>,
+    impl Fn(&'static str) -> Box<dyn Fn()>,
+) {
     let log = Rc::new(RefCell::new(Vec::new()));
     let l = log.clone();
     (log, move |s| {
@@ -66,7 +69,10 @@ fn shutdown_phases_run_in_order_after_stop_returns() {
         l.borrow_mut().push("stop returned");
     });
     reactor::run().unwrap();
-    assert_eq!(*log.borrow(), ["stop returned", "before", "during", "after"]);
+    assert_eq!(
+        *log.borrow(),
+        ["stop returned", "before", "during", "after"]
+    );
 }
 
 #[test]
@@ -107,7 +113,9 @@ fn running_is_false_before_startup_and_true_during_and_after() {
     let seen = Rc::new(RefCell::new(Vec::new()));
     for phase in [Phase::Before, Phase::During, Phase::After] {
         let s = seen.clone();
-        reactor::add_system_event_trigger(phase, Event::Startup, move || s.borrow_mut().push(reactor::running()));
+        reactor::add_system_event_trigger(phase, Event::Startup, move || {
+            s.borrow_mut().push(reactor::running())
+        });
     }
     reactor::call_when_running(|| reactor::stop().unwrap());
     reactor::run().unwrap();

@@ -90,7 +90,13 @@ impl DeferredList {
         deferreds: impl IntoIterator<Item = Deferred<T>>,
         options: ListOptions,
     ) -> Deferred<Vec<Result<T, Failure>>> {
-        gather(deferreds, AllResults::<T> { results: Vec::new(), options })
+        gather(
+            deferreds,
+            AllResults::<T> {
+                results: Vec::new(),
+                options,
+            },
+        )
     }
 
     /// Fires with `(index, value)` of the first input to succeed (Twisted's
@@ -100,7 +106,13 @@ impl DeferredList {
     pub fn first_success<T: 'static>(
         deferreds: impl IntoIterator<Item = Deferred<T>>,
     ) -> Deferred<(usize, T)> {
-        gather(deferreds, FirstSuccess { failures: Vec::new(), cancel_losers: false })
+        gather(
+            deferreds,
+            FirstSuccess {
+                failures: Vec::new(),
+                cancel_losers: false,
+            },
+        )
     }
 }
 
@@ -136,7 +148,13 @@ pub fn gather_results<T: 'static>(
 /// assert_eq!(winner.result(), Some(Ok((1, "fast"))));
 /// ```
 pub fn race<T: 'static>(deferreds: impl IntoIterator<Item = Deferred<T>>) -> Deferred<(usize, T)> {
-    gather(deferreds, FirstSuccess { failures: Vec::new(), cancel_losers: true })
+    gather(
+        deferreds,
+        FirstSuccess {
+            failures: Vec::new(),
+            cancel_losers: true,
+        },
+    )
 }
 
 /// Decides what a gathering Deferred fires with.
@@ -145,7 +163,11 @@ trait Policy<T>: 'static {
     /// Called once, with the number of inputs.
     fn start(&mut self, len: usize);
     /// One input's result; `Some` fires the output now.
-    fn arrive(&mut self, index: usize, result: Result<T, Failure>) -> Option<Result<Self::Output, Failure>>;
+    fn arrive(
+        &mut self,
+        index: usize,
+        result: Result<T, Failure>,
+    ) -> Option<Result<Self::Output, Failure>>;
     /// Every input has arrived and none fired the output.
     fn finish(&mut self) -> Result<Self::Output, Failure>;
     /// A result that arrived after the output fired.
@@ -240,7 +262,11 @@ impl<T: 'static> Policy<T> for AllResults<T> {
         self.results.resize_with(len, || None);
     }
 
-    fn arrive(&mut self, index: usize, result: Result<T, Failure>) -> Option<Result<Self::Output, Failure>> {
+    fn arrive(
+        &mut self,
+        index: usize,
+        result: Result<T, Failure>,
+    ) -> Option<Result<Self::Output, Failure>> {
         if let Err(failure) = &result {
             if !self.options.consume_errors {
                 chain::report_failure(failure);
@@ -257,7 +283,10 @@ impl<T: 'static> Policy<T> for AllResults<T> {
     }
 
     fn finish(&mut self) -> Result<Self::Output, Failure> {
-        Ok(std::mem::take(&mut self.results).into_iter().flatten().collect())
+        Ok(std::mem::take(&mut self.results)
+            .into_iter()
+            .flatten()
+            .collect())
     }
 
     fn late(&mut self, result: Result<T, Failure>) {
@@ -280,7 +309,11 @@ impl<T: 'static> Policy<T> for AllValues<T> {
         self.values.resize_with(len, || None);
     }
 
-    fn arrive(&mut self, index: usize, result: Result<T, Failure>) -> Option<Result<Self::Output, Failure>> {
+    fn arrive(
+        &mut self,
+        index: usize,
+        result: Result<T, Failure>,
+    ) -> Option<Result<Self::Output, Failure>> {
         match result {
             Ok(value) => {
                 self.values[index] = Some(value);
@@ -291,7 +324,10 @@ impl<T: 'static> Policy<T> for AllValues<T> {
     }
 
     fn finish(&mut self) -> Result<Self::Output, Failure> {
-        Ok(std::mem::take(&mut self.values).into_iter().flatten().collect())
+        Ok(std::mem::take(&mut self.values)
+            .into_iter()
+            .flatten()
+            .collect())
     }
 }
 
@@ -307,7 +343,11 @@ impl<T: 'static> Policy<T> for FirstSuccess {
         self.failures.resize_with(len, || None);
     }
 
-    fn arrive(&mut self, index: usize, result: Result<T, Failure>) -> Option<Result<Self::Output, Failure>> {
+    fn arrive(
+        &mut self,
+        index: usize,
+        result: Result<T, Failure>,
+    ) -> Option<Result<Self::Output, Failure>> {
         match result {
             Ok(value) => Some(Ok((index, value))),
             Err(failure) => {
@@ -318,7 +358,10 @@ impl<T: 'static> Policy<T> for FirstSuccess {
     }
 
     fn finish(&mut self) -> Result<Self::Output, Failure> {
-        let failures = std::mem::take(&mut self.failures).into_iter().flatten().collect();
+        let failures = std::mem::take(&mut self.failures)
+            .into_iter()
+            .flatten()
+            .collect();
         Err(Failure::new(FailureGroup { failures }))
     }
 

@@ -39,7 +39,10 @@ impl<T: 'static> Waiters<T> {
     }
 
     /// Queues a new waiter on `owner`, whose `Waiters` `field` selects.
-    fn wait<S: 'static>(owner: &Rc<RefCell<S>>, field: fn(&mut S) -> &mut Waiters<T>) -> Deferred<T> {
+    fn wait<S: 'static>(
+        owner: &Rc<RefCell<S>>,
+        field: fn(&mut S) -> &mut Waiters<T>,
+    ) -> Deferred<T> {
         let weak: Weak<RefCell<S>> = Rc::downgrade(owner);
         let mut state = owner.borrow_mut();
         let waiters = field(&mut state);
@@ -374,7 +377,10 @@ impl<T: 'static> DeferredQueue<T> {
             drop(state);
             return Ok(succeed(value));
         }
-        if state.backlog.is_some_and(|backlog| state.waiters.len() >= backlog) {
+        if state
+            .backlog
+            .is_some_and(|backlog| state.waiters.len() >= backlog)
+        {
             return Err(QueueUnderflow);
         }
         drop(state);

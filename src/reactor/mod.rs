@@ -67,7 +67,9 @@ impl fmt::Display for ReactorError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ReactorError::AlreadyRunning => f.write_str("the reactor is already running"),
-            ReactorError::NotRunning => f.write_str("the reactor is not running (or is already stopping)"),
+            ReactorError::NotRunning => {
+                f.write_str("the reactor is not running (or is already stopping)")
+            }
             ReactorError::Io(e) => write!(f, "the reactor could not start its poller: {e}"),
         }
     }
@@ -198,10 +200,14 @@ pub fn call_when_running(f: impl FnOnce() + 'static) {
     if reactor.running() {
         f();
     } else {
-        reactor.add_trigger(Phase::After, Event::Startup, Box::new(move || {
-            f();
-            None
-        }));
+        reactor.add_trigger(
+            Phase::After,
+            Event::Startup,
+            Box::new(move || {
+                f();
+                None
+            }),
+        );
     }
 }
 

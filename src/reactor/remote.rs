@@ -23,7 +23,11 @@ impl Remote {
 
     pub(crate) fn push(&self, call: RemoteCall) {
         self.lock_queue().push_back(call);
-        let waker = self.waker.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let waker = self
+            .waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         if let Some(waker) = waker {
             if let Err(e) = waker.wake() {
                 log::error!("could not wake the reactor: {e}");

@@ -87,13 +87,19 @@ impl Sources {
             self.generations.resize(index + 1, 0);
         }
         let generation = self.generations[index];
-        entry.insert(Slot { generation, handler });
+        entry.insert(Slot {
+            generation,
+            handler,
+        });
         SourceKey { index, generation }
     }
 
     /// Frees the slot; later events with the old token are ignored.
     pub(crate) fn remove(&mut self, key: SourceKey) -> Option<Rc<dyn Handler>> {
-        let live = self.slots.get(key.index).is_some_and(|s| s.generation == key.generation);
+        let live = self
+            .slots
+            .get(key.index)
+            .is_some_and(|s| s.generation == key.generation);
         if !live {
             return None;
         }

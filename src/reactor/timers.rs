@@ -33,8 +33,12 @@ pub enum DelayedCallError {
 impl fmt::Display for DelayedCallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DelayedCallError::AlreadyCancelled => f.write_str("the delayed call was already cancelled"),
-            DelayedCallError::AlreadyCalled => f.write_str("the delayed call has already been called"),
+            DelayedCallError::AlreadyCancelled => {
+                f.write_str("the delayed call was already cancelled")
+            }
+            DelayedCallError::AlreadyCalled => {
+                f.write_str("the delayed call has already been called")
+            }
         }
     }
 }
@@ -240,7 +244,10 @@ impl Inner {
         let mut heap = self.heap.borrow_mut();
         if heap.len() > 64 && heap.len() > 2 * self.live.get() {
             let items = std::mem::take(&mut *heap).into_vec();
-            *heap = items.into_iter().filter(|Reverse(item)| item.is_live()).collect();
+            *heap = items
+                .into_iter()
+                .filter(|Reverse(item)| item.is_live())
+                .collect();
         }
     }
 }
