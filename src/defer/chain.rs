@@ -109,6 +109,16 @@ impl Steps {
     fn is_empty(&self) -> bool {
         self.len == 0 && self.overflow.is_empty()
     }
+
+    /// Empties the queue, dropping every step but keeping the target chains of
+    /// the `Continue` steps in `targets`.
+    fn drain_targets(&mut self, targets: &mut Vec<Rc<Chain>>) {
+        while let Some(step) = self.pop_front() {
+            if let Step::Continue(target, _) = step {
+                targets.push(target);
+            }
+        }
+    }
 }
 
 /// The shared state of one Deferred. Lives behind an `Rc`; see the module docs.
@@ -256,6 +266,19 @@ impl Drop for Chain {
         let st = self.st.get_mut();
         if let Some(Err(failure)) = st.result.take() {
             report_unhandled(&failure, st.debug.as_deref());
+        }
+        // The chains this one would have handed its result to (its `Continue`
+        // steps) may have no other owner, and each may own the next one the
+        // same way: a million chains waiting on one that can never fire. Free
+        // such a line link by link here rather than one nested `drop` per link,
+        // which would overflow the stack.
+        let mut targets = Vec::new();
+        st.steps.drain_targets(&mut targets);
+        while let Some(target) = targets.pop() {
+            if let Ok(mut chain) = Rc::try_unwrap(target) {
+                chain.st.get_mut().steps.drain_targets(&mut targets);
+                // `chain` is dropped here, with no `Continue` step left.
+            }
         }
     }
 }
