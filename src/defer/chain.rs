@@ -137,7 +137,9 @@ struct State {
     suppress_late: bool,
     steps: Steps,
     canceller: Option<Box<dyn FnOnce(Rc<Chain>)>>,
-    /// The inner chain this one waits for (Twisted's `_chainedTo`).
+    /// The chain this one waits for (Twisted's `_chainedTo`): once fired,
+    /// the inner chain a step returned; before, the chain that
+    /// `chain_deferred` will fire it from.
     waiting_on: Option<Weak<Chain>>,
     debug: Option<Box<DebugInfo>>,
 }
@@ -214,6 +216,16 @@ impl Chain {
         };
         if runnable {
             run(self.clone());
+        }
+    }
+
+    /// Records that this chain, unfired, will be fired by `source`
+    /// (`chain_deferred`), for `is_waiting` and `Debug`. `cancel` only follows
+    /// `waiting_on` from a fired chain, so this never redirects a cancel.
+    pub(crate) fn record_source(&self, source: &Rc<Chain>) {
+        let mut st = self.st.borrow_mut();
+        if !st.called {
+            st.waiting_on = Some(Rc::downgrade(source));
         }
     }
 
@@ -324,6 +336,8 @@ pub(crate) fn fire(chain: &Rc<Chain>, result: Res) -> Result<(), Res> {
         }
         st.called = true;
         st.result = Some(result);
+        // Fired some other way (a cancel) than by its `chain_deferred` source.
+        st.waiting_on = None;
         if let Some(info) = st.debug.as_mut() {
             info.fired = Some(Backtrace::force_capture());
         }
@@ -365,6 +379,11 @@ pub(crate) fn cancel(chain: &Rc<Chain>) {
     loop {
         let mut st = current.st.borrow_mut();
         if !st.called {
+            if st.cancelled {
+                // Cancelled and not fired: its canceller is running now and
+                // may still fire it; a re-entrant cancel changes nothing.
+                return;
+            }
             st.cancelled = true;
             let canceller = st.canceller.take();
             if canceller.is_none() {
@@ -416,19 +435,15 @@ fn run_steps(chain: &Rc<Chain>, pending: &mut Vec<Rc<Chain>>) {
     }
     loop {
         let mut st = chain.st.borrow_mut();
-        if st.paused > 0 {
+        // No result: the chain still waits on an inner chain (an unbalanced
+        // `unpause` took the wait's pause away); its steps run when the inner
+        // chain delivers. (A result moved on by `Continue` cannot be followed
+        // by a step: the handle that adds steps was consumed to make it.)
+        if st.paused > 0 || st.result.is_none() || st.steps.is_empty() {
             break;
         }
-        let Some(step) = st.steps.pop_front() else {
-            break;
-        };
-        let Some(result) = st.result.take() else {
-            // The result has been moved to another chain. Nothing can follow a
-            // `Continue` (the typed handle that adds steps was consumed to make
-            // it), so this is unreachable; drop the step rather than panic.
-            drop(st);
-            drop(step);
-            continue;
+        let (Some(step), Some(result)) = (st.steps.pop_front(), st.result.take()) else {
+            break; // both were just checked
         };
         if let Step::Continue(target, link) = step {
             let more = !st.steps.is_empty();
@@ -517,6 +532,7 @@ fn deliver(target: &Rc<Chain>, result: Res, link: Link) -> bool {
                 } else {
                     st.called = true;
                     st.result = Some(result);
+                    st.waiting_on = None;
                     if let Some(info) = st.debug.as_mut() {
                         info.fired = Some(Backtrace::force_capture());
                     }

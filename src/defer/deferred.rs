@@ -290,6 +290,7 @@ impl<T: 'static> Deferred<T> {
     /// ```
     pub fn chain_deferred(self, mut trigger: Trigger<T>) {
         if let Some(target) = trigger.chain.take() {
+            target.record_source(&self.chain);
             self.chain.push(Step::Continue(target, Link::Explicit));
         }
     }
@@ -335,8 +336,9 @@ impl<T: 'static> Deferred<T> {
         self.chain.snapshot().has_result
     }
 
-    /// Whether the chain waits on a Deferred returned by one of its callbacks
-    /// (Twisted's `_chainedTo` is set).
+    /// Whether the chain waits on another Deferred (Twisted's `_chainedTo` is
+    /// set): one returned by one of its callbacks, or, until it fires, the one
+    /// [`chain_deferred`](Self::chain_deferred) will fire it from.
     pub fn is_waiting(&self) -> bool {
         self.chain.snapshot().waiting_on.is_some()
     }
