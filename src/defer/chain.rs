@@ -284,6 +284,9 @@ impl Drop for Chain {
         // same way: a million chains waiting on one that can never fire. Free
         // such a line link by link here rather than one nested `drop` per link,
         // which would overflow the stack.
+        if st.steps.is_empty() {
+            return; // the usual case: nothing left to run
+        }
         let mut targets = Vec::new();
         st.steps.drain_targets(&mut targets);
         while let Some(target) = targets.pop() {
@@ -426,24 +429,33 @@ pub(crate) fn run(start: Rc<Chain>) {
 /// Runs the steps of one chain until it finishes, pauses, waits on an inner
 /// chain, or hands its result to another chain (pushed on `pending`).
 fn run_steps(chain: &Rc<Chain>, pending: &mut Vec<Rc<Chain>>) {
-    {
+    // The result stays in this local while the steps run (no user code can
+    // look at it between two steps) and goes back into the chain when the
+    // loop stops. No result: the chain still waits on an inner chain (an
+    // unbalanced `unpause` took the wait's pause away); its steps run when
+    // the inner chain delivers.
+    let mut result = {
         let mut st = chain.st.borrow_mut();
-        if st.running || st.paused > 0 || !st.called {
+        if st.running || st.paused > 0 || !st.called || st.steps.is_empty() {
             return;
         }
+        let Some(result) = st.result.take() else {
+            return;
+        };
         st.running = true;
-    }
+        result
+    };
     loop {
         let mut st = chain.st.borrow_mut();
-        // No result: the chain still waits on an inner chain (an unbalanced
-        // `unpause` took the wait's pause away); its steps run when the inner
-        // chain delivers. (A result moved on by `Continue` cannot be followed
-        // by a step: the handle that adds steps was consumed to make it.)
-        if st.paused > 0 || st.result.is_none() || st.steps.is_empty() {
-            break;
-        }
-        let (Some(step), Some(result)) = (st.steps.pop_front(), st.result.take()) else {
-            break; // both were just checked
+        let step = if st.paused > 0 {
+            None
+        } else {
+            st.steps.pop_front()
+        };
+        let Some(step) = step else {
+            st.result = Some(result);
+            st.running = false;
+            return;
         };
         if let Step::Continue(target, link) = step {
             let more = !st.steps.is_empty();
@@ -460,17 +472,17 @@ fn run_steps(chain: &Rc<Chain>, pending: &mut Vec<Rc<Chain>>) {
             return;
         }
         drop(st);
-        let next = invoke(step, result);
-        let result = match next {
+        result = match invoke(step, result) {
             Next::Ready(result) => result,
             Next::Wait(inner) => match wait_on(chain, inner, pending) {
                 Some(result) => result,
-                None => break,
+                None => {
+                    chain.st.borrow_mut().running = false;
+                    return;
+                }
             },
         };
-        chain.st.borrow_mut().result = Some(result);
     }
-    chain.st.borrow_mut().running = false;
 }
 
 /// Calls one step's function, turning a panic into a `Panicked` failure.
