@@ -32,7 +32,9 @@ pub(crate) type Res = Result<Value, Failure>;
 /// What a step produced: a result now, or a Deferred to wait for.
 ///
 /// Public only so that the `Outcome` trait can name it; it cannot be built or
-/// matched outside the crate.
+/// matched outside the crate (it cannot be named there), which is why its
+/// crate-private payload is fine.
+#[allow(private_interfaces)]
 pub enum Next {
     #[doc(hidden)]
     Ready(Res),

@@ -181,7 +181,9 @@ mod tests {
     #[test]
     fn wrong_type_gives_the_value_back_intact() {
         let v = Value::new(String::from("keep"));
-        let v = v.take::<u64>().err().expect("not a u64");
+        let Err(v) = v.take::<u64>() else {
+            panic!("a String is not a u64")
+        };
         assert_eq!(v.take::<String>().ok().as_deref(), Some("keep"));
     }
 
