@@ -1521,6 +1521,44 @@ fn item_44_cancel_lock_waiter() {
     assert!(!lock.locked(), "the cancelled waiter did not get the lock");
 }
 
+/// A holder that releases the lock from inside the callback that gave it the
+/// lock (while an earlier release is still handing the lock on) passes it to
+/// the next waiter as soon as that callback returns, not in the middle of it:
+/// the hand-over runs in a loop, in constant stack (see
+/// `tests/defer_stack.rs`). Re-acquiring there queues behind the others.
+#[test]
+fn lock_released_during_a_handoff_goes_to_the_next_waiter_in_order() {
+    let lock = DeferredLock::new();
+    let order = calls();
+    let first = lock.acquire().result().unwrap().unwrap();
+    let (o, l) = (order.clone(), lock.clone());
+    let again = Rc::new(RefCell::new(None));
+    let a = again.clone();
+    let _w1 = lock.acquire().add_callback(move |guard| {
+        o.borrow_mut().push("w1 got it");
+        drop(guard);
+        o.borrow_mut().push("w1 released");
+        let o2 = o.clone();
+        *a.borrow_mut() = Some(l.acquire().add_callback(move |guard| {
+            o2.borrow_mut().push("w1 again");
+            guard
+        }));
+    });
+    let o = order.clone();
+    let _w2 = lock.acquire().add_callback(move |guard| {
+        o.borrow_mut().push("w2 got it");
+        drop(guard);
+    });
+    drop(first);
+    assert_eq!(
+        taken(&order),
+        ["w1 got it", "w1 released", "w2 got it", "w1 again"]
+    );
+    assert!(lock.locked(), "held by w1's second acquire");
+    drop(again.borrow_mut().take());
+    assert!(!lock.locked());
+}
+
 /// Item 45 — D `testSemaphore`, `test_semaphoreInvalidTokens`: a semaphore caps
 /// concurrency at N (max concurrency observed is N), and zero tokens is an
 /// error.

@@ -8,7 +8,7 @@
 
 use std::thread;
 
-use twined::defer::{Deferred, Trigger, TriggerDropped};
+use twined::defer::{Deferred, DeferredLock, DeferredSemaphore, Trigger, TriggerDropped};
 
 const LINKS: usize = 1_000_000;
 const STACK: usize = 256 * 1024;
@@ -256,4 +256,45 @@ fn freeing_a_million_link_chain_deferred_line_behind_a_paused_head() {
         current.called()
     });
     assert!(!called);
+}
+
+/// A lock with a hundred thousand queued `run`s whose functions finish at
+/// once: each holder releases the lock inside the callback that gave it the
+/// lock. The hand-over must not nest one level per waiter (it used to, and
+/// overflowed an 8 MiB stack at about 10,000 waiters).
+#[test]
+fn lock_handed_through_100k_synchronous_waiters() {
+    let (order_ok, locked) = on_small_stack(|| {
+        let lock = DeferredLock::new();
+        let first = lock.acquire().result().unwrap().unwrap();
+        let results: Vec<Deferred<usize>> = (0..100_000).map(|i| lock.run(move || Ok(i))).collect();
+        drop(first);
+        let order_ok = results
+            .into_iter()
+            .enumerate()
+            .all(|(i, d)| d.result() == Some(Ok(i)));
+        (order_ok, lock.locked())
+    });
+    assert!(order_ok);
+    assert!(!locked);
+}
+
+/// The same for a semaphore with two tokens.
+#[test]
+fn semaphore_handed_through_100k_synchronous_waiters() {
+    let (order_ok, tokens) = on_small_stack(|| {
+        let sem = DeferredSemaphore::new(2).unwrap();
+        let a = sem.acquire().result().unwrap().unwrap();
+        let b = sem.acquire().result().unwrap().unwrap();
+        let results: Vec<Deferred<usize>> = (0..100_000).map(|i| sem.run(move || Ok(i))).collect();
+        drop(a);
+        drop(b);
+        let order_ok = results
+            .into_iter()
+            .enumerate()
+            .all(|(i, d)| d.result() == Some(Ok(i)));
+        (order_ok, sem.tokens())
+    });
+    assert!(order_ok);
+    assert_eq!(tokens, 2);
 }
