@@ -121,6 +121,12 @@ impl<T: 'static> Waiters<T> {
 /// waiters are served in order; dropping the guard releases the lock.
 /// Cloning gives another handle on the same lock.
 ///
+/// Unlike Twisted's, handing the lock on never recurses: a guard dropped
+/// inside the callback that received it passes the lock to the next waiter
+/// when that callback returns, so any number of waiters that finish
+/// synchronously run in constant stack. The same holds for
+/// [`DeferredSemaphore`].
+///
 /// ```
 /// use twined::defer::DeferredLock;
 ///
