@@ -26,7 +26,8 @@
 //!   dropped unfired errbacks its Deferred with [`TriggerDropped`] instead of
 //!   leaving it waiting forever.
 //! - Chains of any length run in constant stack, including `chain_deferred`
-//!   (Twisted's recurses).
+//!   (Twisted's recurses), and so does handing a `DeferredLock` or
+//!   `DeferredSemaphore` through any number of waiters.
 //! - An unhandled failure is logged when the last reference to its chain is
 //!   dropped: deterministic, not at the garbage collector's leisure.
 //! - A panicking canceller fails the Deferred with the panic instead of leaving
