@@ -57,15 +57,15 @@
 //! | `d.addCallback(f)` | `d.add_callback(f)` when `f` returns a value; `d.and_then(f)` when it may raise (`Err`/`?`) or returns a Deferred |
 //! | `d.addErrback(f)` / `addBoth` / `addCallbacks(f, g)` | `d.add_errback(f)` or `d.or_else(f)` / `add_both` or `then` / `add_callbacks(f, g)` |
 //! | callback returns a Deferred (chaining) | `and_then(\|v\| other_deferred)`: the outer chain waits for the inner one |
-//! | `d.pause()` / `d.unpause()` / `d.cancel()` / `d.addTimeout(t, reactor)` | `d.pause()` / `d.unpause()` / `d.cancel()` / `d.add_timeout(Duration)` |
+//! | `d.pause()` / `d.unpause()` / `d.cancel()` / `d.addTimeout(t, clock, onTimeoutCancel)` | `d.pause()` / `d.unpause()` / `d.cancel()` / `d.add_timeout(Duration)` (`add_timeout_on(&clock, t)`, `add_timeout_with(&clock, t, f)`; fails with `TimeoutError`) |
 //! | `d.chainDeferred(d2)` | `d.chain_deferred(trigger2)` |
 //! | `defer.succeed(v)` / `defer.fail(e)` / `defer.maybeDeferred(f)` | `defer::succeed(v)` / `defer::fail(e)` / `defer::maybe_deferred(f)` |
 //! | `DeferredList(ds, fireOnOneCallback, fireOnOneErrback, consumeErrors)` | `DeferredList::new(ds)`, `DeferredList::with_options(ds, ListOptions)`, `DeferredList::first_success(ds)`; results `Vec<Result<T, Failure>>` in input order |
 //! | `defer.gatherResults(ds)` / `defer.race(ds)` | `defer::gather_results(ds)` (errback `FirstError { index, failure }`) / `defer::race(ds)` |
 //! | `DeferredLock`, `DeferredSemaphore(n).run(f)`, `DeferredQueue` | the same names in `twined::defer` (guards release on drop) |
 //! | `@inlineCallbacks` / `ensureDeferred(coro)` | `defer::ensure_deferred(async move { ... })`; `Deferred<T>` is a `Future` |
-//! | `task.react(main)` | `task::react(main)` |
-//! | `task.deferLater`, `LoopingCall`, `coiterate`/`Cooperator`, `Clock` | `task::defer_later`, `task::LoopingCall`, `task::coiterate`/`Cooperator`, `task::Clock` |
+//! | `task.react(main)` | `task::react(main)` (returns main's result; `task::exit_code` maps it to 0, 1 or a `SystemExit` code) |
+//! | `task.deferLater`, `LoopingCall(f)`, `LoopingCall.withCount(f)`, `coiterate`/`cooperate`/`Cooperator`, `Clock` | `task::defer_later`, `task::LoopingCall::new(f)`, `LoopingCall::with_count(f)`, `task::coiterate`/`cooperate`/`Cooperator`, `task::Clock` |
 //! | `Failure.trap(E)` / `check(E)` / `value` / `getErrorMessage()` | `failure.trap::<E>()` / `check::<E>()` / `downcast_ref::<E>()` / `Display` |
 //! | `defer.setDebugging(True)` | `defer::set_debugging(true)` |
 //! | `client.getPage(url, ...)` / `downloadPage(url, file)` | `web::client::get_page(url)` / `get_page_with(url, PageOptions)` / `download_page(url, path)` |

@@ -10,6 +10,7 @@
 //! | `d.addErrback(f)` | [`d.add_errback(f)`](Deferred::add_errback), or [`d.or_else(f)`](Deferred::or_else) when `f` may re-raise |
 //! | `d.addBoth(f)` / `d.addCallbacks(f, g)` | [`add_both`](Deferred::add_both) or [`then`](Deferred::then) / [`add_callbacks`](Deferred::add_callbacks) |
 //! | `d.pause()` / `d.unpause()` / `d.cancel()` | the same names |
+//! | `d.addTimeout(t, clock, onTimeoutCancel)` | [`d.add_timeout(t)`](Deferred::add_timeout), [`add_timeout_on(&clock, t)`](Deferred::add_timeout_on), [`add_timeout_with(&clock, t, f)`](Deferred::add_timeout_with); fails with [`TimeoutError`] |
 //! | `d.chainDeferred(d2)` | [`d.chain_deferred(trigger2)`](Deferred::chain_deferred) |
 //! | `d.called`, `d.paused`, `d.result` | [`called()`](Deferred::called), [`paused()`](Deferred::paused), [`result()`](Deferred::result) / [`try_result()`](Deferred::try_result) |
 //! | `succeed(v)` / `fail(e)` / `maybeDeferred(f)` | [`succeed`], [`fail`], [`maybe_deferred`] |
@@ -54,6 +55,7 @@ mod error;
 mod failure;
 mod list;
 mod sync;
+mod timeout;
 mod value;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -67,6 +69,7 @@ pub use error::{
 pub use failure::{Failure, FailureError, Message, Panicked};
 pub use list::{gather_results, race, DeferredList, ListOptions};
 pub use sync::{DeferredLock, DeferredQueue, DeferredSemaphore, LockGuard, SemaphoreGuard};
+pub use timeout::TimeoutError;
 
 /// A Deferred that has already fired with `value` (Twisted's `succeed`);
 /// callbacks added to it run at once.

@@ -45,7 +45,7 @@ pub use remote::Handle;
 pub use timers::{DelayedCall, DelayedCallError};
 
 pub(crate) use self::core::{current as current_reactor, guard};
-pub(crate) use timers::TimerQueue;
+pub(crate) use timers::{TimerQueue, WeakDelayedCall};
 
 use crate::defer::Deferred;
 

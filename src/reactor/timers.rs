@@ -136,12 +136,34 @@ impl DelayedCall {
         self.entry.deadline.get()
     }
 
+    /// A handle that does not keep the call (and what its function owns)
+    /// alive once its clock has dropped it.
+    pub(crate) fn downgrade(&self) -> WeakDelayedCall {
+        WeakDelayedCall {
+            entry: Rc::downgrade(&self.entry),
+        }
+    }
+
     fn check_pending(&self) -> Result<(), DelayedCallError> {
         match self.entry.state.get() {
             CallState::Pending => Ok(()),
             CallState::Called => Err(DelayedCallError::AlreadyCalled),
             CallState::Cancelled => Err(DelayedCallError::AlreadyCancelled),
         }
+    }
+}
+
+/// A [`DelayedCall`] that its holder does not keep alive: for state that the
+/// call's own function owns, where a strong handle would form a cycle.
+#[derive(Clone)]
+pub(crate) struct WeakDelayedCall {
+    entry: Weak<Entry>,
+}
+
+impl WeakDelayedCall {
+    /// The call, unless its clock has dropped it (it ran, or the clock is gone).
+    pub(crate) fn upgrade(&self) -> Option<DelayedCall> {
+        self.entry.upgrade().map(|entry| DelayedCall { entry })
     }
 }
 
