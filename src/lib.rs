@@ -87,3 +87,4 @@
 pub mod defer;
 pub mod reactor;
 pub mod task;
+pub mod utils;

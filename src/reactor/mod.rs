@@ -10,6 +10,9 @@
 //! | `reactor.callWhenRunning(f)` | [`call_when_running`] |
 //! | `reactor.addSystemEventTrigger(phase, event, f)` | [`add_system_event_trigger`] / [`remove_system_event_trigger`] |
 //! | `reactor.callFromThread(f)` | [`handle()`](handle)`.call_from_thread(f)` |
+//! | `reactor.addReader(obj)` / `addWriter` / `removeReader` / `removeWriter` | [`add_reader(&fd, callback)`](add_reader), [`add_writer`], [`remove_reader`], [`remove_writer`] (any `AsRawFd`; level-triggered) |
+//! | `reactor.removeAll()`, `getReaders()`, `getWriters()` | [`remove_all`], [`get_readers`], [`get_writers`] |
+//! | `reactor.spawnProcess(proto, exe, args, env, path)` | [`spawn_process(program, args, ProcessOptions { env, cwd }, protocol)`](spawn_process) -> [`ProcessTransport`] |
 //!
 //! Differences from Twisted, all deliberate:
 //!
@@ -31,6 +34,8 @@
 //! ```
 
 mod core;
+mod fds;
+pub mod process;
 mod remote;
 mod signals;
 pub(crate) mod sources;
@@ -41,6 +46,14 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+pub use fds::{
+    add_reader, add_writer, get_readers, get_writers, remove_all, remove_reader, remove_writer,
+    RemovedFds,
+};
+pub use process::{
+    spawn_process, ExitStatus, ProcessError, ProcessOptions, ProcessProtocol, ProcessTransport,
+    Signal,
+};
 pub use remote::Handle;
 pub use timers::{DelayedCall, DelayedCallError};
 
