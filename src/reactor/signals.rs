@@ -8,8 +8,8 @@
 //! is watching: outside `run()`, Ctrl-C still kills the program.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use mio::{Interest, Registry};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -19,8 +19,19 @@ use super::sources::SIGNAL_TOKEN;
 
 /// True while no reactor watches the signals: the default action applies.
 static UNWATCHED: AtomicBool = AtomicBool::new(true);
-/// How many reactors (threads) watch the signals now.
-static WATCHERS: AtomicUsize = AtomicUsize::new(0);
+/// How many reactors (threads) watch the signals now. `UNWATCHED` changes
+/// only under this lock: with two atomics, a reactor stopping on one thread
+/// while another starts could leave `UNWATCHED` true under a running reactor,
+/// and the next SIGINT would kill the process instead of stopping it.
+static WATCHERS: Mutex<usize> = Mutex::new(0);
+
+fn watchers() -> std::sync::MutexGuard<'static, usize> {
+    // The count stays consistent even if a holder panicked (it cannot: the
+    // critical sections only add, subtract and store).
+    WATCHERS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 static DEFAULTS: OnceLock<io::Result<()>> = OnceLock::new();
 
 fn install_defaults() -> io::Result<()> {
@@ -45,7 +56,8 @@ impl SignalWatch {
         install_defaults()?;
         let mut signals = Signals::new([SIGINT, SIGTERM])?;
         registry.register(&mut signals, SIGNAL_TOKEN, Interest::READABLE)?;
-        WATCHERS.fetch_add(1, Ordering::SeqCst);
+        let mut count = watchers();
+        *count += 1;
         UNWATCHED.store(false, Ordering::SeqCst);
         Ok(SignalWatch { signals })
     }
@@ -67,7 +79,9 @@ impl SignalWatch {
         if let Err(e) = registry.deregister(&mut self.signals) {
             log::debug!("could not deregister the signal pipe: {e}");
         }
-        if WATCHERS.fetch_sub(1, Ordering::SeqCst) == 1 {
+        let mut count = watchers();
+        *count = count.saturating_sub(1);
+        if *count == 0 {
             UNWATCHED.store(true, Ordering::SeqCst);
         }
     }
