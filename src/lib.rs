@@ -47,11 +47,11 @@
 //! | `reactor.addSystemEventTrigger('before', 'shutdown', f)` | `reactor::add_system_event_trigger(Phase::Before, Event::Shutdown, f)` (f may return a Deferred that holds shutdown) |
 //! | `reactor.callFromThread(f)` | `reactor::handle().call_from_thread(f)` (the handle is `Send + Clone`) |
 //! | `threads.deferToThread(f)` / `reactor.callInThread(f)` | `threads::defer_to_thread(f)` / `threads::call_in_thread(f)` |
-//! | `reactor.addReader(obj)` | `reactor::add_reader(&fd, callback)`, `add_writer`, `remove_reader`, `remove_writer`, `remove_all` |
+//! | `reactor.addReader(obj)` | [`reactor::add_reader(&fd, callback)`](reactor::add_reader), [`add_writer`](reactor::add_writer), [`remove_reader`](reactor::remove_reader), [`remove_writer`](reactor::remove_writer), [`remove_all`](reactor::remove_all) (any `AsRawFd`, level-triggered like Twisted's) |
 //! | `reactor.listenTCP(port, factory)` / `connectTCP(host, port, factory)` | `reactor::listen_tcp(addr, factory)` / `reactor::connect_tcp(host, port, factory)` |
 //! | `Protocol.connectionMade/dataReceived/connectionLost` | `protocol::Protocol { connection_made, data_received, connection_lost }` |
 //! | `transport.write/writeSequence/loseConnection/abortConnection/getPeer` | `Transport::write/write_sequence/lose_connection/abort_connection/peer` |
-//! | `reactor.spawnProcess` / `utils.getProcessOutput` | `reactor::spawn_process` / `utils::get_process_output` |
+//! | `reactor.spawnProcess(proto, exe, args, env, path)` / `utils.getProcessOutput` | [`reactor::spawn_process(program, args, ProcessOptions { env, cwd }, proto)`](reactor::spawn_process) with a [`ProcessProtocol`](reactor::ProcessProtocol) / [`utils::get_process_output`] (also errbacks on a failing exit status) |
 //! | `d = Deferred()` | `let (d, trigger) = Deferred::new();` |
 //! | `d.callback(v)` / `d.errback(e)` | `trigger.callback(v)` / `trigger.errback(e)` (consumes the trigger: firing twice does not compile) |
 //! | `d.addCallback(f)` | `d.add_callback(f)` when `f` returns a value; `d.and_then(f)` when it may raise (`Err`/`?`) or returns a Deferred |

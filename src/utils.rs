@@ -7,7 +7,7 @@
 //! | `getProcessOutputAndValue(exe, args, env, path)` | [`get_process_output_and_value`] / [`get_process_output_and_value_with`] -> `Deferred<ProcessOutput>` |
 //! | `getProcessValue(exe, args, env, path)` | [`get_process_value`] -> `Deferred<ExitStatus>` |
 //!
-//! All run the program through [`reactor::spawn_process`](crate::reactor::spawn_process)
+//! All run the program through [`reactor::spawn_process`]
 //! with an empty stdin (closed at once), so the reactor must run for them to
 //! fire. A program that cannot be started errbacks with
 //! [`ProcessError::Spawn`](crate::reactor::ProcessError::Spawn).

@@ -359,3 +359,23 @@ fn adding_twice_replaces_and_keeps_one_registration() {
     assert!(reactor::remove_writer(&*ours));
     assert_eq!(reactor::source_count(), start);
 }
+
+#[test]
+fn a_writer_on_a_hung_up_socket_is_called_and_its_write_fails() {
+    let start = reactor::source_count();
+    let (ours, theirs) = pair();
+    drop(theirs);
+    let error = Rc::new(RefCell::new(None));
+    let (s, e) = (ours.clone(), error.clone());
+    reactor::add_writer(&*ours, move || {
+        if let Err(err) = (&*s).write(b"into the void") {
+            *e.borrow_mut() = Some(err.kind());
+            reactor::remove_writer(&*s);
+            reactor::stop().unwrap();
+        }
+    })
+    .unwrap();
+    run_bounded();
+    assert_eq!(*error.borrow(), Some(ErrorKind::BrokenPipe));
+    assert_eq!(reactor::source_count(), start);
+}

@@ -397,3 +397,30 @@ fn fifty_concurrent_processes_all_complete() {
     }
     assert_eq!(reactor::source_count(), start);
 }
+
+#[test]
+fn a_child_that_stops_reading_stdin_breaks_the_pipe_cleanly() {
+    let start = reactor::source_count();
+    let log = Rc::new(RefCell::new(Log::default()));
+    let mut protocol = Recorder::new(&log);
+    protocol.on_start = Some(Box::new(|t: &ProcessTransport| {
+        // `head` takes one byte and exits; the rest of the megabyte has
+        // nowhere to go.
+        t.write(&vec![b'x'; 1024 * 1024]);
+    }));
+    let transport =
+        reactor::spawn_process("head", ["-c", "1"], ProcessOptions::default(), protocol).unwrap();
+    run_bounded();
+    let log = log.borrow();
+    assert_eq!(log.stdout, b"x");
+    assert_eq!(log.status, Some(ExitStatus::Exited(0)));
+    assert!(
+        log.events.iter().any(|e| e == "in lost"),
+        "{:?}",
+        log.events
+    );
+    assert_eq!(transport.stdin_buffered(), 0);
+    // Writing now is dropped quietly.
+    transport.write(b"late");
+    assert_eq!(reactor::source_count(), start);
+}

@@ -13,8 +13,8 @@
 //! writable (remove it when there is nothing left to write, as in Twisted).
 //!
 //! **Hang-ups and errors.** When the peer hangs up or the fd reports an error,
-//! the reader is called (its `read` returns 0 bytes, or the error); a writer
-//! is called too (its `write` fails). A callback that sees end-of-file must
+//! the reader is called (its `read` returns 0 bytes, or the error); when the
+//! fd can no longer be written, the writer is called (its `write` fails). A callback that sees end-of-file must
 //! remove itself (or the fd): otherwise, level-triggered, it is called again
 //! on every iteration. Twisted would call `connectionLost` instead; a raw
 //! callback has no such method.
@@ -116,11 +116,10 @@ struct FdHandler {
 impl Handler for FdHandler {
     fn ready(&self, ready: Ready) {
         let fd = self.fd;
-        let hung_up = ready.error || ready.read_closed || ready.write_closed;
-        if ready.readable || hung_up {
+        if ready.readable || ready.read_closed || ready.error {
             dispatch(fd, Kind::Reader);
         }
-        if ready.writable || hung_up {
+        if ready.writable || ready.write_closed || ready.error {
             dispatch(fd, Kind::Writer);
         }
         rearm(fd);
