@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use twined::reactor::{self, Event, Phase, ReactorError};
 
-fn record() -> (
-    Rc<RefCell<Vec<&'static str>>>,
-    impl Fn(&'static str) -> Box<dyn Fn()>,
-) {
+type Log = Rc<RefCell<Vec<&'static str>>>;
+
+fn record() -> (Log, impl Fn(&'static str) -> Box<dyn Fn()>) {
     let log = Rc::new(RefCell::new(Vec::new()));
     let l = log.clone();
     (log, move |s| {
@@ -49,7 +48,7 @@ fn equal_deadlines_fire_in_scheduling_order() {
     let (log, rec) = record();
     for name in ["a", "b", "c", "d"] {
         let f = rec(name);
-        reactor::call_later(Duration::from_millis(5), move || f());
+        reactor::call_later(Duration::from_millis(5), f);
     }
     reactor::call_later(Duration::from_millis(5), || reactor::stop().unwrap());
     reactor::run().unwrap();
@@ -60,9 +59,9 @@ fn equal_deadlines_fire_in_scheduling_order() {
 fn shutdown_phases_run_in_order_after_stop_returns() {
     let (log, rec) = record();
     let (b, d, a) = (rec("before"), rec("during"), rec("after"));
-    reactor::add_system_event_trigger(Phase::After, Event::Shutdown, move || a());
-    reactor::add_system_event_trigger(Phase::During, Event::Shutdown, move || d());
-    reactor::add_system_event_trigger(Phase::Before, Event::Shutdown, move || b());
+    reactor::add_system_event_trigger(Phase::After, Event::Shutdown, a);
+    reactor::add_system_event_trigger(Phase::During, Event::Shutdown, d);
+    reactor::add_system_event_trigger(Phase::Before, Event::Shutdown, b);
     let l = log.clone();
     reactor::call_when_running(move || {
         reactor::stop().unwrap();
@@ -89,7 +88,7 @@ fn a_before_shutdown_deferred_holds_shutdown() {
         });
         d
     });
-    reactor::add_system_event_trigger(Phase::During, Event::Shutdown, move || during());
+    reactor::add_system_event_trigger(Phase::During, Event::Shutdown, during);
     reactor::call_when_running(|| reactor::stop().unwrap());
     reactor::run().unwrap();
     assert_eq!(*log.borrow(), ["released", "during"]);
@@ -99,7 +98,7 @@ fn a_before_shutdown_deferred_holds_shutdown() {
 fn crash_skips_shutdown_triggers_and_allows_a_new_run() {
     let (log, rec) = record();
     let before = rec("before");
-    let id = reactor::add_system_event_trigger(Phase::Before, Event::Shutdown, move || before());
+    let id = reactor::add_system_event_trigger(Phase::Before, Event::Shutdown, before);
     reactor::call_when_running(reactor::crash);
     reactor::run().unwrap();
     assert!(log.borrow().is_empty());
