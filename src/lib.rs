@@ -85,6 +85,8 @@
 #![warn(rust_2018_idioms)]
 
 pub mod defer;
+pub mod protocol;
 pub mod reactor;
 pub mod task;
+pub mod threads;
 pub mod utils;

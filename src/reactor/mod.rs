@@ -39,6 +39,7 @@ pub mod process;
 mod remote;
 mod signals;
 pub(crate) mod sources;
+pub(crate) mod tcp;
 mod timers;
 
 use std::error::Error;
@@ -55,6 +56,10 @@ pub use process::{
     Signal,
 };
 pub use remote::Handle;
+pub use tcp::{
+    connect_protocol, connect_protocol_with, connect_tcp, connect_tcp_with, listen_tcp,
+    CannotListen, ConnectError, ConnectOptions, Connector, Port,
+};
 pub use timers::{DelayedCall, DelayedCallError};
 
 pub(crate) use self::core::{current as current_reactor, guard};

@@ -1,0 +1,18 @@
+//! TCP for the reactor: listening ports, outgoing connections, and the
+//! transport protocols write through (Twisted's `twisted.internet.tcp`).
+//!
+//! The protocol side ([`Protocol`](crate::protocol::Protocol),
+//! [`Factory`](crate::protocol::Factory)) lives in [`crate::protocol`].
+
+mod connect;
+mod error;
+mod listen;
+mod transport;
+
+pub use connect::{
+    connect_protocol, connect_protocol_with, connect_tcp, connect_tcp_with, ConnectOptions,
+    Connector,
+};
+pub use error::{CannotListen, ConnectError, ConnectionAborted, ConnectionDone, ConnectionLost};
+pub use listen::{listen_tcp, Port};
+pub use transport::Transport;

@@ -1,0 +1,796 @@
+//! One TCP connection: its socket, write buffer and protocol, from connecting
+//! to closed, and the [`Transport`] handle protocols write through.
+//!
+//! The socket is registered once for reading and writing, edge-triggered:
+//! reads go on until the kernel has nothing more (or a fairness cap, after
+//! which the rest is read on the next iteration), writes go straight to the
+//! socket while nothing is buffered, and only what the kernel refuses is
+//! buffered and flushed on the next writable event.
+//!
+//! No borrow of the connection's state is held while user code runs, and the
+//! protocol's `connection_lost` always runs from the reactor loop, never from
+//! inside the call that closed the connection, so a protocol may close its own
+//! connection from any of its methods.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::{Rc, Weak};
+
+use mio::net::TcpStream;
+use mio::Interest;
+
+use super::error::{ConnectError, ConnectionAborted, ConnectionDone, ConnectionLost};
+use crate::defer::{Failure, Panicked};
+use crate::protocol::Protocol;
+use crate::reactor::sources::{Handler, Ready, SourceKey};
+use crate::reactor::{current_reactor, guard, DelayedCall};
+
+/// Default high-water mark of the write buffer (Twisted's `bufferSize`).
+pub(crate) const DEFAULT_HIGH_WATER: usize = 64 * 1024;
+
+/// Bytes read per `read` call.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Reads per readiness event before yielding to other connections.
+const READS_PER_EVENT: usize = 16;
+
+/// Builds the protocol of a connection once its peer is known.
+pub(crate) type MakeProtocol = Box<dyn FnOnce(SocketAddr) -> Option<Box<dyn Protocol>>>;
+
+/// Receives the outcome of a connection attempt.
+pub(crate) type OnConnect = Box<dyn FnOnce(Result<Transport, Failure>)>;
+
+/// Where a connection attempt stands.
+pub(crate) struct Connecting {
+    pub(crate) host: String,
+    /// Addresses not tried yet.
+    pub(crate) addrs: VecDeque<SocketAddr>,
+    /// The address being tried.
+    pub(crate) current: Option<SocketAddr>,
+    pub(crate) last_error: Option<ConnectError>,
+    pub(crate) make: Option<MakeProtocol>,
+    pub(crate) on_result: Option<OnConnect>,
+    pub(crate) timeout: Option<DelayedCall>,
+}
+
+enum Phase {
+    Connecting(Box<Connecting>),
+    Connected,
+    Closed,
+}
+
+struct State {
+    phase: Phase,
+    stream: Option<TcpStream>,
+    key: Option<SourceKey>,
+    peer: Option<SocketAddr>,
+    host: Option<SocketAddr>,
+    /// Unsent bytes are `wbuf[wpos..]`.
+    wbuf: Vec<u8>,
+    wpos: usize,
+    high_water: usize,
+    low_water: usize,
+    /// The protocol was told to pause producing.
+    producer_paused: bool,
+    /// The user paused reading.
+    reading_paused: bool,
+    /// A read is queued for the next iteration.
+    read_scheduled: bool,
+    /// `lose_connection` was called: close once the buffer is flushed.
+    closing: bool,
+    on_lost: Option<Box<dyn FnOnce(Failure)>>,
+}
+
+impl State {
+    fn buffered(&self) -> usize {
+        self.wbuf.len() - self.wpos
+    }
+}
+
+pub(crate) struct Conn {
+    me: Weak<Conn>,
+    state: RefCell<State>,
+    protocol: RefCell<Option<Box<dyn Protocol>>>,
+    /// A pause (`true`) or resume (`false`) for the protocol that came while
+    /// it was busy in one of its own methods.
+    pending: Cell<Option<bool>>,
+}
+
+/// A handle on one TCP connection (Twisted's `ITCPTransport`): cheap to clone,
+/// usable from any code on the reactor thread. Writes after the connection
+/// closed or after [`lose_connection`](Self::lose_connection) are ignored.
+#[derive(Clone)]
+pub struct Transport {
+    conn: Rc<Conn>,
+}
+
+thread_local! {
+    static READ_BUF: RefCell<Option<Box<[u8]>>> = const { RefCell::new(None) };
+}
+
+fn take_read_buf() -> Box<[u8]> {
+    READ_BUF
+        .try_with(|b| b.borrow_mut().take())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| vec![0; READ_CHUNK].into_boxed_slice())
+}
+
+fn put_read_buf(buf: Box<[u8]>) {
+    let _ = READ_BUF.try_with(|b| *b.borrow_mut() = Some(buf));
+}
+
+impl Conn {
+    fn new(phase: Phase, protocol: Option<Box<dyn Protocol>>) -> Rc<Conn> {
+        Rc::new_cyclic(|me| Conn {
+            me: me.clone(),
+            state: RefCell::new(State {
+                phase,
+                stream: None,
+                key: None,
+                peer: None,
+                host: None,
+                wbuf: Vec::new(),
+                wpos: 0,
+                high_water: DEFAULT_HIGH_WATER,
+                low_water: 0,
+                producer_paused: false,
+                reading_paused: false,
+                read_scheduled: false,
+                closing: false,
+                on_lost: None,
+            }),
+            protocol: RefCell::new(protocol),
+            pending: Cell::new(None),
+        })
+    }
+
+    fn rc(&self) -> Option<Rc<Conn>> {
+        self.me.upgrade()
+    }
+
+    /// A connection accepted by a listening port: registers it and calls
+    /// `connection_made`.
+    pub(crate) fn accepted(
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        protocol: Box<dyn Protocol>,
+    ) -> io::Result<()> {
+        let conn = Conn::new(Phase::Connected, Some(protocol));
+        let key = current_reactor().register(
+            &mut stream,
+            Interest::READABLE | Interest::WRITABLE,
+            conn.clone(),
+        )?;
+        {
+            let mut st = conn.state.borrow_mut();
+            st.host = stream.local_addr().ok();
+            st.peer = Some(peer);
+            st.stream = Some(stream);
+            st.key = Some(key);
+        }
+        let transport = Transport { conn: conn.clone() };
+        conn.with_protocol("connection_made", |p| p.connection_made(transport));
+        Ok(())
+    }
+
+    /// A connection attempt that waits for its addresses
+    /// ([`resolved`](Self::resolved)).
+    pub(crate) fn connecting(
+        connecting: Connecting,
+        on_lost: Option<Box<dyn FnOnce(Failure)>>,
+    ) -> Rc<Conn> {
+        let conn = Conn::new(Phase::Connecting(Box::new(connecting)), None);
+        conn.state.borrow_mut().on_lost = on_lost;
+        conn
+    }
+
+    /// Sets the time limit of a connection attempt.
+    pub(crate) fn set_connect_timeout(&self, call: DelayedCall) {
+        if let Phase::Connecting(c) = &mut self.state.borrow_mut().phase {
+            c.timeout = Some(call);
+        } else {
+            let _ = call.cancel();
+        }
+    }
+
+    /// The host name resolved: try its addresses in turn.
+    pub(crate) fn resolved(&self, addrs: Vec<SocketAddr>) {
+        if let Phase::Connecting(c) = &mut self.state.borrow_mut().phase {
+            c.addrs.extend(addrs);
+        } else {
+            return;
+        }
+        self.try_next();
+    }
+
+    /// Starts a connect to the next untried address; fails the attempt when
+    /// none is left.
+    fn try_next(&self) {
+        let Some(me) = self.rc() else { return };
+        loop {
+            let addr = {
+                let mut st = self.state.borrow_mut();
+                let Phase::Connecting(c) = &mut st.phase else {
+                    return;
+                };
+                match c.addrs.pop_front() {
+                    Some(addr) => {
+                        c.current = Some(addr);
+                        addr
+                    }
+                    None => {
+                        let error = c.last_error.take().unwrap_or(ConnectError::NoAddress {
+                            host: c.host.clone(),
+                        });
+                        drop(st);
+                        self.fail_connect(Failure::new(error));
+                        return;
+                    }
+                }
+            };
+            let started = TcpStream::connect(addr).and_then(|mut stream| {
+                let key = current_reactor().register(
+                    &mut stream,
+                    Interest::READABLE | Interest::WRITABLE,
+                    me.clone(),
+                )?;
+                Ok((stream, key))
+            });
+            match started {
+                Ok((stream, key)) => {
+                    let mut st = self.state.borrow_mut();
+                    st.stream = Some(stream);
+                    st.key = Some(key);
+                    return;
+                }
+                Err(e) => self.attempt_failed(addr, e),
+            }
+        }
+    }
+
+    fn attempt_failed(&self, addr: SocketAddr, error: io::Error) {
+        log::debug!("connect to {addr} failed: {error}");
+        self.drop_socket();
+        if let Phase::Connecting(c) = &mut self.state.borrow_mut().phase {
+            c.last_error = Some(ConnectError::from_io(addr, error));
+        }
+    }
+
+    /// Deregisters and closes the socket, if any.
+    fn drop_socket(&self) {
+        let (stream, key) = {
+            let mut st = self.state.borrow_mut();
+            (st.stream.take(), st.key.take())
+        };
+        if let (Some(mut stream), Some(key)) = (stream, key) {
+            current_reactor().deregister(&mut stream, key);
+        }
+    }
+
+    /// A readiness event while connecting: connected, failed, or spurious.
+    fn check_connect(&self, ready: Ready) {
+        if !(ready.writable || ready.error || ready.write_closed || ready.read_closed) {
+            return;
+        }
+        let outcome = {
+            let st = self.state.borrow();
+            let (Some(stream), Phase::Connecting(c)) = (st.stream.as_ref(), &st.phase) else {
+                return;
+            };
+            let Some(addr) = c.current else { return };
+            match stream.take_error() {
+                Ok(Some(e)) | Err(e) => Err((addr, e)),
+                Ok(None) => match stream.peer_addr() {
+                    Ok(peer) => Ok((peer, stream.local_addr().ok())),
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected && !ready.error => {
+                        return;
+                    }
+                    Err(e) => Err((addr, e)),
+                },
+            }
+        };
+        match outcome {
+            Ok((peer, host)) => self.connected(peer, host, ready),
+            Err((addr, e)) => {
+                self.attempt_failed(addr, e);
+                self.try_next();
+            }
+        }
+    }
+
+    fn connected(&self, peer: SocketAddr, host: Option<SocketAddr>, ready: Ready) {
+        let Some(me) = self.rc() else { return };
+        let connecting = {
+            let mut st = self.state.borrow_mut();
+            st.peer = Some(peer);
+            st.host = host;
+            match std::mem::replace(&mut st.phase, Phase::Connected) {
+                Phase::Connecting(c) => c,
+                other => {
+                    st.phase = other;
+                    return;
+                }
+            }
+        };
+        let Connecting {
+            make,
+            on_result,
+            timeout,
+            ..
+        } = *connecting;
+        if let Some(call) = timeout {
+            let _ = call.cancel();
+        }
+        if let Some(make) = make {
+            let mut built = None;
+            guard("a factory's build_protocol", || built = make(peer));
+            match built {
+                Some(protocol) => *self.protocol.borrow_mut() = Some(protocol),
+                None => {
+                    self.close(Failure::new(ConnectionDone));
+                    return;
+                }
+            }
+        }
+        let transport = Transport { conn: me.clone() };
+        self.with_protocol("connection_made", |p| p.connection_made(transport.clone()));
+        if let Some(on_result) = on_result {
+            guard("a connect callback", || on_result(Ok(transport)));
+        }
+        if ready.readable || ready.read_closed {
+            self.do_read(ready.read_closed);
+        }
+    }
+
+    /// Ends a connection attempt with `failure`.
+    pub(crate) fn fail_connect(&self, failure: Failure) {
+        let connecting = {
+            let mut st = self.state.borrow_mut();
+            if !matches!(st.phase, Phase::Connecting(_)) {
+                return;
+            }
+            match std::mem::replace(&mut st.phase, Phase::Closed) {
+                Phase::Connecting(c) => c,
+                _ => return,
+            }
+        };
+        self.drop_socket();
+        let Connecting {
+            on_result, timeout, ..
+        } = *connecting;
+        if let Some(call) = timeout {
+            let _ = call.cancel();
+        }
+        if let Some(on_result) = on_result {
+            guard("a connect callback", || on_result(Err(failure)));
+        }
+    }
+
+    /// Whether the attempt is still connecting.
+    pub(crate) fn is_connecting(&self) -> bool {
+        matches!(self.state.borrow().phase, Phase::Connecting(_))
+    }
+
+    /// Runs `f` on the protocol unless it is busy (a re-entrant call) or gone.
+    /// A panic aborts the connection. Then delivers a pause or resume that
+    /// came while it ran.
+    fn with_protocol(&self, what: &str, f: impl FnOnce(&mut dyn Protocol)) {
+        let Ok(mut slot) = self.protocol.try_borrow_mut() else {
+            log::warn!("re-entrant call of a protocol's {what} skipped");
+            return;
+        };
+        let Some(protocol) = slot.as_mut() else {
+            return;
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| f(protocol.as_mut())));
+        drop(slot);
+        if let Err(panic) = result {
+            let panicked = Panicked::from_payload(panic);
+            log::error!("a protocol's {what} panicked: {}", panicked.message());
+            self.close(Failure::new(panicked));
+            return;
+        }
+        self.deliver_pending();
+    }
+
+    /// Delivers a pause or resume that came while the protocol was busy.
+    fn deliver_pending(&self) {
+        match self.pending.take() {
+            Some(true) => self.with_protocol("pause_producing", |p| p.pause_producing()),
+            Some(false) => self.with_protocol("resume_producing", |p| p.resume_producing()),
+            None => {}
+        }
+    }
+
+    /// Tells the protocol to pause (`true`) or resume producing, now or, when
+    /// it is busy, after its current method returns.
+    fn notify_producer(&self, pause: bool) {
+        if self.protocol.try_borrow_mut().is_ok() {
+            self.pending.set(Some(pause));
+            self.deliver_pending();
+        } else {
+            // A pause then a resume before the protocol heard either cancel out.
+            match self.pending.get() {
+                Some(p) if p != pause => self.pending.set(None),
+                _ => self.pending.set(Some(pause)),
+            }
+        }
+    }
+
+    /// Reads until the kernel has nothing more, the fairness cap, a pause, or
+    /// the end of the stream. `drain` forces reading on after a short read.
+    fn do_read(&self, drain: bool) {
+        let mut buf = take_read_buf();
+        let mut reads = 0;
+        loop {
+            let result = {
+                let mut st = self.state.borrow_mut();
+                if st.reading_paused || st.closing || !matches!(st.phase, Phase::Connected) {
+                    break;
+                }
+                if reads == READS_PER_EVENT {
+                    if !st.read_scheduled {
+                        st.read_scheduled = true;
+                        drop(st);
+                        self.schedule_read();
+                    }
+                    break;
+                }
+                let Some(stream) = st.stream.as_mut() else {
+                    break;
+                };
+                stream.read(&mut buf)
+            };
+            reads += 1;
+            match result {
+                Ok(0) => {
+                    self.close(Failure::new(ConnectionDone));
+                    break;
+                }
+                Ok(n) => {
+                    self.with_protocol("data_received", |p| p.data_received(&buf[..n]));
+                    // A short read emptied the socket buffer: any later data
+                    // or hang-up brings a new event.
+                    if n < buf.len() && !drain {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let peer = self.state.borrow().peer;
+                    self.close(Failure::new(ConnectionLost { peer, source: e }));
+                    break;
+                }
+            }
+        }
+        put_read_buf(buf);
+    }
+
+    fn schedule_read(&self) {
+        let Some(me) = self.rc() else { return };
+        current_reactor().call_soon(Box::new(move || {
+            me.state.borrow_mut().read_scheduled = false;
+            me.do_read(true);
+        }));
+    }
+
+    /// Writes as much of the buffer as the kernel takes.
+    fn flush(&self) {
+        let mut st = self.state.borrow_mut();
+        let mut failed = None;
+        while st.buffered() > 0 {
+            let State {
+                stream, wbuf, wpos, ..
+            } = &mut *st;
+            let Some(stream) = stream.as_mut() else {
+                return;
+            };
+            match stream.write(&wbuf[*wpos..]) {
+                Ok(n) => *wpos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failed {
+            let peer = st.peer;
+            drop(st);
+            self.close(Failure::new(ConnectionLost { peer, source: e }));
+            return;
+        }
+        self.after_write(st);
+    }
+
+    /// Compacts the buffer, then closes a closing connection that is flushed
+    /// or resumes a paused producer that is below the low-water mark.
+    fn after_write(&self, mut st: std::cell::RefMut<'_, State>) {
+        let buffered = st.buffered();
+        if buffered == 0 {
+            st.wbuf.clear();
+            st.wpos = 0;
+            if st.wbuf.capacity() > 4 * DEFAULT_HIGH_WATER {
+                st.wbuf.shrink_to(DEFAULT_HIGH_WATER);
+            }
+        } else if st.wpos >= DEFAULT_HIGH_WATER && st.wpos * 2 >= st.wbuf.len() {
+            let wpos = st.wpos;
+            st.wbuf.drain(..wpos);
+            st.wpos = 0;
+        }
+        if buffered == 0 && st.closing {
+            drop(st);
+            self.close(Failure::new(ConnectionDone));
+            return;
+        }
+        if st.producer_paused && buffered <= st.low_water {
+            st.producer_paused = false;
+            drop(st);
+            self.notify_producer(false);
+        }
+    }
+
+    /// Writes `parts` in order: straight to the socket when nothing is
+    /// buffered, the rest into the buffer.
+    fn write_parts(&self, parts: &[&[u8]]) {
+        let mut st = self.state.borrow_mut();
+        if st.closing || !matches!(st.phase, Phase::Connected) || st.stream.is_none() {
+            log::debug!("write on a closed or closing connection ignored");
+            return;
+        }
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total == 0 {
+            return;
+        }
+        let mut written = 0;
+        if st.buffered() == 0 {
+            let result = loop {
+                let Some(stream) = st.stream.as_mut() else {
+                    return;
+                };
+                let r = if parts.len() == 1 {
+                    stream.write(parts[0])
+                } else {
+                    let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+                    stream.write_vectored(&slices)
+                };
+                match r {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    other => break other,
+                }
+            };
+            match result {
+                Ok(n) => written = n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    let peer = st.peer;
+                    drop(st);
+                    self.close(Failure::new(ConnectionLost { peer, source: e }));
+                    return;
+                }
+            }
+        }
+        if written == total {
+            return;
+        }
+        // Buffer what the kernel did not take.
+        let mut skip = written;
+        for part in parts {
+            if skip >= part.len() {
+                skip -= part.len();
+                continue;
+            }
+            st.wbuf.extend_from_slice(&part[skip..]);
+            skip = 0;
+        }
+        if !st.producer_paused && st.buffered() > st.high_water {
+            st.producer_paused = true;
+            drop(st);
+            self.notify_producer(true);
+        }
+    }
+
+    /// Closes the connection now, discarding unsent data; the protocol's
+    /// `connection_lost` runs from the loop, with `reason`.
+    fn close(&self, reason: Failure) {
+        if self.is_connecting() {
+            self.fail_connect(reason);
+            return;
+        }
+        let on_lost = {
+            let mut st = self.state.borrow_mut();
+            if matches!(st.phase, Phase::Closed) {
+                return;
+            }
+            st.phase = Phase::Closed;
+            st.wbuf = Vec::new();
+            st.wpos = 0;
+            st.on_lost.take()
+        };
+        self.drop_socket();
+        let Some(me) = self.rc() else { return };
+        current_reactor().call_soon(Box::new(move || me.lost(reason, on_lost)));
+    }
+
+    fn lost(&self, reason: Failure, on_lost: Option<Box<dyn FnOnce(Failure)>>) {
+        let protocol = self.protocol.borrow_mut().take();
+        if let Some(mut protocol) = protocol {
+            let r = reason.clone();
+            guard("a protocol's connection_lost", move || {
+                protocol.connection_lost(r)
+            });
+        }
+        if let Some(on_lost) = on_lost {
+            guard("a factory's client_connection_lost", move || {
+                on_lost(reason)
+            });
+        }
+    }
+}
+
+impl Handler for Conn {
+    fn ready(&self, ready: Ready) {
+        let connected = match self.state.borrow().phase {
+            Phase::Connecting(_) => false,
+            Phase::Connected => true,
+            Phase::Closed => return,
+        };
+        if !connected {
+            self.check_connect(ready);
+            return;
+        }
+        if ready.error {
+            let error = {
+                let st = self.state.borrow();
+                st.stream
+                    .as_ref()
+                    .and_then(|s| s.take_error().ok().flatten())
+            };
+            if let Some(e) = error {
+                let peer = self.state.borrow().peer;
+                self.close(Failure::new(ConnectionLost { peer, source: e }));
+                return;
+            }
+        }
+        if (ready.writable || ready.write_closed) && self.state.borrow().buffered() > 0 {
+            self.flush();
+        }
+        if ready.readable || ready.read_closed || ready.error {
+            self.do_read(ready.read_closed || ready.error);
+        }
+    }
+}
+
+impl Transport {
+    pub(crate) fn from_conn(conn: Rc<Conn>) -> Transport {
+        Transport { conn }
+    }
+
+    /// Sends `data`: written at once when the socket takes it, buffered
+    /// otherwise. Past the high-water mark the protocol's
+    /// [`pause_producing`](Protocol::pause_producing) is called; nothing is
+    /// ever dropped while the connection is open.
+    pub fn write(&self, data: &[u8]) {
+        self.conn.write_parts(&[data]);
+    }
+
+    /// Sends several buffers in order, with one system call when the socket
+    /// takes them (Twisted's `writeSequence`).
+    pub fn write_sequence(&self, parts: &[&[u8]]) {
+        self.conn.write_parts(parts);
+    }
+
+    /// Closes the connection once everything written has been sent (Twisted's
+    /// `loseConnection`). Reading stops at once; the protocol's
+    /// `connection_lost` gets [`ConnectionDone`].
+    pub fn lose_connection(&self) {
+        let flushed = {
+            let mut st = self.conn.state.borrow_mut();
+            if st.closing || !matches!(st.phase, Phase::Connected) {
+                return;
+            }
+            st.closing = true;
+            st.buffered() == 0
+        };
+        if flushed {
+            self.conn.close(Failure::new(ConnectionDone));
+        }
+    }
+
+    /// Closes the connection now, discarding unsent data (Twisted's
+    /// `abortConnection`). The protocol's `connection_lost` gets
+    /// [`ConnectionAborted`].
+    pub fn abort_connection(&self) {
+        self.conn.close(Failure::new(ConnectionAborted));
+    }
+
+    /// The remote address (Twisted's `getPeer`).
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.conn.state.borrow().peer
+    }
+
+    /// The local address (Twisted's `getHost`).
+    pub fn host(&self) -> Option<SocketAddr> {
+        self.conn.state.borrow().host
+    }
+
+    /// Whether the connection is open and not closing.
+    pub fn connected(&self) -> bool {
+        let st = self.conn.state.borrow();
+        matches!(st.phase, Phase::Connected) && !st.closing
+    }
+
+    /// Turns Nagle's algorithm off (`true`) or on (Twisted's `setTcpNoDelay`).
+    pub fn set_tcp_nodelay(&self, enabled: bool) -> io::Result<()> {
+        match self.conn.state.borrow().stream.as_ref() {
+            Some(stream) => stream.set_nodelay(enabled),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the connection is closed",
+            )),
+        }
+    }
+
+    /// Stops reading from the socket: `data_received` is not called until
+    /// [`resume_producing`](Self::resume_producing) (Twisted's
+    /// `transport.pauseProducing`, the transport as a producer).
+    pub fn pause_producing(&self) {
+        self.conn.state.borrow_mut().reading_paused = true;
+    }
+
+    /// Reads again after [`pause_producing`](Self::pause_producing); data that
+    /// arrived meanwhile is delivered on the next iteration.
+    pub fn resume_producing(&self) {
+        let schedule = {
+            let mut st = self.conn.state.borrow_mut();
+            let was = std::mem::replace(&mut st.reading_paused, false);
+            let schedule = was && !st.read_scheduled && matches!(st.phase, Phase::Connected);
+            if schedule {
+                st.read_scheduled = true;
+            }
+            schedule
+        };
+        if schedule {
+            self.conn.schedule_read();
+        }
+    }
+
+    /// Sets the write buffer's high-water mark (the protocol is paused above
+    /// it) and low-water mark (it is resumed at or below it). Defaults: 64 KiB
+    /// and 0 (resume once everything is sent, as Twisted does).
+    pub fn set_write_buffer_limits(&self, high: usize, low: usize) {
+        let mut st = self.conn.state.borrow_mut();
+        st.high_water = high;
+        st.low_water = low.min(high);
+    }
+
+    /// Bytes written but not yet taken by the kernel.
+    pub fn write_buffer_size(&self) -> usize {
+        self.conn.state.borrow().buffered()
+    }
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.conn.state.borrow();
+        let phase = match (&st.phase, st.closing) {
+            (Phase::Connecting(_), _) => "connecting",
+            (Phase::Connected, false) => "connected",
+            (Phase::Connected, true) => "closing",
+            (Phase::Closed, _) => "closed",
+        };
+        f.debug_struct("Transport")
+            .field("peer", &st.peer)
+            .field("host", &st.host)
+            .field("state", &phase)
+            .field("buffered", &st.buffered())
+            .finish()
+    }
+}

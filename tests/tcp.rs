@@ -1,0 +1,671 @@
+//! TCP through the reactor: listen_tcp, connect_tcp, connect_protocol, the
+//! Transport's writes, flow control, closing, and the errors users meet.
+//! Loopback only; every test bounds its run with a watchdog timer.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use twined::defer::{CancelledError, Failure, Panicked};
+use twined::protocol::{ConnectionAborted, ConnectionDone, Factory, Protocol, Transport};
+use twined::reactor::{self, ConnectError, ConnectOptions};
+
+/// Runs the reactor; fails the test if it is still running after `limit`.
+fn run_bounded(limit: Duration) {
+    let timed_out = Rc::new(Cell::new(false));
+    let t = timed_out.clone();
+    let watchdog = reactor::call_later(limit, move || {
+        t.set(true);
+        let _ = reactor::stop();
+    });
+    reactor::run().unwrap();
+    let _ = watchdog.cancel();
+    assert!(!timed_out.get(), "the test did not finish within {limit:?}");
+}
+
+fn stop() {
+    let _ = reactor::stop();
+}
+
+/// Records what a protocol sees.
+#[derive(Default)]
+struct Seen {
+    data: Vec<u8>,
+    made: bool,
+    lost: Option<Failure>,
+    paused: usize,
+    resumed: usize,
+}
+
+type Shared = Rc<RefCell<Seen>>;
+type OnMade = Box<dyn FnOnce(&Transport)>;
+type OnData = Box<dyn FnMut(&Transport, &[u8])>;
+
+/// A protocol that records everything and can be told what to do.
+struct Recorder {
+    seen: Shared,
+    transport: Option<Transport>,
+    on_made: Option<OnMade>,
+    on_data: Option<OnData>,
+    on_lost: Option<Box<dyn FnOnce()>>,
+}
+
+impl Recorder {
+    fn new(seen: &Shared) -> Recorder {
+        Recorder {
+            seen: seen.clone(),
+            transport: None,
+            on_made: None,
+            on_data: None,
+            on_lost: None,
+        }
+    }
+    fn on_made(mut self, f: impl FnOnce(&Transport) + 'static) -> Self {
+        self.on_made = Some(Box::new(f));
+        self
+    }
+    fn on_data(mut self, f: impl FnMut(&Transport, &[u8]) + 'static) -> Self {
+        self.on_data = Some(Box::new(f));
+        self
+    }
+    fn on_lost(mut self, f: impl FnOnce() + 'static) -> Self {
+        self.on_lost = Some(Box::new(f));
+        self
+    }
+}
+
+impl Protocol for Recorder {
+    fn connection_made(&mut self, transport: Transport) {
+        self.seen.borrow_mut().made = true;
+        if let Some(f) = self.on_made.take() {
+            f(&transport);
+        }
+        self.transport = Some(transport);
+    }
+    fn data_received(&mut self, data: &[u8]) {
+        self.seen.borrow_mut().data.extend_from_slice(data);
+        if let (Some(f), Some(t)) = (self.on_data.as_mut(), self.transport.as_ref()) {
+            f(t, data);
+        }
+    }
+    fn connection_lost(&mut self, reason: Failure) {
+        let mut seen = self.seen.borrow_mut();
+        assert!(seen.lost.is_none(), "connection_lost called twice");
+        seen.lost = Some(reason);
+        drop(seen);
+        if let Some(f) = self.on_lost.take() {
+            f();
+        }
+    }
+    fn pause_producing(&mut self) {
+        self.seen.borrow_mut().paused += 1;
+    }
+    fn resume_producing(&mut self) {
+        self.seen.borrow_mut().resumed += 1;
+    }
+}
+
+/// An echo server whose writes pause its reading past `high_water`.
+struct Echo {
+    transport: Option<Transport>,
+    high_water: usize,
+    pauses: Rc<Cell<usize>>,
+}
+
+impl Protocol for Echo {
+    fn connection_made(&mut self, transport: Transport) {
+        transport.set_write_buffer_limits(self.high_water, 0);
+        self.transport = Some(transport);
+    }
+    fn data_received(&mut self, data: &[u8]) {
+        if let Some(t) = &self.transport {
+            t.write(data);
+        }
+    }
+    fn pause_producing(&mut self) {
+        self.pauses.set(self.pauses.get() + 1);
+        if let Some(t) = &self.transport {
+            t.pause_producing();
+        }
+    }
+    fn resume_producing(&mut self) {
+        if let Some(t) = &self.transport {
+            t.resume_producing();
+        }
+    }
+}
+
+fn echo_server(high_water: usize, pauses: Rc<Cell<usize>>) -> reactor::Port {
+    reactor::listen_tcp("127.0.0.1:0", move |_peer: SocketAddr| Echo {
+        transport: None,
+        high_water,
+        pauses: pauses.clone(),
+    })
+    .unwrap()
+}
+
+/// A client that sends `total` bytes of a pattern, pausing when its own
+/// buffer is full, and checks what comes back.
+struct Pump {
+    transport: Option<Transport>,
+    sent: usize,
+    total: usize,
+    received: Rc<RefCell<Vec<u8>>>,
+    paused: bool,
+    client_pauses: Rc<Cell<usize>>,
+}
+
+fn pattern(i: usize) -> u8 {
+    (i % 251) as u8
+}
+
+impl Pump {
+    fn pump(&mut self) {
+        let Some(t) = self.transport.clone() else {
+            return;
+        };
+        while !self.paused && self.sent < self.total {
+            let n = (self.total - self.sent).min(16 * 1024);
+            let chunk: Vec<u8> = (self.sent..self.sent + n).map(pattern).collect();
+            self.sent += n;
+            t.write(&chunk);
+            // pause_producing is delivered after this method returns, so
+            // look at the buffer too.
+            if t.write_buffer_size() > 64 * 1024 {
+                break;
+            }
+        }
+    }
+}
+
+impl Protocol for Pump {
+    fn connection_made(&mut self, transport: Transport) {
+        transport.set_write_buffer_limits(32 * 1024, 0);
+        // Read nothing for a while, so the echo server's writes back up and
+        // its flow control has to engage.
+        transport.pause_producing();
+        let t = transport.clone();
+        reactor::call_later(Duration::from_millis(300), move || t.resume_producing());
+        self.transport = Some(transport);
+        self.pump();
+    }
+    fn data_received(&mut self, data: &[u8]) {
+        let mut received = self.received.borrow_mut();
+        received.extend_from_slice(data);
+        if received.len() >= self.total {
+            if let Some(t) = &self.transport {
+                t.lose_connection();
+            }
+        }
+        drop(received);
+        self.pump();
+    }
+    fn pause_producing(&mut self) {
+        self.paused = true;
+        self.client_pauses.set(self.client_pauses.get() + 1);
+    }
+    fn resume_producing(&mut self) {
+        self.paused = false;
+        self.pump();
+    }
+    fn connection_lost(&mut self, _reason: Failure) {
+        stop();
+    }
+}
+
+#[test]
+fn echo_10_mib_with_backpressure_loses_nothing_and_keeps_order() {
+    let server_pauses = Rc::new(Cell::new(0));
+    let port = echo_server(8 * 1024, server_pauses.clone());
+    let total = 10 * 1024 * 1024;
+    let received = Rc::new(RefCell::new(Vec::new()));
+    let client_pauses = Rc::new(Cell::new(0));
+    let pump = Pump {
+        transport: None,
+        sent: 0,
+        total,
+        received: received.clone(),
+        paused: false,
+        client_pauses: client_pauses.clone(),
+    };
+    reactor::connect_protocol("127.0.0.1", port.address().port(), pump)
+        .add_errback(|f| panic!("connect failed: {f}"));
+    run_bounded(Duration::from_secs(60));
+    port.stop_listening();
+    let received = received.borrow();
+    assert_eq!(received.len(), total);
+    assert!(
+        received.iter().enumerate().all(|(i, &b)| b == pattern(i)),
+        "bytes out of order or corrupted"
+    );
+    assert!(
+        server_pauses.get() > 0,
+        "the server's backpressure never engaged"
+    );
+}
+
+#[test]
+fn connection_made_then_data_then_connection_done() {
+    let server_seen: Shared = Default::default();
+    let s = server_seen.clone();
+    let port = reactor::listen_tcp("127.0.0.1:0", move |_peer: SocketAddr| {
+        Recorder::new(&s).on_made(|t| {
+            t.write(b"hello ");
+            t.write_sequence(&[b"wor", b"ld"]);
+            t.lose_connection();
+        })
+    })
+    .unwrap();
+    let client_seen: Shared = Default::default();
+    let proto = Recorder::new(&client_seen).on_lost(stop);
+    reactor::connect_protocol("127.0.0.1", port.address().port(), proto)
+        .add_errback(|f| panic!("{f}"));
+    run_bounded(Duration::from_secs(10));
+    let c = client_seen.borrow();
+    assert!(c.made);
+    assert_eq!(c.data, b"hello world");
+    assert!(c.lost.as_ref().unwrap().check::<ConnectionDone>());
+    assert!(server_seen
+        .borrow()
+        .lost
+        .as_ref()
+        .unwrap()
+        .check::<ConnectionDone>());
+}
+
+#[test]
+fn lose_connection_flushes_a_large_buffer_first() {
+    let big: Vec<u8> = (0..4 * 1024 * 1024).map(pattern).collect();
+    let expected = big.clone();
+    let port = reactor::listen_tcp("127.0.0.1:0", move |_peer: SocketAddr| {
+        let big = big.clone();
+        Recorder::new(&Default::default()).on_made(move |t| {
+            t.write(&big);
+            assert!(
+                t.write_buffer_size() > 0,
+                "4 MiB should not fit in the kernel"
+            );
+            t.lose_connection();
+            // Writes after lose_connection are ignored.
+            t.write(b"ignored");
+        })
+    })
+    .unwrap();
+    let seen: Shared = Default::default();
+    reactor::connect_protocol(
+        "127.0.0.1",
+        port.address().port(),
+        Recorder::new(&seen).on_lost(stop),
+    );
+    run_bounded(Duration::from_secs(20));
+    let seen = seen.borrow();
+    assert_eq!(seen.data.len(), expected.len());
+    assert!(seen.data == expected);
+    assert!(seen.lost.as_ref().unwrap().check::<ConnectionDone>());
+}
+
+#[test]
+fn abort_connection_reports_connection_aborted() {
+    let server_seen: Shared = Default::default();
+    let s = server_seen.clone();
+    let port = reactor::listen_tcp("127.0.0.1:0", move |_peer: SocketAddr| {
+        Recorder::new(&s).on_data(|t, _| t.abort_connection())
+    })
+    .unwrap();
+    let client_seen: Shared = Default::default();
+    reactor::connect_protocol(
+        "127.0.0.1",
+        port.address().port(),
+        Recorder::new(&client_seen)
+            .on_made(|t| t.write(b"x"))
+            .on_lost(stop),
+    );
+    run_bounded(Duration::from_secs(10));
+    assert!(server_seen
+        .borrow()
+        .lost
+        .as_ref()
+        .unwrap()
+        .check::<ConnectionAborted>());
+    assert!(client_seen.borrow().lost.is_some());
+}
+
+#[test]
+fn refused_connection_is_a_typed_readable_error() {
+    // Bind and close a port so nothing listens there.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let result = Rc::new(RefCell::new(None));
+    let r = result.clone();
+    reactor::connect_protocol("127.0.0.1", addr.port(), Recorder::new(&Default::default()))
+        .add_both(move |res| {
+            *r.borrow_mut() = Some(res.map(|_| ()));
+            stop();
+        });
+    run_bounded(Duration::from_secs(10));
+    let failure = result.borrow_mut().take().unwrap().unwrap_err();
+    match failure.downcast_ref::<ConnectError>() {
+        Some(ConnectError::Refused { addr: a }) => assert_eq!(*a, addr),
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    assert_eq!(failure.to_string(), format!("connection refused: {addr}"));
+}
+
+#[test]
+fn connect_timeout_is_a_typed_error() {
+    let port = echo_server(64 * 1024, Default::default());
+    let result = Rc::new(RefCell::new(None));
+    let r = result.clone();
+    // A zero timeout fires before the connection's first readiness event.
+    reactor::connect_protocol_with(
+        "127.0.0.1",
+        port.address().port(),
+        Recorder::new(&Default::default()),
+        ConnectOptions {
+            timeout: Some(Duration::ZERO),
+        },
+    )
+    .add_both(move |res| {
+        *r.borrow_mut() = Some(res.map(|_| ()));
+        stop();
+    });
+    run_bounded(Duration::from_secs(10));
+    let failure = result.borrow_mut().take().unwrap().unwrap_err();
+    assert!(
+        matches!(
+            failure.downcast_ref::<ConnectError>(),
+            Some(ConnectError::TimedOut { .. })
+        ),
+        "{failure:?}"
+    );
+    assert!(failure.to_string().contains("timed out"), "{failure}");
+    port.stop_listening();
+}
+
+#[test]
+fn cancelling_connect_protocol_abandons_the_attempt() {
+    let port = echo_server(64 * 1024, Default::default());
+    let made = Rc::new(Cell::new(false));
+    let m = made.clone();
+    let d = reactor::connect_protocol(
+        "127.0.0.1",
+        port.address().port(),
+        Recorder::new(&Default::default()).on_made(move |_| m.set(true)),
+    );
+    d.cancel();
+    let failure = d.result().unwrap().unwrap_err();
+    assert!(failure.check::<CancelledError>());
+    reactor::call_later(Duration::from_millis(50), stop);
+    run_bounded(Duration::from_secs(10));
+    assert!(!made.get(), "a cancelled attempt must not connect");
+    port.stop_listening();
+}
+
+#[test]
+fn peer_and_host_are_the_two_ends() {
+    let server_ends = Rc::new(RefCell::new(None));
+    let s = server_ends.clone();
+    let port = reactor::listen_tcp("127.0.0.1:0", move |_peer: SocketAddr| {
+        let s = s.clone();
+        Recorder::new(&Default::default()).on_made(move |t| {
+            *s.borrow_mut() = Some((t.peer().unwrap(), t.host().unwrap()));
+            t.lose_connection();
+        })
+    })
+    .unwrap();
+    let client_ends = Rc::new(RefCell::new(None));
+    let c = client_ends.clone();
+    reactor::connect_protocol(
+        "127.0.0.1",
+        port.address().port(),
+        Recorder::new(&Default::default()).on_lost(stop),
+    )
+    .add_callback(move |t| {
+        assert!(t.set_tcp_nodelay(true).is_ok());
+        *c.borrow_mut() = Some((t.peer().unwrap(), t.host().unwrap()));
+    });
+    run_bounded(Duration::from_secs(10));
+    let (server_peer, server_host) = server_ends.borrow().unwrap();
+    let (client_peer, client_host) = client_ends.borrow().unwrap();
+    assert_eq!(server_host, port.address());
+    assert_eq!(client_peer, port.address());
+    assert_eq!(server_peer, client_host);
+}
+
+#[test]
+fn stop_listening_refuses_new_connections() {
+    let port = echo_server(64 * 1024, Default::default());
+    assert!(port.listening());
+    port.stop_listening();
+    assert!(!port.listening());
+    port.stop_listening(); // twice is fine
+    let failed = Rc::new(Cell::new(false));
+    let f = failed.clone();
+    reactor::connect_protocol(
+        "127.0.0.1",
+        port.address().port(),
+        Recorder::new(&Default::default()),
+    )
+    .add_both(move |r| {
+        f.set(r.is_err());
+        stop();
+    });
+    run_bounded(Duration::from_secs(10));
+    assert!(failed.get());
+}
+
+#[test]
+fn cannot_listen_names_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    // mio sets SO_REUSEADDR, which still refuses a port with a listener.
+    let err =
+        reactor::listen_tcp(addr, |_p: SocketAddr| Recorder::new(&Default::default())).unwrap_err();
+    assert!(err.to_string().contains(&addr.to_string()), "{err}");
+}
+
+/// A factory recording the client-side hooks.
+struct ClientFactory {
+    failed: Rc<RefCell<Option<Failure>>>,
+    lost: Rc<RefCell<Option<Failure>>>,
+    seen: Shared,
+}
+
+impl Factory for ClientFactory {
+    fn build_protocol(&mut self, _peer: SocketAddr) -> Option<Box<dyn Protocol>> {
+        Some(Box::new(
+            Recorder::new(&self.seen).on_made(|t| t.lose_connection()),
+        ))
+    }
+    fn client_connection_failed(&mut self, reason: Failure) {
+        *self.failed.borrow_mut() = Some(reason);
+        stop();
+    }
+    fn client_connection_lost(&mut self, reason: Failure) {
+        assert!(
+            self.seen.borrow().lost.is_some(),
+            "protocol first, then factory"
+        );
+        *self.lost.borrow_mut() = Some(reason);
+        stop();
+    }
+}
+
+#[test]
+fn connect_tcp_calls_the_factory_hooks() {
+    let port = echo_server(64 * 1024, Default::default());
+    let factory = ClientFactory {
+        failed: Default::default(),
+        lost: Default::default(),
+        seen: Default::default(),
+    };
+    let (failed, lost) = (factory.failed.clone(), factory.lost.clone());
+    let connector = reactor::connect_tcp("127.0.0.1", port.address().port(), factory);
+    assert_eq!(
+        connector.destination(),
+        ("127.0.0.1", port.address().port())
+    );
+    run_bounded(Duration::from_secs(10));
+    assert!(failed.borrow().is_none());
+    assert!(lost.borrow().as_ref().unwrap().check::<ConnectionDone>());
+    port.stop_listening();
+
+    // And a refused one.
+    let factory = ClientFactory {
+        failed: Default::default(),
+        lost: Default::default(),
+        seen: Default::default(),
+    };
+    let failed = factory.failed.clone();
+    reactor::connect_tcp("127.0.0.1", port.address().port(), factory);
+    run_bounded(Duration::from_secs(10));
+    let failure = failed.borrow_mut().take().unwrap();
+    assert!(matches!(
+        failure.downcast_ref::<ConnectError>(),
+        Some(ConnectError::Refused { .. })
+    ));
+}
+
+#[test]
+fn a_panicking_protocol_is_disconnected_and_the_reactor_goes_on() {
+    let server_seen: Shared = Default::default();
+    let s = server_seen.clone();
+    let port = reactor::listen_tcp("127.0.0.1:0", move |_peer: SocketAddr| {
+        Recorder::new(&s).on_data(|_, _| panic!("bad input"))
+    })
+    .unwrap();
+    let client_seen: Shared = Default::default();
+    reactor::connect_protocol(
+        "127.0.0.1",
+        port.address().port(),
+        Recorder::new(&client_seen)
+            .on_made(|t| t.write(b"boom"))
+            .on_lost(stop),
+    );
+    run_bounded(Duration::from_secs(10));
+    let lost = server_seen.borrow_mut().lost.take().unwrap();
+    let panicked = lost.downcast_ref::<Panicked>().expect("a Panicked reason");
+    assert!(panicked.message().contains("bad input"));
+    assert!(client_seen.borrow().lost.is_some());
+}
+
+#[test]
+fn io_callbacks_may_stop_connect_cancel_timers_and_add_readers() {
+    let port = echo_server(64 * 1024, Default::default());
+    let p = port.address().port();
+    let log: Rc<RefCell<Vec<&str>>> = Default::default();
+    let stop_when_done = {
+        let log = log.clone();
+        move || {
+            let log = log.borrow();
+            if log.contains(&"readable") && log.contains(&"second connected") {
+                stop();
+            }
+        }
+    };
+    let l = log.clone();
+    let timer = reactor::call_later(Duration::from_secs(5), || panic!("cancelled timer ran"));
+    let timer = RefCell::new(Some(timer));
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let b = Rc::new(b);
+    let proto = Recorder::new(&Default::default())
+        .on_made(|t| t.write(b"ping"))
+        .on_data(move |t, _| {
+            // From inside an I/O callback: cancel a timer, start another
+            // connection, add a reader, close this connection.
+            if let Some(timer) = timer.borrow_mut().take() {
+                timer.cancel().unwrap();
+            }
+            let (l2, done2) = (l.clone(), stop_when_done.clone());
+            reactor::connect_protocol("127.0.0.1", p, Recorder::new(&Default::default()))
+                .add_callback(move |t2| {
+                    l2.borrow_mut().push("second connected");
+                    t2.lose_connection();
+                    done2();
+                });
+            let (l3, done3) = (l.clone(), stop_when_done.clone());
+            let reader = b.clone();
+            reactor::add_reader(&*b, move || {
+                l3.borrow_mut().push("readable");
+                reactor::remove_reader(&*reader);
+                done3();
+            })
+            .unwrap();
+            t.lose_connection();
+            l.borrow_mut().push("echoed");
+        });
+    reactor::connect_protocol("127.0.0.1", p, proto);
+    use std::io::Write;
+    (&a).write_all(b"!").unwrap();
+    run_bounded(Duration::from_secs(10));
+    let log = log.borrow();
+    assert_eq!(log[0], "echoed");
+    assert!(log.contains(&"readable"));
+    assert!(log.contains(&"second connected"));
+    port.stop_listening();
+}
+
+#[test]
+fn ipv6_loopback_works_when_available() {
+    let Ok(port) = reactor::listen_tcp("[::1]:0", |_peer: SocketAddr| {
+        Recorder::new(&Default::default()).on_made(|t| {
+            t.write(b"v6");
+            t.lose_connection();
+        })
+    }) else {
+        eprintln!("no IPv6 loopback here; skipped");
+        return;
+    };
+    let seen: Shared = Default::default();
+    reactor::connect_protocol(
+        "[::1]",
+        port.address().port(),
+        Recorder::new(&seen).on_lost(stop),
+    );
+    run_bounded(Duration::from_secs(10));
+    assert_eq!(seen.borrow().data, b"v6");
+    port.stop_listening();
+}
+
+#[test]
+fn a_shared_protocol_is_reachable_from_outside() {
+    let port = echo_server(64 * 1024, Default::default());
+    let seen: Shared = Default::default();
+    let shared = Rc::new(RefCell::new(Recorder::new(&seen)));
+    let outside = shared.clone();
+    reactor::connect_protocol("127.0.0.1", port.address().port(), shared).add_callback(move |_t| {
+        let t = outside.borrow().transport.clone().unwrap();
+        t.write(b"via the Rc");
+        reactor::call_later(Duration::from_millis(50), move || t.lose_connection());
+    });
+    let s = seen.clone();
+    reactor::call_later(Duration::from_millis(10), move || {
+        let _ = &s;
+    });
+    // Stop once the echo came back and the connection closed.
+    let s2 = seen.clone();
+    let poll = Rc::new(RefCell::new(None::<Box<dyn Fn()>>));
+    let p2 = poll.clone();
+    *poll.borrow_mut() = Some(Box::new(move || {
+        if s2.borrow().lost.is_some() {
+            stop();
+        } else {
+            let p3 = p2.clone();
+            reactor::call_later(Duration::from_millis(5), move || {
+                if let Some(f) = p3.borrow().as_ref() {
+                    f()
+                }
+            });
+        }
+    }));
+    if let Some(f) = poll.borrow().as_ref() {
+        f()
+    }
+    run_bounded(Duration::from_secs(10));
+    *poll.borrow_mut() = None;
+    assert_eq!(seen.borrow().data, b"via the Rc");
+    port.stop_listening();
+}
