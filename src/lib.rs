@@ -46,10 +46,10 @@
 //! | `reactor.callWhenRunning(f)` | `reactor::call_when_running(f)` |
 //! | `reactor.addSystemEventTrigger('before', 'shutdown', f)` | `reactor::add_system_event_trigger(Phase::Before, Event::Shutdown, f)` (f may return a Deferred that holds shutdown) |
 //! | `reactor.callFromThread(f)` | `reactor::handle().call_from_thread(f)` (the handle is `Send + Clone`) |
-//! | `threads.deferToThread(f)` / `reactor.callInThread(f)` | `threads::defer_to_thread(f)` / `threads::call_in_thread(f)` |
+//! | `threads.deferToThread(f)` / `reactor.callInThread(f)` | [`threads::defer_to_thread(f)`](threads::defer_to_thread) / [`threads::call_in_thread(f)`](threads::call_in_thread) (a process-wide pool of 10 threads, [`threads::set_pool_size`]) |
 //! | `reactor.addReader(obj)` | [`reactor::add_reader(&fd, callback)`](reactor::add_reader), [`add_writer`](reactor::add_writer), [`remove_reader`](reactor::remove_reader), [`remove_writer`](reactor::remove_writer), [`remove_all`](reactor::remove_all) (any `AsRawFd`, level-triggered like Twisted's) |
-//! | `reactor.listenTCP(port, factory)` / `connectTCP(host, port, factory)` | `reactor::listen_tcp(addr, factory)` / `reactor::connect_tcp(host, port, factory)` |
-//! | `Protocol.connectionMade/dataReceived/connectionLost` | `protocol::Protocol { connection_made, data_received, connection_lost }` |
+//! | `reactor.listenTCP(port, factory)` / `connectTCP(host, port, factory)` | [`reactor::listen_tcp(addr, factory)`](reactor::listen_tcp) -> [`Port`](reactor::Port) / [`reactor::connect_tcp(host, port, factory)`](reactor::connect_tcp); endpoint style: [`reactor::connect_protocol(host, port, protocol)`](reactor::connect_protocol) -> `Deferred<Transport>` |
+//! | `Protocol.connectionMade/dataReceived/connectionLost` | [`protocol::Protocol`] `{ connection_made, data_received, connection_lost }`; a closure `\|peer\| P` is a [`protocol::Factory`] |
 //! | `transport.write/writeSequence/loseConnection/abortConnection/getPeer` | `Transport::write/write_sequence/lose_connection/abort_connection/peer` |
 //! | `reactor.spawnProcess(proto, exe, args, env, path)` / `utils.getProcessOutput` | [`reactor::spawn_process(program, args, ProcessOptions { env, cwd }, proto)`](reactor::spawn_process) with a [`ProcessProtocol`](reactor::ProcessProtocol) / [`utils::get_process_output`] (also errbacks on a failing exit status) |
 //! | `d = Deferred()` | `let (d, trigger) = Deferred::new();` |

@@ -669,3 +669,48 @@ fn a_shared_protocol_is_reachable_from_outside() {
     assert_eq!(seen.borrow().data, b"via the Rc");
     port.stop_listening();
 }
+
+#[test]
+fn an_unknown_host_fails_with_the_lookup_error() {
+    let result = Rc::new(RefCell::new(None));
+    let r = result.clone();
+    reactor::connect_protocol(
+        "no-such-host.invalid",
+        80,
+        Recorder::new(&Default::default()),
+    )
+    .add_both(move |res| {
+        *r.borrow_mut() = Some(res.map(|_| ()));
+        stop();
+    });
+    run_bounded(Duration::from_secs(30));
+    let failure = result.borrow_mut().take().unwrap().unwrap_err();
+    assert!(
+        failure.check::<twined::threads::ResolveError>(),
+        "{failure:?}"
+    );
+    assert!(
+        failure.to_string().contains("no-such-host.invalid"),
+        "{failure}"
+    );
+}
+
+#[test]
+fn a_host_name_connects_through_the_pool() {
+    let port = echo_server(64 * 1024, Default::default());
+    let seen: Shared = Default::default();
+    reactor::connect_protocol(
+        "localhost",
+        port.address().port(),
+        Recorder::new(&seen)
+            .on_made(|t| t.write(b"named"))
+            .on_data(|t, _| t.lose_connection())
+            .on_lost(stop),
+    )
+    .add_errback(|f| panic!("{f}"));
+    run_bounded(Duration::from_secs(20));
+    // localhost may resolve to ::1 first, where nothing listens: the next
+    // address is tried.
+    assert_eq!(seen.borrow().data, b"named");
+    port.stop_listening();
+}

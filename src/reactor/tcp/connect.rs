@@ -209,7 +209,7 @@ fn start(
         None => {
             // The lookup's callbacks keep the attempt alive meanwhile.
             let (ok, failed) = (conn.clone(), conn.clone());
-            crate::threads::resolve(host.to_string(), port)
+            crate::threads::resolve(host, port)
                 .add_callback(move |addrs| ok.resolved(addrs))
                 .add_errback(move |failure| failed.fail_connect(failure));
         }

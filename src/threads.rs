@@ -1,0 +1,275 @@
+//! Blocking work on a bounded thread pool, with results delivered on the
+//! reactor (Twisted's `deferToThread`, `reactor.callInThread` and the
+//! reactor's thread pool), and host-name lookups on that pool.
+//!
+//! | Twisted | twined |
+//! |---|---|
+//! | `threads.deferToThread(f)` | [`defer_to_thread(f)`](defer_to_thread) |
+//! | `reactor.callInThread(f)` | [`call_in_thread(f)`](call_in_thread) |
+//! | `reactor.suggestThreadPoolSize(n)` | [`set_pool_size(n)`](set_pool_size) |
+//! | `reactor.resolve(name)` | [`resolve(name, port)`](resolve) |
+//!
+//! The pool is one per process, shared by every thread's reactor: threads
+//! are a process resource, and one bound (10 by default, as in Twisted) is
+//! what keeps blocking work from swamping the machine. Workers start on
+//! demand up to the bound and then wait for more work; they never keep the
+//! process from exiting. A result always comes back to the reactor of the
+//! thread that asked for it, through its
+//! [`call_from_thread`](crate::reactor::Handle::call_from_thread) queue, so
+//! callbacks run on the reactor thread, once that reactor runs.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::error::Error;
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+
+use crate::defer::{succeed, Deferred, Failure, Panicked};
+use crate::reactor;
+
+/// Twisted's default thread pool size.
+pub const DEFAULT_POOL_SIZE: usize = 10;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+struct PoolState {
+    queue: VecDeque<Job>,
+    workers: usize,
+    idle: usize,
+    max: usize,
+}
+
+struct Pool {
+    state: Mutex<PoolState>,
+    work: Condvar,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool {
+        state: Mutex::new(PoolState {
+            queue: VecDeque::new(),
+            workers: 0,
+            idle: 0,
+            max: DEFAULT_POOL_SIZE,
+        }),
+        work: Condvar::new(),
+    })
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        // Jobs run outside the lock, so a poisoned lock means nothing.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn submit(&'static self, job: Job) {
+        let mut state = self.lock();
+        state.queue.push_back(job);
+        if state.queue.len() > state.idle && state.workers < state.max {
+            state.workers += 1;
+            let spawned = std::thread::Builder::new()
+                .name("twined-pool".into())
+                .spawn(move || self.work_loop());
+            if let Err(e) = spawned {
+                state.workers -= 1;
+                log::error!("could not start a pool thread: {e}");
+            }
+        } else {
+            self.work.notify_one();
+        }
+    }
+
+    fn work_loop(&self) {
+        let mut state = self.lock();
+        loop {
+            if state.workers > state.max {
+                // The pool was shrunk: this worker retires.
+                state.workers -= 1;
+                return;
+            }
+            match state.queue.pop_front() {
+                Some(job) => {
+                    drop(state);
+                    // Each job catches its own panics; this is a last guard.
+                    if catch_unwind(AssertUnwindSafe(job)).is_err() {
+                        log::error!("a pool job panicked");
+                    }
+                    state = self.lock();
+                }
+                None => {
+                    state.idle += 1;
+                    state = self
+                        .work
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    state.idle -= 1;
+                }
+            }
+        }
+    }
+}
+
+/// Sets how many pool threads may run at once (at least 1; Twisted's
+/// `suggestThreadPoolSize`). Work already queued waits for a free thread.
+pub fn set_pool_size(n: usize) {
+    let p = pool();
+    let mut state = p.lock();
+    state.max = n.max(1);
+    drop(state);
+    // Let surplus idle workers notice and retire.
+    p.work.notify_all();
+}
+
+/// The most pool threads that run at once.
+pub fn pool_size() -> usize {
+    pool().lock().max
+}
+
+type Completion = Box<dyn FnOnce(Box<dyn Any + Send>)>;
+
+thread_local! {
+    /// Deferreds of this thread waiting for a pool result, by id.
+    static WAITING: RefCell<HashMap<u64, Completion>> = RefCell::new(HashMap::new());
+    static NEXT: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Runs `f` on the pool; the Deferred fires on this thread's reactor with its
+/// result, or fails with a [`Panicked`] failure if `f` panics (Twisted's
+/// `deferToThread`). To put an `Err` on the errback chain, return a
+/// `Result` and follow with `.and_then(|r| r.map_err(Failure::new))`.
+///
+/// ```
+/// use twined::{reactor, threads};
+///
+/// let d = threads::defer_to_thread(|| (1..=10u64).product::<u64>())
+///     .add_callback(|n| {
+///         assert_eq!(n, 3_628_800);
+///         reactor::stop().unwrap();
+///     });
+/// reactor::run().unwrap();
+/// # drop(d);
+///
+/// // A blocking call that may fail: its error goes down the errback chain.
+/// let d = threads::defer_to_thread(|| std::fs::read("/nonexistent"))
+///     .and_then(|r| r.map_err(twined::defer::Failure::new))
+///     .add_errback(|failure| {
+///         assert!(failure.check::<std::io::Error>());
+///         reactor::stop().unwrap();
+///         Vec::new()
+///     });
+/// reactor::run().unwrap();
+/// # drop(d);
+/// ```
+pub fn defer_to_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Deferred<T> {
+    let (d, trigger) = Deferred::new();
+    let id = NEXT
+        .try_with(|n| {
+            let id = n.get();
+            n.set(id + 1);
+            id
+        })
+        .unwrap_or(u64::MAX);
+    let completion: Completion =
+        Box::new(
+            move |result| match result.downcast::<Result<T, Failure>>() {
+                Ok(result) => trigger.fire_with(*result),
+                Err(_) => trigger.errback(Failure::msg(
+                    "internal error: a pool result of the wrong type",
+                )),
+            },
+        );
+    if WAITING
+        .try_with(|w| w.borrow_mut().insert(id, completion))
+        .is_err()
+    {
+        return crate::defer::fail(Failure::msg("the thread is exiting"));
+    }
+    let handle = reactor::handle();
+    pool().submit(Box::new(move || {
+        let result: Result<T, Failure> = catch_unwind(AssertUnwindSafe(f))
+            .map_err(|panic| Failure::new(Panicked::from_payload(panic)));
+        let result: Box<dyn Any + Send> = Box::new(result);
+        handle.call_from_thread(move || {
+            let completion = WAITING
+                .try_with(|w| w.borrow_mut().remove(&id))
+                .ok()
+                .flatten();
+            if let Some(completion) = completion {
+                completion(result);
+            }
+        });
+    }));
+    d
+}
+
+/// Runs `f` on the pool and forgets it (Twisted's `callInThread`). A panic is
+/// logged; the pool goes on.
+pub fn call_in_thread(f: impl FnOnce() + Send + 'static) {
+    pool().submit(Box::new(move || {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(f)) {
+            log::error!(
+                "a call_in_thread function panicked: {}",
+                Panicked::from_payload(panic).message()
+            );
+        }
+    }));
+}
+
+/// A host-name lookup failed.
+#[derive(Debug)]
+pub struct ResolveError {
+    /// The name looked up.
+    pub host: String,
+    /// What the system resolver said.
+    pub source: io::Error,
+}
+
+impl fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DNS lookup failed for {}: {}", self.host, self.source)
+    }
+}
+
+impl Error for ResolveError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// The addresses of `host` with `port` (Twisted's `reactor.resolve`). An IP
+/// literal (IPv6 with or without brackets) is returned at once; a name is
+/// looked up by the system resolver on the pool and fails with a
+/// [`ResolveError`].
+pub fn resolve(host: &str, port: u16) -> Deferred<Vec<SocketAddr>> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return succeed(vec![SocketAddr::new(ip, port)]);
+    }
+    let name = bare.to_string();
+    defer_to_thread(move || {
+        let lookup = (name.as_str(), port).to_socket_addrs();
+        match lookup {
+            Ok(addrs) => {
+                let addrs: Vec<SocketAddr> = addrs.collect();
+                if addrs.is_empty() {
+                    Err(ResolveError {
+                        host: name,
+                        source: io::Error::new(io::ErrorKind::NotFound, "no addresses"),
+                    })
+                } else {
+                    Ok(addrs)
+                }
+            }
+            Err(source) => Err(ResolveError { host: name, source }),
+        }
+    })
+    .and_then(|r| r.map_err(Failure::new))
+}

@@ -1,0 +1,221 @@
+//! The thread pool: defer_to_thread results and panics, call_in_thread, the
+//! pool bound, and host-name lookups. The pool is process-wide, so the test
+//! that changes its size runs alone in a child process.
+
+use std::cell::RefCell;
+use std::process::Command;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use twined::defer::{Failure, Panicked};
+use twined::reactor;
+use twined::threads::{self, ResolveError};
+
+/// Runs the reactor; fails the test if it is still running after `limit`.
+fn run_bounded(limit: Duration) {
+    let timed_out = Rc::new(std::cell::Cell::new(false));
+    let t = timed_out.clone();
+    let watchdog = reactor::call_later(limit, move || {
+        t.set(true);
+        let _ = reactor::stop();
+    });
+    reactor::run().unwrap();
+    let _ = watchdog.cancel();
+    assert!(!timed_out.get(), "the test did not finish within {limit:?}");
+}
+
+fn capture<T: 'static>(d: twined::defer::Deferred<T>) -> Rc<RefCell<Option<Result<T, Failure>>>> {
+    let slot = Rc::new(RefCell::new(None));
+    let s = slot.clone();
+    d.add_both(move |r| {
+        *s.borrow_mut() = Some(r);
+        let _ = reactor::stop();
+    });
+    slot
+}
+
+#[test]
+fn defer_to_thread_delivers_the_result_on_the_reactor_thread() {
+    let me = std::thread::current().id();
+    let worker = Arc::new(std::sync::Mutex::new(None));
+    let w = worker.clone();
+    let result = capture(
+        threads::defer_to_thread(move || {
+            *w.lock().unwrap() = Some(std::thread::current().id());
+            6 * 7
+        })
+        .add_callback(move |n| {
+            assert_eq!(
+                std::thread::current().id(),
+                me,
+                "callbacks run on the reactor thread"
+            );
+            n
+        }),
+    );
+    run_bounded(Duration::from_secs(10));
+    assert_eq!(result.borrow_mut().take().unwrap().unwrap(), 42);
+    assert_ne!(
+        worker.lock().unwrap().unwrap(),
+        me,
+        "f ran on a pool thread"
+    );
+}
+
+#[test]
+fn nothing_is_delivered_before_the_reactor_runs() {
+    let d = threads::defer_to_thread(|| 1);
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!d.called(), "the result waits for the reactor");
+    let result = capture(d);
+    run_bounded(Duration::from_secs(10));
+    assert_eq!(result.borrow_mut().take().unwrap().unwrap(), 1);
+}
+
+#[test]
+fn a_panic_in_defer_to_thread_becomes_a_failure() {
+    let result = capture(threads::defer_to_thread(|| -> u32 {
+        panic!("worker exploded")
+    }));
+    run_bounded(Duration::from_secs(10));
+    let failure = result.borrow_mut().take().unwrap().unwrap_err();
+    let panicked = failure
+        .downcast_ref::<Panicked>()
+        .expect("a Panicked failure");
+    assert!(panicked.message().contains("worker exploded"));
+}
+
+#[test]
+fn an_error_result_goes_down_the_errback_chain() {
+    let result = capture(
+        threads::defer_to_thread(|| std::fs::read("/nonexistent/twined"))
+            .and_then(|r| r.map_err(Failure::new)),
+    );
+    run_bounded(Duration::from_secs(10));
+    let failure = result.borrow_mut().take().unwrap().unwrap_err();
+    assert!(failure.check::<std::io::Error>());
+}
+
+#[test]
+fn call_in_thread_survives_a_panic_and_the_pool_keeps_working() {
+    threads::call_in_thread(|| panic!("fire and forget"));
+    let handle = reactor::handle();
+    let done = Rc::new(std::cell::Cell::new(false));
+    let d2 = done.clone();
+    threads::call_in_thread(move || {
+        handle.call_from_thread(|| {
+            let _ = reactor::stop();
+        });
+    });
+    reactor::call_when_running(move || d2.set(true));
+    run_bounded(Duration::from_secs(10));
+    assert!(done.get());
+    // And defer_to_thread still works afterwards.
+    let result = capture(threads::defer_to_thread(|| "ok"));
+    run_bounded(Duration::from_secs(10));
+    assert_eq!(result.borrow_mut().take().unwrap().unwrap(), "ok");
+}
+
+#[test]
+fn many_results_all_arrive() {
+    let n = 500;
+    let ds: Vec<_> = (0..n)
+        .map(|i| threads::defer_to_thread(move || i * 2))
+        .collect();
+    let result = capture(twined::defer::gather_results(ds));
+    run_bounded(Duration::from_secs(30));
+    let values = result.borrow_mut().take().unwrap().unwrap();
+    assert_eq!(values, (0..n).map(|i| i * 2).collect::<Vec<_>>());
+}
+
+const CHILD_ENV: &str = "TWINED_THREADS_TEST_CHILD";
+
+/// The pool bound, in a child process so that no other test shares the pool.
+#[test]
+fn child_pool_bound() {
+    if std::env::var(CHILD_ENV).is_err() {
+        return;
+    }
+    threads::set_pool_size(3);
+    assert_eq!(threads::pool_size(), 3);
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let ds: Vec<_> = (0..20)
+        .map(|i| {
+            let (running, peak) = (running.clone(), peak.clone());
+            threads::defer_to_thread(move || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(10));
+                running.fetch_sub(1, Ordering::SeqCst);
+                i
+            })
+        })
+        .collect();
+    let result = capture(twined::defer::gather_results(ds));
+    run_bounded(Duration::from_secs(30));
+    assert_eq!(result.borrow_mut().take().unwrap().unwrap().len(), 20);
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(peak <= 3, "{peak} jobs ran at once with a pool of 3");
+    assert!(peak >= 2, "the pool should run jobs side by side");
+    threads::set_pool_size(0);
+    assert_eq!(
+        threads::pool_size(),
+        1,
+        "the pool keeps at least one thread"
+    );
+}
+
+#[test]
+fn the_pool_bound_holds() {
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["child_pool_bound", "--exact", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .status()
+        .unwrap();
+    assert!(status.success(), "the child test failed: {status}");
+}
+
+#[test]
+fn resolve_an_ip_literal_needs_no_lookup() {
+    let d = threads::resolve("127.0.0.1", 80);
+    assert_eq!(
+        d.result().unwrap().unwrap(),
+        vec!["127.0.0.1:80".parse().unwrap()]
+    );
+    let d = threads::resolve("[::1]", 8080);
+    assert_eq!(
+        d.result().unwrap().unwrap(),
+        vec!["[::1]:8080".parse().unwrap()]
+    );
+}
+
+#[test]
+fn resolve_localhost_on_the_pool() {
+    let result = capture(threads::resolve("localhost", 8080));
+    run_bounded(Duration::from_secs(20));
+    let addrs = result.borrow_mut().take().unwrap().unwrap();
+    assert!(!addrs.is_empty());
+    assert!(addrs
+        .iter()
+        .all(|a| a.ip().is_loopback() && a.port() == 8080));
+}
+
+#[test]
+fn resolve_an_invalid_name_fails_with_a_named_error() {
+    let result = capture(threads::resolve("no-such-host.invalid", 80));
+    run_bounded(Duration::from_secs(30));
+    let failure = result.borrow_mut().take().unwrap().unwrap_err();
+    let e = failure
+        .downcast_ref::<ResolveError>()
+        .expect("a ResolveError");
+    assert_eq!(e.host, "no-such-host.invalid");
+    assert!(
+        failure
+            .to_string()
+            .contains("DNS lookup failed for no-such-host.invalid"),
+        "{failure}"
+    );
+}
