@@ -90,3 +90,5 @@ pub mod reactor;
 pub mod task;
 pub mod threads;
 pub mod utils;
+#[cfg(feature = "web")]
+pub mod web;

@@ -1,0 +1,12 @@
+//! HTTP for the reactor (Twisted's `twisted.web`): a client with
+//! `get_page`, an `Agent` with a keep-alive connection pool, HTTPS with
+//! rustls, and a small HTTP/1.1 server.
+//!
+//! Every failure is a [`web::Error`](Error) inside the Deferred's `Failure`;
+//! its [`kind()`](Error::kind) is a stable short name.
+
+mod error;
+pub mod http1;
+
+pub use error::{Error, RedirectError, TimeoutStage};
+pub use http1::Headers;
