@@ -7,6 +7,7 @@
 
 mod error;
 pub mod http1;
+pub mod server;
 
 pub use error::{Error, RedirectError, TimeoutStage};
 pub use http1::Headers;
