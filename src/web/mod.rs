@@ -5,6 +5,7 @@
 //! Every failure is a [`web::Error`](Error) inside the Deferred's `Failure`;
 //! its [`kind()`](Error::kind) is a stable short name.
 
+pub mod client;
 mod error;
 pub mod http1;
 pub mod server;

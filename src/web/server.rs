@@ -356,7 +356,9 @@ impl State {
             return;
         };
         while self.queue.front().is_some_and(|s| s.bytes.is_some()) {
-            let Some(slot) = self.queue.pop_front() else { break };
+            let Some(slot) = self.queue.pop_front() else {
+                break;
+            };
             if let Some(bytes) = slot.bytes {
                 transport.write(&bytes);
             }
@@ -370,7 +372,12 @@ impl State {
 
     /// Queues an error answer and closes after it.
     fn reject(&mut self, status: u16, message: &str) {
-        let bytes = serialize(error_response(status, message), "GET", Version::Http11, true);
+        let bytes = serialize(
+            error_response(status, message),
+            "GET",
+            Version::Http11,
+            true,
+        );
         let id = self.next_id;
         self.next_id += 1;
         self.closing = true;

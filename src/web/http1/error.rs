@@ -36,6 +36,8 @@ pub enum CodecError {
     InvalidHeader(String),
     /// `101 Switching Protocols` is not supported.
     UpgradeUnsupported,
+    /// A gzip or deflate body does not decode.
+    BadContentEncoding(String),
 }
 
 impl fmt::Display for CodecError {
@@ -67,6 +69,7 @@ impl fmt::Display for CodecError {
                 "connection closed in the middle of a chunked body after {received} bytes"
             ),
             CodecError::InvalidHeader(why) => write!(f, "invalid header: {why}"),
+            CodecError::BadContentEncoding(why) => write!(f, "body does not decode: {why}"),
             CodecError::UpgradeUnsupported => {
                 f.write_str("101 Switching Protocols is not supported")
             }
