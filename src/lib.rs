@@ -68,10 +68,10 @@
 //! | `task.deferLater`, `LoopingCall(f)`, `LoopingCall.withCount(f)`, `coiterate`/`cooperate`/`Cooperator`, `Clock` | `task::defer_later`, `task::LoopingCall::new(f)`, `LoopingCall::with_count(f)`, `task::coiterate`/`cooperate`/`Cooperator`, `task::Clock` |
 //! | `Failure.trap(E)` / `check(E)` / `value` / `getErrorMessage()` | `failure.trap::<E>()` / `check::<E>()` / `downcast_ref::<E>()` / `Display` |
 //! | `defer.setDebugging(True)` | `defer::set_debugging(true)` |
-//! | `client.getPage(url, ...)` / `downloadPage(url, file)` | `web::client::get_page(url)` / `get_page_with(url, PageOptions)` / `download_page(url, path)` |
-//! | `Agent`, `HTTPConnectionPool`, `readBody` | `web::client::Agent`, `ConnectionPool`, `read_body` |
-//! | `twisted.web.error.Error`, `PageRedirect` | `web::Error::Http { status, .. }`, `web::Error::Redirect { .. }` |
-//! | `twisted.web.server.Site` | `web::server::Site` |
+//! | `client.getPage(url, ...)` / `downloadPage(url, file)` | [`web::client::get_page(url)`](web::client::get_page) -> `Deferred<Vec<u8>>` / [`get_page_with(url, PageOptions)`](web::client::get_page_with) / [`download_page(url, path)`](web::client::download_page) |
+//! | `Agent(reactor, pool=HTTPConnectionPool(reactor))`, `agent.request(...)`, `readBody(r)`; `RedirectAgent`, `ContentDecoderAgent` | [`web::client::Agent`], [`ConnectionPool`](web::client::ConnectionPool) (idle cap **and** in-flight caps), [`agent.request(method, url, headers, body)`](web::client::Agent::request) -> `Deferred<Response>`, [`read_body`](web::client::read_body); redirects and gzip are [`AgentOptions`](web::client::AgentOptions) |
+//! | `twisted.web.error.Error`, `PageRedirect` | [`web::Error::Http { status, .. }`](web::Error::Http), [`web::Error::Redirect { .. }`](web::Error::Redirect); [`web::Error::kind()`](web::Error::kind) names every failure |
+//! | `twisted.web.server.Site` | [`web::server::Site`] (keep-alive, pipelining, handlers returning a `Response` or a `Deferred<Response>`) |
 //!
 //! Each module's docs say where twined differs from Twisted on purpose (for
 //! example: constant-stack chains, FIFO order for equal-time timers,

@@ -393,7 +393,7 @@ impl State {
 
     /// Parses the next complete request out of the input, if there is one.
     fn next_request(&mut self) -> Option<(RequestHead, Vec<u8>)> {
-        loop {
+        {
             if self.closing {
                 return None;
             }
@@ -463,7 +463,7 @@ impl State {
                 }
             }
             let (head, _, body) = self.reading.take()?;
-            return Some((head, body));
+            Some((head, body))
         }
     }
 }

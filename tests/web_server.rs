@@ -1,0 +1,212 @@
+//! web::server::Site over real sockets: keep-alive, pipelining in order,
+//! chunked requests, 100-continue, limits and failing handlers. A blocking
+//! std client on a thread talks to the site on the reactor thread.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::Duration;
+
+use support::run_bounded;
+use twined::defer::{Deferred, Failure};
+use twined::reactor;
+use twined::task;
+use twined::web::server::{Request, Response, Site};
+
+fn site() -> Site {
+    Site::new(|req: Request| -> Deferred<Response> {
+        match req.path() {
+            "/slow" => task::defer_later(Duration::from_millis(50), || {
+                Ok::<_, Failure>(Response::new(200).body("slow"))
+            }),
+            "/panic" => panic!("handler bug"),
+            "/fail" => twined::defer::fail(Failure::msg("handler failed")),
+            "/echo" => twined::defer::succeed(Response::new(200).body(req.body)),
+            "/chunks" => twined::defer::succeed(
+                Response::new(200)
+                    .chunked(vec![b"ab".to_vec(), b"cd".to_vec()], Default::default()),
+            ),
+            path => twined::defer::succeed(Response::new(200).body(path.to_string())),
+        }
+    })
+    .head_limit(1024)
+    .max_body(1000)
+}
+
+/// Runs `client` on a thread against a fresh site; returns what it returns.
+fn with_client<T: Send + 'static>(site: Site, client: impl FnOnce(u16) -> T + Send + 'static) -> T {
+    let port = reactor::listen_tcp("127.0.0.1:0", site).unwrap();
+    let number = port.address().port();
+    let handle = reactor::handle();
+    let worker = thread::spawn(move || {
+        let out = client(number);
+        handle.call_from_thread(|| {
+            let _ = reactor::stop();
+        });
+        out
+    });
+    run_bounded(Duration::from_secs(20));
+    port.stop_listening();
+    worker.join().unwrap()
+}
+
+/// Sends `request` and reads until the connection closes or `until` bytes
+/// of the given marker count appear.
+fn exchange(port: u16, request: &[u8], responses: usize) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&got);
+        if text.matches("HTTP/1.").count() >= responses && complete(&text, responses) {
+            break;
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Whether the last of `n` responses in `text` has its whole body.
+fn complete(text: &str, n: usize) -> bool {
+    let Some(last) = text
+        .match_indices("HTTP/1.")
+        .nth(n - 1)
+        .map(|(i, _)| &text[i..])
+    else {
+        return false;
+    };
+    let Some((head, body)) = last.split_once("\r\n\r\n") else {
+        return false;
+    };
+    match head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
+        Some(len) => body.len() >= len,
+        None => body.ends_with("0\r\n\r\n"),
+    }
+}
+
+#[test]
+fn keep_alive_serves_several_requests_on_one_connection() {
+    let out = with_client(site(), |port| {
+        exchange(
+            port,
+            b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+            2,
+        )
+    });
+    assert_eq!(out.matches("HTTP/1.1 200 OK").count(), 2, "{out}");
+    assert!(out.find("/a").unwrap() < out.find("/b").unwrap());
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order_even_when_the_first_is_slow() {
+    let out = with_client(site(), |port| {
+        exchange(
+            port,
+            b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /fast HTTP/1.1\r\nHost: x\r\n\r\n",
+            2,
+        )
+    });
+    let slow = out.find("slow").expect("slow answered");
+    let fast = out.find("/fast").expect("fast answered");
+    assert!(slow < fast, "responses out of order: {out}");
+}
+
+#[test]
+fn http_1_0_and_connection_close_close_after_the_response() {
+    let out = with_client(site(), |port| exchange(port, b"GET /x HTTP/1.0\r\n\r\n", 1));
+    assert!(out.starts_with("HTTP/1.0 200 OK"), "{out}");
+    assert!(out.contains("Connection: close"), "{out}");
+    let out = with_client(site(), |port| {
+        exchange(port, b"GET /y HTTP/1.1\r\nConnection: close\r\n\r\n", 1)
+    });
+    assert!(out.contains("Connection: close"), "{out}");
+}
+
+#[test]
+fn a_chunked_request_body_and_100_continue() {
+    let out = with_client(site(), |port| {
+        exchange(
+            port,
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+            2,
+        )
+    });
+    assert!(out.starts_with("HTTP/1.1 100 Continue\r\n\r\n"), "{out}");
+    assert!(out.ends_with("abcde"), "{out}");
+}
+
+#[test]
+fn chunked_responses_are_encoded() {
+    let out = with_client(site(), |port| {
+        exchange(port, b"GET /chunks HTTP/1.1\r\nHost: x\r\n\r\n", 1)
+    });
+    assert!(out.contains("Transfer-Encoding: chunked"), "{out}");
+    assert!(out.ends_with("2\r\nab\r\n2\r\ncd\r\n0\r\n\r\n"), "{out}");
+}
+
+#[test]
+fn head_requests_get_no_body() {
+    let out = with_client(site(), |port| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        s.write_all(b"HEAD /abc HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    });
+    assert!(out.contains("Content-Length: 4"), "{out}");
+    assert!(
+        out.ends_with("\r\n\r\n"),
+        "a HEAD response has no body: {out:?}"
+    );
+}
+
+#[test]
+fn limits_and_malformed_requests_get_error_statuses() {
+    let big_head = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(2000));
+    let out = with_client(site(), move |port| exchange(port, big_head.as_bytes(), 1));
+    assert!(out.starts_with("HTTP/1.1 431"), "{out}");
+    let out = with_client(site(), |port| {
+        exchange(
+            port,
+            b"POST /echo HTTP/1.1\r\nContent-Length: 5000\r\n\r\n",
+            1,
+        )
+    });
+    assert!(out.starts_with("HTTP/1.1 413"), "{out}");
+    let out = with_client(site(), |port| exchange(port, b"BAD\x01REQUEST\r\n\r\n", 1));
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+}
+
+#[test]
+fn a_panicking_or_failing_handler_is_a_500_and_the_server_goes_on() {
+    let out = with_client(site(), |port| {
+        let a = exchange(port, b"GET /panic HTTP/1.1\r\nHost: x\r\n\r\n", 1);
+        let b = exchange(port, b"GET /fail HTTP/1.1\r\nHost: x\r\n\r\n", 1);
+        let c = exchange(port, b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n", 1);
+        format!("{a}\n---\n{b}\n---\n{c}")
+    });
+    let parts: Vec<&str> = out.split("\n---\n").collect();
+    assert!(parts[0].starts_with("HTTP/1.1 500"), "{out}");
+    assert!(parts[1].starts_with("HTTP/1.1 500"), "{out}");
+    assert!(parts[2].starts_with("HTTP/1.1 200"), "{out}");
+}
