@@ -1,6 +1,6 @@
 //! A small HTTP/1.1 server on the reactor (Twisted's `twisted.web.server.Site`).
 //!
-//! A [`Site`] is a [`Factory`](crate::protocol::Factory) for
+//! A [`Site`] is a [`crate::protocol::Factory`] for
 //! [`listen_tcp`](crate::reactor::listen_tcp), built from a handler: a closure
 //! from a [`Request`] to a [`Response`], or to a `Deferred<Response>` for
 //! answers that take time. Connections are kept alive (HTTP/1.1 by default,

@@ -168,7 +168,6 @@ impl Conn {
         )?;
         {
             let mut st = conn.state.borrow_mut();
-            st.host = stream.local_addr().ok();
             st.peer = Some(peer);
             st.stream = Some(stream);
             st.key = Some(key);
@@ -285,8 +284,13 @@ impl Conn {
             let Some(addr) = c.current else { return };
             match stream.take_error() {
                 Ok(Some(e)) | Err(e) => Err((addr, e)),
+                // Writable without error or hang-up: connected (Linux reports
+                // nothing else for a connecting socket), no getpeername needed.
+                Ok(None) if ready.writable && !ready.error && !ready.write_closed => {
+                    Ok((addr, None))
+                }
                 Ok(None) => match stream.peer_addr() {
-                    Ok(peer) => Ok((peer, stream.local_addr().ok())),
+                    Ok(peer) => Ok((peer, None)),
                     Err(e) if e.kind() == io::ErrorKind::NotConnected && !ready.error => {
                         return;
                     }
@@ -716,9 +720,13 @@ impl Transport {
         self.conn.state.borrow().peer
     }
 
-    /// The local address (Twisted's `getHost`).
+    /// The local address (Twisted's `getHost`), looked up on first use.
     pub fn host(&self) -> Option<SocketAddr> {
-        self.conn.state.borrow().host
+        let mut st = self.conn.state.borrow_mut();
+        if st.host.is_none() {
+            st.host = st.stream.as_ref().and_then(|s| s.local_addr().ok());
+        }
+        st.host
     }
 
     /// Whether the connection is open and not closing.

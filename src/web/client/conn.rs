@@ -47,6 +47,9 @@ impl Wire {
     }
 }
 
+/// How long a server that announced it closes gets to do so.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How an exchange ended.
 pub(crate) struct Finished {
     pub(crate) result: Result<(), Error>,
@@ -79,6 +82,11 @@ pub(crate) struct ConnShared {
     wire: RefCell<Option<Wire>>,
     exchange: RefCell<Option<Exchange>>,
     alive: Cell<bool>,
+    /// The server said it closes after this response (`Connection: close`,
+    /// HTTP/1.0, close-delimited body).
+    peer_closes: Cell<bool>,
+    /// Closes a connection whose server was expected to close it but did not.
+    linger: RefCell<Option<crate::reactor::DelayedCall>>,
     next_id: Cell<u64>,
 }
 
@@ -97,6 +105,8 @@ impl ConnHandle {
             wire: RefCell::new(None),
             exchange: RefCell::new(None),
             alive: Cell::new(true),
+            peer_closes: Cell::new(false),
+            linger: RefCell::new(None),
             next_id: Cell::new(0),
         });
         let protocol = HttpProtocol {
@@ -154,9 +164,21 @@ impl ConnHandle {
         }
     }
 
-    /// Closes an idle connection politely.
+    /// Closes an idle connection politely. When the server announced it
+    /// closes, let it close first (so the TIME_WAIT state, and its cost for
+    /// the next connect, stays on the server's side), for at most a second.
     pub(crate) fn close(&self) {
         self.shared.alive.set(false);
+        if self.shared.peer_closes.get() {
+            let wire = self.shared.wire.borrow().clone();
+            if let Some(wire) = wire {
+                let timer = crate::reactor::call_later(LINGER, move || wire.abort());
+                if let Some(old) = self.shared.linger.borrow_mut().replace(timer) {
+                    let _ = old.cancel();
+                }
+                return;
+            }
+        }
         if let Some(wire) = self.shared.wire.borrow_mut().take() {
             wire.lose();
         }
@@ -289,6 +311,7 @@ impl HttpProtocol {
                 }
                 if !keep_alive {
                     self.shared.alive.set(false);
+                    self.shared.peer_closes.set(!extra);
                 }
                 let exchange = self.shared.exchange.borrow_mut().take();
                 if let Some(exchange) = exchange {
@@ -306,6 +329,9 @@ impl HttpProtocol {
     /// The wire closed.
     pub(crate) fn lost(&mut self, reason: Failure) {
         self.shared.alive.set(false);
+        if let Some(timer) = self.shared.linger.borrow_mut().take() {
+            let _ = timer.cancel();
+        }
         self.shared.wire.borrow_mut().take();
         let pending = self.shared.exchange.borrow().as_ref().map(|e| e.id);
         let Some(id) = pending else { return };
@@ -370,7 +396,8 @@ fn io_error(host: &str, reason: &Failure) -> Error {
 
 impl Protocol for HttpProtocol {
     fn connection_made(&mut self, transport: Transport) {
-        let _ = transport.set_tcp_nodelay(true);
+        // No TCP_NODELAY: a request goes out in one write and the next only
+        // after the whole response, so Nagle never holds one back.
         self.wire_ready(Wire::Plain(transport));
     }
 

@@ -7,8 +7,11 @@ use super::{CodecError, Headers};
 /// Default limit on the size of a message head (Twisted has none).
 pub const DEFAULT_HEAD_LIMIT: usize = 64 * 1024;
 
+/// Header fields parsed on the stack; more go to a second, larger pass.
+const FIELDS: usize = 48;
+
 /// Most header fields in one head.
-const MAX_FIELDS: usize = 256;
+const MAX_FIELDS: usize = 512;
 
 /// HTTP version of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -81,8 +84,23 @@ pub fn parse_response_head(
     buf: &[u8],
     limit: usize,
 ) -> Result<Option<(ResponseHead, usize)>, CodecError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut response = httparse::Response::new(&mut fields);
+    let mut fields = [httparse::EMPTY_HEADER; FIELDS];
+    match response_head_with(buf, limit, &mut fields) {
+        Err(CodecError::HeadTooLarge { .. }) if buf.len() <= limit => {
+            // Maybe only many fields: parse again with room for them.
+            let mut fields = vec![httparse::EMPTY_HEADER; MAX_FIELDS];
+            response_head_with(buf, limit, &mut fields)
+        }
+        other => other,
+    }
+}
+
+fn response_head_with<'b>(
+    buf: &'b [u8],
+    limit: usize,
+    fields: &mut [httparse::Header<'b>],
+) -> Result<Option<(ResponseHead, usize)>, CodecError> {
+    let mut response = httparse::Response::new(fields);
     match response.parse(buf) {
         Ok(httparse::Status::Complete(len)) => {
             if len > limit {
@@ -113,8 +131,22 @@ pub fn parse_request_head(
     buf: &[u8],
     limit: usize,
 ) -> Result<Option<(RequestHead, usize)>, CodecError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut request = httparse::Request::new(&mut fields);
+    let mut fields = [httparse::EMPTY_HEADER; FIELDS];
+    match request_head_with(buf, limit, &mut fields) {
+        Err(CodecError::HeadTooLarge { .. }) if buf.len() <= limit => {
+            let mut fields = vec![httparse::EMPTY_HEADER; MAX_FIELDS];
+            request_head_with(buf, limit, &mut fields)
+        }
+        other => other,
+    }
+}
+
+fn request_head_with<'b>(
+    buf: &'b [u8],
+    limit: usize,
+    fields: &mut [httparse::Header<'b>],
+) -> Result<Option<(RequestHead, usize)>, CodecError> {
+    let mut request = httparse::Request::new(fields);
     match request.parse(buf) {
         Ok(httparse::Status::Complete(len)) => {
             if len > limit {

@@ -1,0 +1,181 @@
+//! `get_page` against `web::server` on loopback, with and without
+//! keep-alive, beside tokio + hyper's client on the same server in the same
+//! run. Reports requests per second and the client thread's CPU time per
+//! request (from `/proc/thread-self/schedstat`); the server runs on its own
+//! thread and reactor, so the client side is measured alone, on one core.
+//!
+//! `cargo bench --bench http` prints the figures; under `cargo test` it runs
+//! a tiny version as a smoke test.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use twined::reactor;
+use twined::web::client::{
+    get_page_with, Agent, AgentOptions, ConnectionPool, PageOptions, PoolOptions,
+};
+use twined::web::server::{Request, Response, Site};
+
+/// CPU time this thread has used.
+fn thread_cpu() -> Duration {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let ns = text
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    Duration::from_nanos(ns)
+}
+
+/// Starts the server on its own thread; returns its port.
+fn start_server() -> u16 {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let body = vec![b'x'; 100];
+        let site = Site::new(move |_req: Request| Response::new(200).body(body.clone()));
+        let port = reactor::listen_tcp("127.0.0.1:0", site).expect("listen");
+        tx.send(port.address().port()).expect("send port");
+        reactor::run().expect("server reactor");
+    });
+    rx.recv().expect("server port")
+}
+
+struct Figures {
+    per_sec: f64,
+    cpu_us: f64,
+}
+
+fn twined_run(url: &str, n: usize, concurrency: usize, keep_alive: bool) -> Figures {
+    let agent = Agent::with_options(
+        ConnectionPool::new(PoolOptions {
+            persistent: keep_alive,
+            max_idle_per_host: concurrency,
+            ..Default::default()
+        }),
+        AgentOptions::default(),
+    );
+    let started = Rc::new(Cell::new(0usize));
+    let done = Rc::new(Cell::new(0usize));
+    fn next(agent: Agent, url: Rc<str>, n: usize, started: Rc<Cell<usize>>, done: Rc<Cell<usize>>) {
+        if started.get() == n {
+            return;
+        }
+        started.set(started.get() + 1);
+        let options = PageOptions {
+            agent: Some(agent.clone()),
+            ..Default::default()
+        };
+        get_page_with(&url, options).add_both(move |r| {
+            assert!(matches!(&r, Ok(b) if b.len() == 100), "{:?}", r.err());
+            done.set(done.get() + 1);
+            if done.get() == n {
+                let _ = reactor::stop();
+            } else {
+                next(agent, url, n, started, done);
+            }
+        });
+    }
+    let url: Rc<str> = url.into();
+    let cpu = thread_cpu();
+    let t = Instant::now();
+    for _ in 0..concurrency.min(n) {
+        next(agent.clone(), url.clone(), n, started.clone(), done.clone());
+    }
+    reactor::run().expect("run");
+    let wall = t.elapsed();
+    let cpu = thread_cpu() - cpu;
+    agent.pool().close_idle();
+    Figures {
+        per_sec: n as f64 / wall.as_secs_f64(),
+        cpu_us: cpu.as_secs_f64() * 1e6 / n as f64,
+    }
+}
+
+fn hyper_run(url: &str, n: usize, concurrency: usize, keep_alive: bool) -> Figures {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let uri: hyper::Uri = url.parse().expect("uri");
+    let cpu = thread_cpu();
+    let t = Instant::now();
+    rt.block_on(async {
+        let mut builder = Client::builder(TokioExecutor::new());
+        if !keep_alive {
+            builder.pool_max_idle_per_host(0);
+        }
+        let client = builder.build_http::<Empty<Bytes>>();
+        futures::stream::iter(0..n)
+            .map(|_| {
+                let client = client.clone();
+                let uri = uri.clone();
+                async move {
+                    let response = client.get(uri).await.expect("hyper request");
+                    let body = response.into_body().collect().await.expect("hyper body");
+                    assert_eq!(body.to_bytes().len(), 100);
+                }
+            })
+            .buffer_unordered(concurrency)
+            .for_each(|()| async {})
+            .await;
+    });
+    let wall = t.elapsed();
+    let cpu = thread_cpu() - cpu;
+    Figures {
+        per_sec: n as f64 / wall.as_secs_f64(),
+        cpu_us: cpu.as_secs_f64() * 1e6 / n as f64,
+    }
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let (n, rounds) = if bench { (20_000, 3) } else { (200, 1) };
+    let port = start_server();
+    let url = format!("http://127.0.0.1:{port}/small");
+    // TWINED_BENCH_ONLY=twined|hyper runs one side only (for profiling).
+    let only = std::env::var("TWINED_BENCH_ONLY").unwrap_or_default();
+    if !only.is_empty() {
+        let keep_alive = std::env::var("TWINED_BENCH_KEEPALIVE").map_or(true, |v| v != "0");
+        let f = if only == "hyper" {
+            hyper_run(&url, n, 50, keep_alive)
+        } else {
+            twined_run(&url, n, 50, keep_alive)
+        };
+        println!("{only}: {:.0} req/s, {:.1} us CPU/req", f.per_sec, f.cpu_us);
+        return;
+    }
+    for (keep_alive, concurrency) in [(true, 1), (true, 50), (false, 50)] {
+        let n = if keep_alive { n } else { n / 4 };
+        let mut best_t: Option<Figures> = None;
+        let mut best_h: Option<Figures> = None;
+        for _ in 0..rounds {
+            let t = twined_run(&url, n, concurrency, keep_alive);
+            let h = hyper_run(&url, n, concurrency, keep_alive);
+            if best_t.as_ref().map_or(true, |b| t.per_sec > b.per_sec) {
+                best_t = Some(t);
+            }
+            if best_h.as_ref().map_or(true, |b| h.per_sec > b.per_sec) {
+                best_h = Some(h);
+            }
+        }
+        let (t, h) = (best_t.expect("ran"), best_h.expect("ran"));
+        println!(
+            "get_page, {} requests, concurrency {concurrency}, keep-alive {}: twined {:.0} req/s ({:.1} us CPU/req), hyper {:.0} req/s ({:.1} us CPU/req); twined/hyper = {:.2}x req/s, {:.2}x less CPU",
+            n,
+            if keep_alive { "on" } else { "off" },
+            t.per_sec,
+            t.cpu_us,
+            h.per_sec,
+            h.cpu_us,
+            t.per_sec / h.per_sec,
+            h.cpu_us / t.cpu_us,
+        );
+    }
+}
