@@ -137,6 +137,21 @@ fn hyper_run(url: &str, n: usize, concurrency: usize, keep_alive: bool) -> Figur
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let (n, rounds) = if bench { (20_000, 3) } else { (200, 1) };
+    // The body check in both clients expects /small's 100 bytes.
+    // TWINED_BENCH_URL=http://127.0.0.1:8080/small measures against an
+    // outside server (for example `cargo run --release --example serve`),
+    // with the crawl benchmark's concurrency of 100.
+    if let Ok(url) = std::env::var("TWINED_BENCH_URL") {
+        for _ in 0..rounds {
+            let t = twined_run(&url, n, 100, true);
+            let h = hyper_run(&url, n, 100, true);
+            println!(
+                "{url}, {n} requests, concurrency 100: twined {:.0} req/s ({:.1} us CPU/req), hyper {:.0} req/s ({:.1} us CPU/req); twined/hyper = {:.2}x req/s",
+                t.per_sec, t.cpu_us, h.per_sec, h.cpu_us, t.per_sec / h.per_sec
+            );
+        }
+        return;
+    }
     let port = start_server();
     let url = format!("http://127.0.0.1:{port}/small");
     // TWINED_BENCH_ONLY=twined|hyper runs one side only (for profiling).

@@ -708,10 +708,17 @@ impl Transport {
         }
     }
 
-    /// Closes the connection now, discarding unsent data (Twisted's
-    /// `abortConnection`). The protocol's `connection_lost` gets
-    /// [`ConnectionAborted`].
+    /// Closes the connection now, discarding unsent data, with a reset
+    /// (Twisted's `abortConnection`). The protocol's `connection_lost` gets
+    /// [`ConnectionAborted`]; the peer sees the connection reset.
     pub fn abort_connection(&self) {
+        // SO_LINGER 0: the close resets the connection instead of ending it
+        // cleanly, so the peer cannot mistake an aborted stream for a
+        // complete one.
+        if let Some(stream) = self.conn.state.borrow().stream.as_ref() {
+            let _ =
+                rustix::net::sockopt::set_socket_linger(stream, Some(std::time::Duration::ZERO));
+        }
         self.conn.close(Failure::new(ConnectionAborted));
     }
 

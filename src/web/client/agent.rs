@@ -318,9 +318,15 @@ fn connect_error(host: &str, failure: Failure, timeout: Option<Duration>) -> Err
                 after: *after,
             };
         }
+        let reason = match e {
+            ConnectError::Refused { .. } => "connection refused".to_string(),
+            ConnectError::Unreachable { source, .. } => format!("unreachable ({source})"),
+            ConnectError::Failed { source, .. } => source.to_string(),
+            other => other.to_string(),
+        };
         return Error::Connect {
             host: host.to_string(),
-            reason: e.to_string(),
+            reason,
         };
     }
     if failure.check::<CancelledError>() {

@@ -1,0 +1,66 @@
+//! Finding and running the example binaries from a test.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use twined::reactor;
+
+/// The built example `name` (`cargo test --all-targets` builds examples;
+/// alone, the test builds it).
+pub fn example(name: &str) -> PathBuf {
+    // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
+    let exe = std::env::current_exe().expect("test executable");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .to_path_buf();
+    let path = profile_dir.join("examples").join(name);
+    if !path.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--example", name])
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "could not build example {name}");
+    }
+    path
+}
+
+/// Runs `command` to completion while this thread's reactor runs (so servers
+/// the test started on it answer), at most `limit`.
+pub fn run_with_reactor(mut command: Command, stdin: Option<Vec<u8>>, limit: Duration) -> Output {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    command.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let mut child = command.spawn().expect("spawn example");
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        thread::spawn(move || {
+            use std::io::Write;
+            let _ = pipe.write_all(&data);
+        });
+    }
+    let (tx, rx) = mpsc::channel();
+    let handle = reactor::handle();
+    thread::spawn(move || {
+        let output = child.wait_with_output();
+        let _ = tx.send(output);
+        handle.call_from_thread(|| {
+            let _ = reactor::stop();
+        });
+    });
+    let watchdog = reactor::call_later(limit, || {
+        let _ = reactor::stop();
+    });
+    reactor::run().expect("reactor");
+    let _ = watchdog.cancel();
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("the example did not finish in time")
+        .expect("example output")
+}
