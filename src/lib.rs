@@ -35,6 +35,43 @@
 //! reactor::run().unwrap();
 //! ```
 //!
+//! ## `@inlineCallbacks` and `async def`
+//!
+//! ```python
+//! @inlineCallbacks
+//! def fetch_all(urls):
+//!     total = 0
+//!     for url in urls:
+//!         try:
+//!             body = yield getPage(url)
+//!             total += len(body)
+//!         except error.Error as e:
+//!             log.msg("skipped", url, e.status)
+//!     returnValue(total)
+//! ```
+//!
+//! ```no_run
+//! use twined::defer::{ensure_deferred, Deferred, Failure};
+//! use twined::web::client::get_page;
+//!
+//! fn fetch_all(urls: Vec<String>) -> Deferred<usize> {
+//!     ensure_deferred(async move {
+//!         let mut total = 0;
+//!         for url in &urls {
+//!             match get_page(url).await {
+//!                 Ok(body) => total += body.len(),
+//!                 Err(e) => eprintln!("skipped {url}: {e}"),
+//!             }
+//!         }
+//!         Ok::<_, Failure>(total)
+//!     })
+//! }
+//! ```
+//!
+//! The Deferred `fetch_all` returns takes callbacks like any other; cancelling
+//! it cancels the `get_page` it is waiting on, and the future sees the
+//! cancellation as an `Err` it may handle.
+//!
 //! ## The porting table
 //!
 //! | Twisted | twined |
@@ -63,7 +100,7 @@
 //! | `DeferredList(ds, fireOnOneCallback, fireOnOneErrback, consumeErrors)` | `DeferredList::new(ds)`, `DeferredList::with_options(ds, ListOptions)`, `DeferredList::first_success(ds)`; results `Vec<Result<T, Failure>>` in input order |
 //! | `defer.gatherResults(ds)` / `defer.race(ds)` | `defer::gather_results(ds)` (errback `FirstError { index, failure }`) / `defer::race(ds)` |
 //! | `DeferredLock`, `DeferredSemaphore(n).run(f)`, `DeferredQueue` | the same names in `twined::defer` (guards release on drop) |
-//! | `@inlineCallbacks` / `ensureDeferred(coro)` | `defer::ensure_deferred(async move { ... })`; `Deferred<T>` is a `Future` |
+//! | `@inlineCallbacks` / `ensureDeferred(coro)` / `Deferred.fromCoroutine` | [`defer::ensure_deferred(async move { ... })`](defer::ensure_deferred); `Deferred<T>` is a `Future<Output = Result<T, Failure>>` (see below); `task.react(lambda r: ensureDeferred(main()))` is [`task::react_async(|| async { ... })`](task::react_async); `deferLater(reactor, t)` awaited is [`task::sleep(t)`](task::sleep) |
 //! | `task.react(main)` | `task::react(main)` (returns main's result; `task::exit_code` maps it to 0, 1 or a `SystemExit` code) |
 //! | `task.deferLater`, `LoopingCall(f)`, `LoopingCall.withCount(f)`, `coiterate`/`cooperate`/`Cooperator`, `Clock` | `task::defer_later`, `task::LoopingCall::new(f)`, `LoopingCall::with_count(f)`, `task::coiterate`/`cooperate`/`Cooperator`, `task::Clock` |
 //! | `Failure.trap(E)` / `check(E)` / `value` / `getErrorMessage()` | `failure.trap::<E>()` / `check::<E>()` / `downcast_ref::<E>()` / `Display` |

@@ -785,7 +785,7 @@ fn item_16_repr() {
         repr_without_addresses(&format!("{d:?}")),
         "<Deferred at ADDR current result: Failure(Boom(\"r\"))>"
     );
-    let _ = d.add_errback(|_| 0);
+    d.add_errback(|_| 0);
 }
 
 /// Item 17 — D `test_boundedStackDepth`: the stack depth stays constant however
@@ -854,7 +854,7 @@ fn item_19_canceller_dropped_once_fired() {
     let (slot, trigger) = deferred_holding_itself();
     trigger.errback(Boom("e"));
     assert_eq!(Rc::strong_count(&slot), 1, "errback drops the canceller");
-    let _ = slot.borrow_mut().take().unwrap().add_errback(|_| 0);
+    slot.borrow_mut().take().unwrap().add_errback(|_| 0);
 
     let (slot, trigger) = deferred_holding_itself();
     let (inner, inner_trigger) = Deferred::<u32>::new();

@@ -28,7 +28,7 @@ fn run_bounded() {
 fn wait<T: 'static>(d: Deferred<T>) -> Result<T, Failure> {
     let result = Rc::new(RefCell::new(None));
     let r = result.clone();
-    let _ = d.then(move |res| {
+    d.then(move |res| {
         *r.borrow_mut() = Some(res);
         let _ = reactor::stop();
         Ok::<(), Failure>(())

@@ -144,6 +144,8 @@ struct State {
     /// `chain_deferred` will fire it from.
     waiting_on: Option<Weak<Chain>>,
     debug: Option<Box<DebugInfo>>,
+    /// The task awaiting this chain's final result (`Deferred` as a `Future`).
+    waker: Option<std::task::Waker>,
 }
 
 /// Where a Deferred was created and fired, recorded in debug mode.
@@ -179,6 +181,7 @@ impl Chain {
                         fired: None,
                     })
                 }),
+                waker: None,
             }),
         })
     }
@@ -261,6 +264,40 @@ impl Chain {
             st.result.take()
         } else {
             None
+        }
+    }
+
+    /// Takes the final result, or registers `waker` to be woken when there is
+    /// one (`Deferred` as a `Future`).
+    pub(crate) fn poll_final(&self, waker: &std::task::Waker) -> Option<Res> {
+        let mut st = self.st.borrow_mut();
+        if st.called && st.paused == 0 && !st.running && st.steps.is_empty() {
+            if let Some(result) = st.result.take() {
+                st.waker = None;
+                return Some(result);
+            }
+        }
+        match &st.waker {
+            Some(w) if w.will_wake(waker) => {}
+            _ => st.waker = Some(waker.clone()),
+        }
+        None
+    }
+
+    /// Wakes the awaiting task if the chain now has a final result.
+    fn wake_if_final(&self) {
+        let waker = {
+            let mut st = self.st.borrow_mut();
+            if st.waker.is_none()
+                || !(st.called && st.paused == 0 && !st.running && st.steps.is_empty())
+                || st.result.is_none()
+            {
+                return;
+            }
+            st.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
         }
     }
 
@@ -425,6 +462,7 @@ pub(crate) fn run(start: Rc<Chain>) {
     let mut next = Some(start);
     while let Some(chain) = next.take().or_else(|| pending.pop()) {
         run_steps(&chain, &mut pending);
+        chain.wake_if_final();
     }
 }
 

@@ -122,7 +122,7 @@ fn unbox<T: 'static>(value: Value) -> T {
 }
 
 #[inline]
-fn unbox_result<T: 'static>(result: Res) -> Result<T, Failure> {
+pub(crate) fn unbox_result<T: 'static>(result: Res) -> Result<T, Failure> {
     result.map(unbox::<T>)
 }
 

@@ -207,7 +207,7 @@ fn gather<T: 'static, P: Policy<T>>(
     for (index, d) in deferreds.into_iter().enumerate() {
         let shared = shared.clone();
         // The step returns (), so nothing is left on the input's chain.
-        let _ = d.add_both(move |result| arrive(&shared, index, result));
+        d.add_both(move |result| arrive(&shared, index, result));
     }
     output
 }

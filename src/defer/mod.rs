@@ -53,6 +53,7 @@ mod debug;
 mod deferred;
 mod error;
 mod failure;
+mod future;
 mod list;
 mod sync;
 mod timeout;
@@ -67,6 +68,7 @@ pub use error::{
     QueueOverflow, QueueUnderflow, TriggerDropped,
 };
 pub use failure::{Failure, FailureError, Message, Panicked};
+pub use future::ensure_deferred;
 pub use list::{gather_results, race, DeferredList, ListOptions};
 pub use sync::{DeferredLock, DeferredQueue, DeferredSemaphore, LockGuard, SemaphoreGuard};
 pub use timeout::TimeoutError;

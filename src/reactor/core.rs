@@ -311,8 +311,8 @@ impl Reactor {
                         if let Some(d) = trigger() {
                             // Only "before" triggers can hold an event; make
                             // sure a failure here is not lost.
-                            let _ =
-                                d.add_errback(|f| log::error!("system event trigger failed: {f}"));
+
+                            d.add_errback(|f| log::error!("system event trigger failed: {f}"));
                         }
                     });
                 }
@@ -322,7 +322,7 @@ impl Reactor {
         if waits.is_empty() {
             rest();
         } else {
-            let _ = DeferredList::new(waits).add_callback(move |results| {
+            DeferredList::new(waits).add_callback(move |results| {
                 for failure in results.into_iter().filter_map(Result::err) {
                     log::error!("a before-{event:?} trigger failed: {failure}");
                 }

@@ -491,7 +491,7 @@ impl TaskInner {
                 // Wait for it: a pause that the Deferred's result undoes.
                 TaskInner::pause(me);
                 let task = me.clone();
-                let _ = d.add_both(move |result| match result {
+                d.add_both(move |result| match result {
                     Ok(()) => {
                         let _ = TaskInner::resume(&task);
                     }

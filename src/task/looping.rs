@@ -341,7 +341,7 @@ impl Inner {
             Ok(Ok(None)) => Inner::done(me, &*time, generation),
             Ok(Ok(Some(d))) => {
                 let inner = me.clone();
-                let _ = d.add_both(move |result| {
+                d.add_both(move |result| {
                     let time = inner.time.borrow().clone();
                     match result {
                         Ok(()) => Inner::done(&inner, &*time, generation),

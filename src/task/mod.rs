@@ -30,7 +30,7 @@ use crate::reactor::{Current, DelayedCall, ReactorTime, TimerQueue};
 
 pub use cooperator::{coiterate, cooperate, CooperativeTask, Cooperator, TaskError};
 pub use looping::{LoopingCall, LoopingCallError};
-pub use react::{exit_code, react, ReactorStopped, SystemExit};
+pub use react::{exit_code, react, react_async, ReactorStopped, SystemExit};
 
 /// Virtual time for deterministic tests (Twisted's `task.Clock`). Starts at 0.
 ///
@@ -187,6 +187,24 @@ pub fn defer_later<T: 'static, R: Outcome<T>>(
     f: impl FnOnce() -> R + 'static,
 ) -> Deferred<T> {
     defer_later_on(&Current, delay, f)
+}
+
+/// A Deferred that fires with `()` after `delay`: `task::sleep(d).await` in
+/// async code (`await deferLater(reactor, d)` in Twisted). Cancelling it
+/// removes the timer.
+///
+/// ```
+/// use std::time::Duration;
+/// use twined::task;
+///
+/// let result = task::react_async(|| async {
+///     task::sleep(Duration::from_millis(5)).await?;
+///     Ok::<_, twined::defer::Failure>(42)
+/// });
+/// assert_eq!(result.unwrap(), 42);
+/// ```
+pub fn sleep(delay: Duration) -> Deferred<()> {
+    defer_later(delay, || Ok(()))
 }
 
 /// [`defer_later`] on any [`ReactorTime`], such as a [`Clock`].

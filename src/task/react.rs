@@ -143,3 +143,25 @@ pub fn exit_code<T>(result: &Result<T, Failure>) -> u8 {
         }
     }
 }
+
+/// [`react`] with an async main: runs the reactor until the future returned
+/// by `main` completes (driven by [`ensure_deferred`](crate::defer::ensure_deferred)),
+/// stops it, and returns the future's result. Twisted's
+/// `react(lambda reactor: ensureDeferred(main(reactor)))`.
+///
+/// ```
+/// use twined::defer::{succeed, Failure};
+/// use twined::task;
+///
+/// let result = task::react_async(|| async {
+///     let page = succeed("<html>").await?;
+///     Ok::<_, Failure>(page.len())
+/// });
+/// assert_eq!(result.unwrap(), 6);
+/// ```
+pub fn react_async<T: 'static, F>(main: impl FnOnce() -> F) -> Result<T, Failure>
+where
+    F: std::future::Future<Output = Result<T, Failure>> + 'static,
+{
+    react(|| crate::defer::ensure_deferred(main()))
+}
