@@ -7,19 +7,19 @@
 //! request", readable meant "response bytes". Here the reactor is the loop:
 //! `add_writer` waits for the connect, `add_reader` for the response.
 //!
-//! It starts its own tiny HTTP/1.0 responder on 127.0.0.1 (a `std` listener
-//! on a thread), makes three requests and prints their status lines.
+//! It serves its own pages with `web::server` on 127.0.0.1 (on the same
+//! reactor), makes three requests and prints their status lines.
 //!
 //! Run with `cargo run --example select_loop`.
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::rc::Rc;
-use std::thread;
 use std::time::Duration;
 
 use twined::reactor;
+use twined::web::server::{Request as WebRequest, Response, Site};
 
 /// What a request reports: the response's status line, or why it failed.
 type Callback = Box<dyn FnOnce(io::Result<String>)>;
@@ -123,38 +123,22 @@ fn finish(request: &Request, result: io::Result<String>) {
     }
 }
 
-/// A tiny HTTP/1.0 responder for `requests` connections, on its own thread.
-fn serve(listener: TcpListener, requests: usize) {
-    for stream in listener.incoming().take(requests) {
-        let Ok(mut stream) = stream else { continue };
-        let mut head = Vec::new();
-        let mut buf = [0; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            match stream.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => head.extend_from_slice(&buf[..n]),
-            }
-        }
-        let head = String::from_utf8_lossy(&head);
-        let path = head.split_whitespace().nth(1).unwrap_or("/");
-        let (status, body) = match path {
-            "/" => ("200 OK", "hello\n"),
-            "/teapot" => ("418 I'm a teapot", "short and stout\n"),
-            _ => ("404 Not Found", "no such page\n"),
-        };
-        let response = format!(
-            "HTTP/1.0 {status}\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = stream.write_all(response.as_bytes());
-    }
+/// The site the requests go to: twined's `web::server`, on the same reactor.
+fn serve() -> Result<reactor::Port, reactor::CannotListen> {
+    let site = Site::new(|req: WebRequest| match req.path() {
+        "/" => Response::new(200).body("hello\n"),
+        "/teapot" => Response::new(418)
+            .reason("I'm a teapot")
+            .body("short and stout\n"),
+        _ => Response::new(404).body("no such page\n"),
+    });
+    reactor::listen_tcp("127.0.0.1:0", site)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let host = listener.local_addr()?;
+    let port = serve()?;
+    let host = port.address();
     let paths = ["/", "/missing", "/teapot"];
-    let server = thread::spawn(move || serve(listener, paths.len()));
 
     let pending = Rc::new(Cell::new(paths.len()));
     for path in paths {
@@ -184,6 +168,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if pending.get() > 0 {
         return Err("some requests did not finish".into());
     }
-    server.join().map_err(|_| "the server thread panicked")?;
+    port.stop_listening();
     Ok(())
 }

@@ -1,0 +1,112 @@
+//! Every example runs to completion, offline, and says what it should: none
+//! of them may rot.
+
+#[path = "support/examples.rs"]
+mod examples;
+
+use std::process::Command;
+
+use examples::example;
+
+fn run(name: &str, args: &[&str]) -> String {
+    let out = Command::new(example(name))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{name} failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn deferred_basics() {
+    assert!(run("deferred_basics", &[]).contains("#3: 8"));
+}
+
+#[test]
+fn getpage_deferredlist() {
+    assert!(run("getpage_deferredlist", &[]).contains("all done: 5 pages"));
+}
+
+#[test]
+fn inline_callbacks() {
+    let out = run("inline_callbacks", &[]);
+    assert!(out.contains("sequential: [20, 30, 40]"), "{out}");
+    assert!(out.contains("expected failure"), "{out}");
+}
+
+#[test]
+fn tornado_style() {
+    let out = run("tornado_style", &[]);
+    assert!(out.contains("/missing: 404"), "{out}");
+    assert!(out.contains("pending at exit: 0"), "{out}");
+}
+
+#[test]
+fn grequests_map() {
+    let out = run("grequests_map", &[]);
+    assert!(out.contains("2 of 5 succeeded"), "{out}");
+    for kind in ["timeout", "dns", "http"] {
+        assert!(
+            out.contains(&format!(": {kind}: ")),
+            "{kind} missing: {out}"
+        );
+    }
+}
+
+#[test]
+fn gevent_pool() {
+    let out = run("gevent_pool", &[]);
+    assert_eq!(out.matches("done /job").count(), 12, "{out}");
+}
+
+#[test]
+fn thread_pool() {
+    assert!(run("thread_pool", &[]).contains("sum of squares: 204"));
+}
+
+#[test]
+fn process_pool() {
+    let out = run("process_pool", &[]);
+    assert!(out.contains("echo said: gamma"), "{out}");
+    assert!(out.contains("sh wrote 5 lines"), "{out}");
+}
+
+#[test]
+fn raw_http() {
+    let out = run("raw_http", &[]);
+    assert!(out.starts_with("HTTP/1.0 200 OK"), "{out}");
+    assert!(out.contains("hello from twined's web::server"), "{out}");
+}
+
+#[test]
+fn select_loop() {
+    let out = run("select_loop", &[]);
+    assert!(out.contains("GET /teapot -> HTTP/1.0 418"), "{out}");
+}
+
+#[test]
+fn crawl_demo() {
+    let out = Command::new(example("crawl"))
+        .args(["--demo", "300", "-q", "-o", "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).ends_with("ok=300 failed=0\n"));
+}
+
+#[test]
+fn serve_refuses_a_bad_port_cleanly() {
+    // `serve` runs until Ctrl-C; check only that it starts and reports a
+    // port it cannot take.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = Command::new(example("serve")).arg(&port).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&port));
+}
