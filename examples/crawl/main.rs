@@ -228,13 +228,23 @@ fn retryable(outcome: &Outcome) -> bool {
     }
 }
 
-/// The JSON line of one fetch.
+/// A JSON string literal.
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// `null` or the JSON of `v`.
+fn or_null<T>(v: Option<T>, f: impl FnOnce(T) -> String) -> String {
+    v.map_or_else(|| "null".to_string(), f)
+}
+
+/// The JSON line of one fetch, keys in the documented order.
 fn json_line(url: &str, outcome: &Outcome, elapsed: Duration) -> String {
     let (status, final_url, redirects, content_type) = match &outcome.response {
-        Some((s, u, r, c)) => (Some(*s), Some(u.clone()), *r, c.clone()),
+        Some((s, u, r, c)) => (Some(*s), Some(u.as_str()), *r, c.as_deref()),
         None => (None, None, 0, None),
     };
-    let error = outcome.error.as_ref().map(|f| {
+    let error = or_null(outcome.error.as_ref(), |f| {
         let (kind, message) = match f.downcast_ref::<WebError>() {
             Some(e) if e.kind() == "http" => {
                 ("http", format!("HTTP status {}", e.status().unwrap_or(0)))
@@ -242,19 +252,19 @@ fn json_line(url: &str, outcome: &Outcome, elapsed: Duration) -> String {
             Some(e) => (e.kind(), e.to_string()),
             None => ("io", f.to_string()),
         };
-        serde_json::json!({ "kind": kind, "message": message })
+        format!(r#"{{"kind":{},"message":{}}}"#, quote(kind), quote(&message))
     });
-    serde_json::json!({
-        "url": url,
-        "final_url": final_url,
-        "status": status,
-        "bytes": outcome.bytes,
-        "elapsed_ms": (elapsed.as_secs_f64() * 1000.0 * 10.0).round() / 10.0,
-        "redirects": redirects,
-        "content_type": content_type,
-        "error": error,
-    })
-    .to_string()
+    format!(
+        r#"{{"url":{},"final_url":{},"status":{},"bytes":{},"elapsed_ms":{:.1},"redirects":{},"content_type":{},"error":{}}}"#,
+        quote(url),
+        or_null(final_url, quote),
+        or_null(status, |s| s.to_string()),
+        outcome.bytes,
+        elapsed.as_secs_f64() * 1000.0,
+        redirects,
+        or_null(content_type, quote),
+        error,
+    )
 }
 
 /// What the workers share.
