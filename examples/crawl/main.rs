@@ -252,7 +252,11 @@ fn json_line(url: &str, outcome: &Outcome, elapsed: Duration) -> String {
             Some(e) => (e.kind(), e.to_string()),
             None => ("io", f.to_string()),
         };
-        format!(r#"{{"kind":{},"message":{}}}"#, quote(kind), quote(&message))
+        format!(
+            r#"{{"kind":{},"message":{}}}"#,
+            quote(kind),
+            quote(&message)
+        )
     });
     format!(
         r#"{{"url":{},"final_url":{},"status":{},"bytes":{},"elapsed_ms":{:.1},"redirects":{},"content_type":{},"error":{}}}"#,
