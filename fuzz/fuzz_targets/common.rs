@@ -64,10 +64,7 @@ pub fn decode_response(
             buf.len() <= limit + piece.len(),
             "head buffer grew past the limit"
         );
-        loop {
-            let Some((head, len)) = parse_response_head(&buf, limit)? else {
-                break;
-            };
+        while let Some((head, len)) = parse_response_head(&buf, limit)? {
             buf.drain(..len);
             if head.status == 101 {
                 return Err(CodecError::UpgradeUnsupported);
