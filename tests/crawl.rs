@@ -235,3 +235,49 @@ fn the_demo_fetches_5000_pages_without_a_failure() {
         .iter()
         .all(|l| l.kind.is_none() && l.status == Some(200)));
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_and_keeps_the_finished_lines() {
+    let good = site();
+    let base = format!("http://{}", good.address());
+    let mut urls: Vec<String> = (0..5).map(|i| format!("{base}/fast{i}")).collect();
+    urls.extend((0..5).map(|_| format!("{base}/slow")));
+    let child = Command::new(example("crawl"))
+        .args(["-q", "-c", "2"])
+        .args(&urls)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = reactor::handle();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+        handle.call_from_thread(|| {
+            let _ = reactor::stop();
+        });
+    });
+    // Once the fast pages are done and two slow ones hang, press Ctrl-C.
+    reactor::call_later(Duration::from_millis(800), move || {
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+    });
+    let watchdog = reactor::call_later(Duration::from_secs(20), || {
+        let _ = reactor::stop();
+    });
+    reactor::run().unwrap();
+    let _ = watchdog.cancel();
+    let out = rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
+    let got = lines(&out.stdout);
+    assert_eq!(got.len(), 5, "the five finished fetches are kept");
+    assert!(got.iter().all(|l| l.kind.is_none()));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an interrupted crawl did not fetch everything"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("interrupted: 5 of 10"), "{stderr}");
+    assert_eq!(last_line(&out.stderr), "ok=5 failed=0");
+    good.stop_listening();
+}

@@ -654,3 +654,46 @@ fn cancelling_a_request_before_the_head() {
     assert_eq!(web_error(&failure).kind(), "cancelled");
     port.stop_listening();
 }
+
+#[test]
+fn credentials_are_stripped_on_a_cross_origin_redirect() {
+    // The second site echoes the headers it got; the first redirects to it.
+    let (second, second_port) = serve();
+    let target = format!("{second}/headers");
+    let first_site = Site::new(move |req: Request| match req.path() {
+        "/same" => Response::new(302).header("Location", "/headers"),
+        "/headers" => {
+            let mut names: Vec<String> = req
+                .headers
+                .iter()
+                .map(|(n, _)| n.to_ascii_lowercase())
+                .collect();
+            names.sort();
+            Response::new(200).body(names.join(","))
+        }
+        _ => Response::new(307).header("Location", target.clone()),
+    });
+    let first_port = reactor::listen_tcp("127.0.0.1:0", first_site).unwrap();
+    let first = format!("http://{}", first_port.address());
+    let options = || PageOptions {
+        headers: [("Authorization", "Bearer secret"), ("Cookie", "session=1")]
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    };
+    let other =
+        String::from_utf8(wait(get_page_with(&format!("{first}/away"), options())).unwrap())
+            .unwrap();
+    assert!(
+        !other.contains("authorization") && !other.contains("cookie"),
+        "{other}"
+    );
+    let same = String::from_utf8(wait(get_page_with(&format!("{first}/same"), options())).unwrap())
+        .unwrap();
+    assert!(
+        same.contains("authorization") && same.contains("cookie"),
+        "{same}"
+    );
+    first_port.stop_listening();
+    second_port.stop_listening();
+}
