@@ -2,6 +2,10 @@
 //! Transport's writes, flow control, closing, and the errors users meet.
 //! Loopback only; every test bounds its run with a watchdog timer.
 
+mod support;
+
+use support::run_bounded;
+
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -10,19 +14,6 @@ use std::time::Duration;
 use twined::defer::{CancelledError, Failure, Panicked};
 use twined::protocol::{ConnectionAborted, ConnectionDone, Factory, Protocol, Transport};
 use twined::reactor::{self, ConnectError, ConnectOptions};
-
-/// Runs the reactor; fails the test if it is still running after `limit`.
-fn run_bounded(limit: Duration) {
-    let timed_out = Rc::new(Cell::new(false));
-    let t = timed_out.clone();
-    let watchdog = reactor::call_later(limit, move || {
-        t.set(true);
-        let _ = reactor::stop();
-    });
-    reactor::run().unwrap();
-    let _ = watchdog.cancel();
-    assert!(!timed_out.get(), "the test did not finish within {limit:?}");
-}
 
 fn stop() {
     let _ = reactor::stop();

@@ -2,6 +2,10 @@
 //! pool bound, and host-name lookups. The pool is process-wide, so the test
 //! that changes its size runs alone in a child process.
 
+mod support;
+
+use support::run_bounded;
+
 use std::cell::RefCell;
 use std::process::Command;
 use std::rc::Rc;
@@ -12,19 +16,6 @@ use std::time::Duration;
 use twined::defer::{Failure, Panicked};
 use twined::reactor;
 use twined::threads::{self, ResolveError};
-
-/// Runs the reactor; fails the test if it is still running after `limit`.
-fn run_bounded(limit: Duration) {
-    let timed_out = Rc::new(std::cell::Cell::new(false));
-    let t = timed_out.clone();
-    let watchdog = reactor::call_later(limit, move || {
-        t.set(true);
-        let _ = reactor::stop();
-    });
-    reactor::run().unwrap();
-    let _ = watchdog.cancel();
-    assert!(!timed_out.get(), "the test did not finish within {limit:?}");
-}
 
 fn capture<T: 'static>(d: twined::defer::Deferred<T>) -> Rc<RefCell<Option<Result<T, Failure>>>> {
     let slot = Rc::new(RefCell::new(None));

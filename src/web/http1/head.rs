@@ -77,6 +77,47 @@ fn collect(fields: &[httparse::Header<'_>]) -> Headers {
         .collect()
 }
 
+/// Runs `parse` with room for [`FIELDS`] fields on the stack, and again with
+/// room for [`MAX_FIELDS`] when that was too few.
+fn with_fields<'b, T>(
+    buf: &'b [u8],
+    limit: usize,
+    parse: impl Fn(&mut [httparse::Header<'b>]) -> Result<Option<T>, CodecError>,
+) -> Result<Option<T>, CodecError> {
+    let mut fields = [httparse::EMPTY_HEADER; FIELDS];
+    match parse(&mut fields) {
+        Err(CodecError::HeadTooLarge { .. }) if buf.len() <= limit => {
+            // Maybe only many fields: parse again with room for them.
+            let mut fields = vec![httparse::EMPTY_HEADER; MAX_FIELDS];
+            parse(&mut fields)
+        }
+        other => other,
+    }
+}
+
+/// Turns what `httparse` said into the codec's answer; `build` makes the
+/// head of a complete parse of `len` bytes.
+fn outcome<T>(
+    parsed: httparse::Result<usize>,
+    buf: &[u8],
+    limit: usize,
+    what: &str,
+    build: impl FnOnce() -> T,
+) -> Result<Option<(T, usize)>, CodecError> {
+    match parsed {
+        Ok(httparse::Status::Complete(len)) if len > limit => {
+            Err(CodecError::HeadTooLarge { limit })
+        }
+        Ok(httparse::Status::Complete(len)) => Ok(Some((build(), len))),
+        Ok(httparse::Status::Partial) if buf.len() > limit => {
+            Err(CodecError::HeadTooLarge { limit })
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(CodecError::HeadTooLarge { limit }),
+        Err(e) => Err(CodecError::BadHead(format!("{e} in {what}"))),
+    }
+}
+
 /// Parses a response head from the start of `buf`: `Ok(None)` while it is
 /// incomplete (and within `limit` bytes), `Ok(Some((head, length)))` once
 /// complete. Interim 1xx responses are returned too; the caller skips them.
@@ -84,45 +125,18 @@ pub fn parse_response_head(
     buf: &[u8],
     limit: usize,
 ) -> Result<Option<(ResponseHead, usize)>, CodecError> {
-    let mut fields = [httparse::EMPTY_HEADER; FIELDS];
-    match response_head_with(buf, limit, &mut fields) {
-        Err(CodecError::HeadTooLarge { .. }) if buf.len() <= limit => {
-            // Maybe only many fields: parse again with room for them.
-            let mut fields = vec![httparse::EMPTY_HEADER; MAX_FIELDS];
-            response_head_with(buf, limit, &mut fields)
-        }
-        other => other,
-    }
-}
-
-fn response_head_with<'b>(
-    buf: &'b [u8],
-    limit: usize,
-    fields: &mut [httparse::Header<'b>],
-) -> Result<Option<(ResponseHead, usize)>, CodecError> {
-    let mut response = httparse::Response::new(fields);
-    match response.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => {
-            if len > limit {
-                return Err(CodecError::HeadTooLarge { limit });
-            }
-            let head = ResponseHead {
+    with_fields(buf, limit, |fields| {
+        let mut response = httparse::Response::new(fields);
+        let parsed = response.parse(buf);
+        outcome(parsed, buf, limit, "status line or headers", || {
+            ResponseHead {
                 version: Version::from_minor(response.version),
                 status: response.code.unwrap_or(0),
                 reason: response.reason.unwrap_or("").to_string(),
                 headers: collect(response.headers),
-            };
-            Ok(Some((head, len)))
-        }
-        Ok(httparse::Status::Partial) if buf.len() > limit => {
-            Err(CodecError::HeadTooLarge { limit })
-        }
-        Ok(httparse::Status::Partial) => Ok(None),
-        Err(httparse::Error::TooManyHeaders) => Err(CodecError::HeadTooLarge { limit }),
-        Err(e) => Err(CodecError::BadHead(format!(
-            "{e} in status line or headers"
-        ))),
-    }
+            }
+        })
+    })
 }
 
 /// Parses a request head from the start of `buf`, as
@@ -131,42 +145,16 @@ pub fn parse_request_head(
     buf: &[u8],
     limit: usize,
 ) -> Result<Option<(RequestHead, usize)>, CodecError> {
-    let mut fields = [httparse::EMPTY_HEADER; FIELDS];
-    match request_head_with(buf, limit, &mut fields) {
-        Err(CodecError::HeadTooLarge { .. }) if buf.len() <= limit => {
-            let mut fields = vec![httparse::EMPTY_HEADER; MAX_FIELDS];
-            request_head_with(buf, limit, &mut fields)
-        }
-        other => other,
-    }
-}
-
-fn request_head_with<'b>(
-    buf: &'b [u8],
-    limit: usize,
-    fields: &mut [httparse::Header<'b>],
-) -> Result<Option<(RequestHead, usize)>, CodecError> {
-    let mut request = httparse::Request::new(fields);
-    match request.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => {
-            if len > limit {
-                return Err(CodecError::HeadTooLarge { limit });
-            }
-            let head = RequestHead {
+    with_fields(buf, limit, |fields| {
+        let mut request = httparse::Request::new(fields);
+        let parsed = request.parse(buf);
+        outcome(parsed, buf, limit, "request line or headers", || {
+            RequestHead {
                 method: request.method.unwrap_or("").to_string(),
                 target: request.path.unwrap_or("").to_string(),
                 version: Version::from_minor(request.version),
                 headers: collect(request.headers),
-            };
-            Ok(Some((head, len)))
-        }
-        Ok(httparse::Status::Partial) if buf.len() > limit => {
-            Err(CodecError::HeadTooLarge { limit })
-        }
-        Ok(httparse::Status::Partial) => Ok(None),
-        Err(httparse::Error::TooManyHeaders) => Err(CodecError::HeadTooLarge { limit }),
-        Err(e) => Err(CodecError::BadHead(format!(
-            "{e} in request line or headers"
-        ))),
-    }
+            }
+        })
+    })
 }
