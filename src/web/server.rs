@@ -38,7 +38,7 @@ use super::http1::{
 };
 use crate::defer::{Deferred, Failure, Panicked};
 use crate::protocol::{Factory, Protocol, Transport};
-use crate::reactor::{self, DelayedCall};
+use crate::reactor::{self, Current, DelayedCall, ReactorTime};
 
 /// Requests parsed ahead of their responses on one connection before the
 /// server stops reading (pipelining back-pressure).
@@ -248,6 +248,7 @@ impl Factory for Site {
             closing: false,
             processing: false,
             idle: None,
+            last_active: Duration::ZERO,
         })))))
     }
 }
@@ -275,6 +276,8 @@ struct State {
     /// re-enter it).
     processing: bool,
     idle: Option<DelayedCall>,
+    /// When the last response went out (reactor time).
+    last_active: Duration,
 }
 
 type StateRef = Rc<RefCell<State>>;
@@ -491,9 +494,6 @@ fn dispatch(state: &StateRef, head: RequestHead, body: Vec<u8>) {
     let (method, version) = (head.method.clone(), head.version);
     let (id, site, peer) = {
         let mut st = state.borrow_mut();
-        if let Some(idle) = st.idle.take() {
-            let _ = idle.cancel();
-        }
         let id = st.next_id;
         st.next_id += 1;
         st.queue.push_back(Slot {
@@ -542,20 +542,41 @@ fn dispatch(state: &StateRef, head: RequestHead, body: Vec<u8>) {
             // Pipelined requests may already be in the input.
             process(&state);
         }
-        if let (true, Some(t)) = (idle, transport.as_ref()) {
-            if state.borrow().queue.is_empty() {
-                arm_idle_timer(&state, t);
-            }
+        if idle {
+            state.borrow_mut().last_active = Current.now();
         }
     });
 }
 
-fn arm_idle_timer(state: &StateRef, t: &Transport) {
-    let Some(after) = state.borrow().site.idle_timeout else {
-        return;
-    };
-    let t = t.clone();
-    let call = reactor::call_later(after, move || t.lose_connection());
+/// Closes the connection once it has been idle for the site's idle timeout.
+/// One timer per connection, moved on lazily: requests only stamp
+/// `last_active`, and the timer, when it fires early, sets itself again for
+/// the rest of the time.
+fn arm_idle_timer(state: &StateRef, after: Duration) {
+    let weak = Rc::downgrade(state);
+    let call = reactor::call_later(after, move || {
+        let Some(state) = weak.upgrade() else { return };
+        let (transport, busy, last, timeout) = {
+            let st = state.borrow();
+            (
+                st.transport.clone(),
+                !st.queue.is_empty(),
+                st.last_active,
+                st.site.idle_timeout,
+            )
+        };
+        let (Some(t), Some(timeout)) = (transport, timeout) else {
+            return;
+        };
+        let idle_for = Current.now().saturating_sub(last);
+        if busy {
+            arm_idle_timer(&state, timeout);
+        } else if idle_for >= timeout {
+            t.lose_connection();
+        } else {
+            arm_idle_timer(&state, timeout - idle_for);
+        }
+    });
     if let Some(old) = state.borrow_mut().idle.replace(call) {
         let _ = old.cancel();
     }
@@ -563,8 +584,15 @@ fn arm_idle_timer(state: &StateRef, t: &Transport) {
 
 impl Protocol for Channel {
     fn connection_made(&mut self, transport: Transport) {
-        self.0.borrow_mut().transport = Some(transport.clone());
-        arm_idle_timer(&self.0, &transport);
+        let timeout = {
+            let mut st = self.0.borrow_mut();
+            st.transport = Some(transport);
+            st.last_active = Current.now();
+            st.site.idle_timeout
+        };
+        if let Some(timeout) = timeout {
+            arm_idle_timer(&self.0, timeout);
+        }
     }
 
     fn data_received(&mut self, data: &[u8]) {
