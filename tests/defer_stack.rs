@@ -299,3 +299,26 @@ fn semaphore_handed_through_100k_synchronous_waiters() {
     assert!(order_ok);
     assert_eq!(tokens, 2);
 }
+
+#[test]
+fn a_line_of_100k_deferreds_each_fired_from_the_previous_callback() {
+    // Each callback fires the next Deferred's trigger. Twisted recurses once
+    // per link here; twined runs the first levels synchronously and hands
+    // the rest to the outermost runner, so the stack stays bounded and the
+    // whole line has run when the first `callback` returns.
+    let last = on_small_stack(|| {
+        let (first, first_trigger) = Deferred::<u64>::new();
+        let mut handles = Vec::new();
+        let mut previous = first;
+        for _ in 1..100_000 {
+            let (d, trigger) = Deferred::<u64>::new();
+            handles.push(previous.add_callback(move |v| trigger.callback(v + 1)));
+            previous = d;
+        }
+        first_trigger.callback(0);
+        let last = previous.result();
+        drop(handles);
+        last
+    });
+    assert_eq!(last.map(|r| r.ok()), Some(Some(99_999)));
+}

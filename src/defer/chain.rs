@@ -458,12 +458,48 @@ pub(crate) fn cancel(chain: &Rc<Chain>) {
 /// Runs `start` and every chain its results flow into, with a work list
 /// instead of recursion.
 pub(crate) fn run(start: Rc<Chain>) {
+    // A callback that fires another Deferred runs that Deferred's callbacks
+    // inside its own call, as in Twisted. Up to `MAX_NESTING` levels that
+    // stays synchronous; deeper (a line of 100,000 Deferreds each fired from
+    // the previous one's callback), the chain is handed to the outermost
+    // `run`, which takes it up after its own work, so the stack stays bounded.
+    let depth = NESTING.try_with(|n| n.get()).unwrap_or(0);
+    if depth >= MAX_NESTING {
+        let queued = DEFERRED_RUNS.try_with(|q| q.borrow_mut().push_back(start.clone()));
+        if queued.is_ok() {
+            return;
+        }
+    }
+    let _ = NESTING.try_with(|n| n.set(depth + 1));
     let mut pending: Vec<Rc<Chain>> = Vec::new();
     let mut next = Some(start);
-    while let Some(chain) = next.take().or_else(|| pending.pop()) {
-        run_steps(&chain, &mut pending);
-        chain.wake_if_final();
+    loop {
+        while let Some(chain) = next.take().or_else(|| pending.pop()) {
+            run_steps(&chain, &mut pending);
+            chain.wake_if_final();
+        }
+        if depth > 0 {
+            break;
+        }
+        // The outermost run: take up what deeper levels handed over.
+        next = DEFERRED_RUNS
+            .try_with(|q| q.borrow_mut().pop_front())
+            .ok()
+            .flatten();
+        if next.is_none() {
+            break;
+        }
     }
+    let _ = NESTING.try_with(|n| n.set(depth));
+}
+
+/// Nesting of `run` beyond which a chain waits for the outermost `run`.
+const MAX_NESTING: u32 = 16;
+
+thread_local! {
+    static NESTING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    static DEFERRED_RUNS: RefCell<std::collections::VecDeque<Rc<Chain>>> =
+        const { RefCell::new(std::collections::VecDeque::new()) };
 }
 
 /// Runs the steps of one chain until it finishes, pauses, waits on an inner
