@@ -471,6 +471,15 @@ pub(crate) fn run(start: Rc<Chain>) {
         }
     }
     let _ = NESTING.try_with(|n| n.set(depth + 1));
+    // Restores the depth however this call ends (a panicking `Drop` of a
+    // user value could unwind through here).
+    struct Restore(u32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = NESTING.try_with(|n| n.set(self.0));
+        }
+    }
+    let _restore = Restore(depth);
     let mut pending: Vec<Rc<Chain>> = Vec::new();
     let mut next = Some(start);
     loop {
@@ -490,7 +499,6 @@ pub(crate) fn run(start: Rc<Chain>) {
             break;
         }
     }
-    let _ = NESTING.try_with(|n| n.set(depth));
 }
 
 /// Nesting of `run` beyond which a chain waits for the outermost `run`.
