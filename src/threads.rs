@@ -70,18 +70,34 @@ impl Pool {
     fn submit(&'static self, job: Job) {
         let mut state = self.lock();
         state.queue.push_back(job);
-        if state.queue.len() > state.idle && state.workers < state.max {
-            state.workers += 1;
+        if !self.start_workers(&mut state) {
+            self.work.notify_one();
+        }
+    }
+
+    /// Starts workers while queued jobs outnumber idle workers and the bound
+    /// allows; returns whether any was started. Workers are detached: they
+    /// wait on the condition variable and never hold the process open.
+    fn start_workers(&'static self, state: &mut PoolState) -> bool {
+        let mut started = 0;
+        while state.queue.len() > state.idle + started && state.workers < state.max {
             let spawned = std::thread::Builder::new()
                 .name("twined-pool".into())
                 .spawn(move || self.work_loop());
-            if let Err(e) = spawned {
-                state.workers -= 1;
-                log::error!("could not start a pool thread: {e}");
+            match spawned {
+                Ok(_) => {
+                    state.workers += 1;
+                    started += 1;
+                }
+                Err(e) => {
+                    // The job stays queued for a running worker (or the
+                    // next submit's attempt).
+                    log::error!("could not start a pool thread: {e}");
+                    break;
+                }
             }
-        } else {
-            self.work.notify_one();
         }
+        started > 0
     }
 
     fn work_loop(&self) {
@@ -115,11 +131,15 @@ impl Pool {
 }
 
 /// Sets how many pool threads may run at once (at least 1; Twisted's
-/// `suggestThreadPoolSize`). Work already queued waits for a free thread.
+/// `suggestThreadPoolSize`). Threads start lazily, when work is waiting and
+/// no idle thread can take it; growing the pool starts threads for work
+/// already queued. Shrinking it lets surplus threads retire as they finish
+/// their current job (a running job is never interrupted).
 pub fn set_pool_size(n: usize) {
     let p = pool();
     let mut state = p.lock();
     state.max = n.max(1);
+    p.start_workers(&mut state);
     drop(state);
     // Let surplus idle workers notice and retire.
     p.work.notify_all();
@@ -139,11 +159,24 @@ thread_local! {
 }
 
 /// Runs `f` on the pool; the Deferred fires on this thread's reactor with its
-/// result, or fails with a [`Panicked`] failure if `f` panics (Twisted's
-/// `deferToThread`). To put an `Err` on the errback chain, return a
-/// `Result` and follow with `.and_then(|r| r.map_err(Failure::new))`.
+/// result, or fails with a [`Panicked`] failure carrying the panic message if
+/// `f` panics (Twisted's `deferToThread`).
+///
+/// The result waits in the reactor's [`call_from_thread`] queue: it is
+/// delivered once this thread's reactor runs, even if it was not running
+/// when `f` finished. If this thread has exited by then, the result is
+/// dropped undelivered (nothing panics).
+///
+/// A `Result` returned by `f` is a plain value of the Deferred. To put its
+/// `Err` on the errback chain, follow with `.and_then(|r| r)` when the error
+/// type is already [`Failure`], or `.and_then(|r| r.map_err(Failure::new))`
+/// for any other `std::error::Error + Send + Sync` type (only
+/// `Result<T, Failure>` is an [`Outcome`](crate::defer::Outcome)).
+///
+/// [`call_from_thread`]: crate::reactor::Handle::call_from_thread
 ///
 /// ```
+/// use twined::defer::Failure;
 /// use twined::{reactor, threads};
 ///
 /// let d = threads::defer_to_thread(|| (1..=10u64).product::<u64>())
@@ -156,11 +189,22 @@ thread_local! {
 ///
 /// // A blocking call that may fail: its error goes down the errback chain.
 /// let d = threads::defer_to_thread(|| std::fs::read("/nonexistent"))
-///     .and_then(|r| r.map_err(twined::defer::Failure::new))
+///     .and_then(|r| r.map_err(Failure::new))
 ///     .add_errback(|failure| {
 ///         assert!(failure.check::<std::io::Error>());
 ///         reactor::stop().unwrap();
 ///         Vec::new()
+///     });
+/// reactor::run().unwrap();
+/// # drop(d);
+///
+/// // Already a `Result<T, Failure>`: `.and_then(|r| r)`.
+/// let d = threads::defer_to_thread(|| -> Result<u32, Failure> { Err(Failure::msg("no luck")) })
+///     .and_then(|r| r)
+///     .add_errback(|failure| {
+///         assert_eq!(failure.to_string(), "no luck");
+///         reactor::stop().unwrap();
+///         0
 ///     });
 /// reactor::run().unwrap();
 /// # drop(d);
@@ -191,8 +235,8 @@ pub fn defer_to_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static
     }
     let handle = reactor::handle();
     pool().submit(Box::new(move || {
-        let result: Result<T, Failure> = catch_unwind(AssertUnwindSafe(f))
-            .map_err(|panic| Failure::new(Panicked::from_payload(panic)));
+        let result: Result<T, Failure> =
+            catch_unwind(AssertUnwindSafe(f)).map_err(Failure::from_panic);
         let result: Box<dyn Any + Send> = Box::new(result);
         handle.call_from_thread(move || {
             let completion = WAITING
@@ -242,10 +286,29 @@ impl Error for ResolveError {
 }
 
 /// The addresses of `host` with `port` (Twisted's `reactor.resolve`). An IP
-/// literal (IPv6 with or without brackets) is returned at once; a name is
-/// looked up by the system resolver on the pool and fails with a
-/// [`ResolveError`].
-pub fn resolve(host: &str, port: u16) -> Deferred<Vec<SocketAddr>> {
+/// literal (IPv6 with or without brackets) is returned at once, already
+/// fired, without touching the pool; a name is looked up by the system
+/// resolver (`ToSocketAddrs`) on the pool and fails with a [`ResolveError`]
+/// naming the host. `host` may be a `&str` or a `String`.
+///
+/// ```
+/// use twined::{reactor, threads};
+///
+/// // An IP literal: no lookup, the Deferred has already fired.
+/// let d = threads::resolve("127.0.0.1", 80);
+/// assert_eq!(d.result().unwrap().unwrap(), vec!["127.0.0.1:80".parse().unwrap()]);
+///
+/// // A name: looked up on the pool, delivered on the reactor.
+/// let d = threads::resolve(String::from("localhost"), 8080).add_both(|r| {
+///     let addrs = r.unwrap();
+///     assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 8080));
+///     reactor::stop().unwrap();
+/// });
+/// reactor::run().unwrap();
+/// # drop(d);
+/// ```
+pub fn resolve(host: impl AsRef<str>, port: u16) -> Deferred<Vec<SocketAddr>> {
+    let host = host.as_ref();
     let bare = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
