@@ -7,11 +7,13 @@ the README can quote ratios from one session. Not part of CI.
 Prints ns per operation for: a Deferred with three callbacks fired; a
 callLater(0) scheduled and fired on the real reactor (100,000 of them);
 `await succeed(x)` inside a coroutine run by ensureDeferred; and a
-DeferredList over 10,000 fired Deferreds.
+DeferredList over 10,000 fired Deferreds; and, with an argument (one reactor
+run per process), deferToThread round trips: 1,000 one after another or 1,000
+in flight on the reactor's default pool of 10.
 """
 import time
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, threads
 
 
 def per_op(fn, n):
@@ -62,8 +64,43 @@ def call_later(n):
     return (time.perf_counter() - t) / n * 1e9
 
 
+def defer_to_thread(n, in_flight):
+    """ns per deferToThread call, measured inside one reactor run."""
+    out = {}
+
+    def one_at_a_time(left):
+        if left == 0:
+            reactor.stop()
+            return
+        threads.deferToThread(lambda: left + 1).addCallback(lambda _: one_at_a_time(left - 1))
+
+    def start():
+        out["t"] = time.perf_counter()
+        if in_flight:
+            ds = [threads.deferToThread(lambda i=i: i + 1) for i in range(n)]
+            defer.gatherResults(ds).addCallback(lambda _: reactor.stop())
+        else:
+            one_at_a_time(n)
+
+    reactor.callWhenRunning(start)
+    reactor.run()
+    return (time.perf_counter() - out["t"]) / n * 1e9
+
+
+import sys
+
 print(f"twisted {__import__('twisted').__version__}")
-print(f"new + 3 callbacks + fire: {per_op(three_callbacks, 100_000):.0f} ns")
-print(f"await succeed(x): {per_op(await_succeed, 100_000):.0f} ns")
-print(f"DeferredList of 10,000 fired: {per_op(deferred_list, 10_000) * 10_000 / 1e6:.2f} ms")
-print(f"callLater(0) + fire, 100,000 timers (run phase only): {call_later(100_000):.0f} ns")
+# The reactor cannot be restarted, so each reactor figure needs its own run:
+#   python3 benches/peers/twisted_peer.py                          (the default set)
+#   python3 benches/peers/twisted_peer.py deferToThread            (1,000 one at a time)
+#   python3 benches/peers/twisted_peer.py deferToThread-in-flight  (1,000 in flight)
+figure = sys.argv[1] if len(sys.argv) > 1 else None
+if figure == "deferToThread":
+    print(f"deferToThread round trip, 1,000 one at a time: {defer_to_thread(1_000, False):.0f} ns/call")
+elif figure == "deferToThread-in-flight":
+    print(f"deferToThread, 1,000 in flight: {defer_to_thread(1_000, True):.0f} ns/call")
+else:
+    print(f"new + 3 callbacks + fire: {per_op(three_callbacks, 100_000):.0f} ns")
+    print(f"await succeed(x): {per_op(await_succeed, 100_000):.0f} ns")
+    print(f"DeferredList of 10,000 fired: {per_op(deferred_list, 10_000) * 10_000 / 1e6:.2f} ms")
+    print(f"callLater(0) + fire, 100,000 timers (run phase only): {call_later(100_000):.0f} ns")
