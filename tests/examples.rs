@@ -91,6 +91,14 @@ fn select_loop() {
 }
 
 #[test]
+fn sync_baseline() {
+    let out = run("sync_baseline", &["12", "30"]);
+    assert!(out.contains("12 pages, 780 bytes"), "{out}");
+    assert!(out.contains("blocking loop:"), "{out}");
+    assert!(out.contains("faster all at once"), "{out}");
+}
+
+#[test]
 fn crawl_demo() {
     let out = Command::new(example("crawl"))
         .args(["--demo", "300", "-q", "-o", "/dev/null"])
