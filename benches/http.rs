@@ -54,7 +54,7 @@ struct Figures {
 
 fn twined_run(url: &str, n: usize, concurrency: usize, keep_alive: bool) -> Figures {
     let agent = Agent::with_options(
-        ConnectionPool::new(PoolOptions {
+        ConnectionPool::with_options(PoolOptions {
             persistent: keep_alive,
             max_idle_per_host: concurrency,
             ..Default::default()

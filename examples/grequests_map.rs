@@ -67,7 +67,7 @@ fn main() {
             |url, failure| {
                 let kind = failure
                     .downcast_ref::<twined::web::Error>()
-                    .map_or("other", |e| e.kind());
+                    .map_or("other", |e| e.kind().as_str());
                 println!("exception_handler: {url}: {kind}: {failure}");
                 None
             },

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use std::error::Error as _;
 use support::{raw_server, run_bounded, wait, web_error, Then};
 use twined::defer::{Deferred, Failure};
 use twined::protocol::{Factory, Protocol};
@@ -18,7 +19,7 @@ use twined::web::client::{
     ConnectionPool, PageOptions, PoolOptions,
 };
 use twined::web::server::{Request, Response, Site};
-use twined::web::{Headers, TimeoutStage};
+use twined::web::{ErrorKind, Headers, TimeoutStage};
 
 fn gzip(data: &[u8]) -> Vec<u8> {
     use std::io::Write;
@@ -90,7 +91,7 @@ fn status_400_and_up_is_an_http_error_with_the_body() {
     let (base, port) = serve();
     let failure = wait(get_page(&format!("{base}/missing"))).unwrap_err();
     let e = web_error(&failure);
-    assert_eq!(e.kind(), "http");
+    assert_eq!(e.kind(), ErrorKind::Http);
     assert_eq!(e.status(), Some(404));
     match e {
         twined::web::Error::Http { body, .. } => assert_eq!(body, b"no such page"),
@@ -173,12 +174,12 @@ fn see_other_switches_to_get_and_drops_the_body() {
 fn a_redirect_loop_stops_at_the_limit() {
     let (base, port) = serve();
     let options = PageOptions {
-        redirect_limit: 5,
+        redirect_limit: Some(5),
         ..Default::default()
     };
     let failure = wait(get_page_with(&format!("{base}/loop"), options)).unwrap_err();
     let e = web_error(&failure);
-    assert_eq!(e.kind(), "redirect");
+    assert_eq!(e.kind(), ErrorKind::Redirect);
     assert!(
         failure.to_string().contains("more than 5 redirects"),
         "{failure}"
@@ -229,16 +230,52 @@ fn refused_connection_is_a_connect_error() {
         .unwrap();
     let failure = wait(get_page(&format!("http://{addr}/"))).unwrap_err();
     let e = web_error(&failure);
-    assert_eq!(e.kind(), "connect");
-    assert!(failure.to_string().contains("refused"), "{failure}");
-    assert!(failure.to_string().contains(&addr.to_string()), "{failure}");
+    assert_eq!(e.kind(), ErrorKind::Connect);
+    assert_eq!(e.kind().as_str(), "connect");
+    assert_eq!(failure.to_string(), format!("connection refused: {addr}"));
+}
+
+#[test]
+fn a_refused_connect_keeps_the_io_error_as_its_source() {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let failure = wait(get_page(&format!("http://{addr}/"))).unwrap_err();
+    let e = web_error(&failure);
+    let io = e
+        .source()
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .unwrap_or_else(|| panic!("no io::Error under {e:?}"));
+    assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+    // A clone shares the cause.
+    let copy = e.clone();
+    let copied = copy
+        .source()
+        .and_then(|s| s.downcast_ref::<std::io::Error>());
+    assert!(
+        std::ptr::eq(copied.unwrap(), io),
+        "the clone lost its source"
+    );
+    assert_eq!(copy.to_string(), e.to_string());
+    assert_eq!(copy.kind(), ErrorKind::Connect);
+}
+
+#[test]
+fn a_dns_error_keeps_the_resolver_error_as_its_source() {
+    let failure = wait(get_page("http://no-such-host.invalid/")).unwrap_err();
+    let e = web_error(&failure);
+    assert_eq!(e.kind().as_str(), "dns");
+    let source = e.source().expect("a source");
+    assert!(source.is::<std::io::Error>(), "{source:?}");
+    assert!(e.clone().source().unwrap().is::<std::io::Error>());
 }
 
 #[test]
 fn an_invalid_host_is_a_dns_error() {
     let failure = wait(get_page("http://no-such-host.invalid/")).unwrap_err();
     let e = web_error(&failure);
-    assert_eq!(e.kind(), "dns");
+    assert_eq!(e.kind(), ErrorKind::Dns);
     assert!(
         failure.to_string().contains("no-such-host.invalid"),
         "{failure}"
@@ -254,7 +291,11 @@ fn a_malformed_url_is_a_url_error() {
         "http://",
     ] {
         let failure = wait(get_page(bad)).unwrap_err();
-        assert_eq!(web_error(&failure).kind(), "url", "{bad}: {failure}");
+        assert_eq!(
+            web_error(&failure).kind(),
+            ErrorKind::Url,
+            "{bad}: {failure}"
+        );
     }
 }
 
@@ -297,7 +338,7 @@ fn a_slow_body_hits_the_whole_request_timeout() {
         twined::web::Error::Timeout { stage, .. } => assert_eq!(*stage, TimeoutStage::Whole),
         other => panic!("{other:?}"),
     }
-    assert_eq!(web_error(&failure).kind(), "timeout");
+    assert_eq!(web_error(&failure).kind(), ErrorKind::Timeout);
     port.stop_listening();
 }
 
@@ -309,7 +350,7 @@ fn a_reset_mid_body_is_an_io_error() {
         Then::Abort,
     );
     let failure = wait(get_page(&format!("{base}/"))).unwrap_err();
-    assert_eq!(web_error(&failure).kind(), "io", "{failure}");
+    assert_eq!(web_error(&failure).kind(), ErrorKind::Io, "{failure}");
     assert!(failure.to_string().contains("reset"), "{failure}");
     port.stop_listening();
 }
@@ -322,7 +363,7 @@ fn content_length_longer_than_the_body_is_a_protocol_error() {
         Then::Close,
     );
     let failure = wait(get_page(&format!("{base}/"))).unwrap_err();
-    assert_eq!(web_error(&failure).kind(), "protocol", "{failure}");
+    assert_eq!(web_error(&failure).kind(), ErrorKind::Protocol, "{failure}");
     assert!(failure.to_string().contains("3 of 10"), "{failure}");
     port.stop_listening();
 }
@@ -331,7 +372,7 @@ fn content_length_longer_than_the_body_is_a_protocol_error() {
 fn a_garbage_status_line_is_a_protocol_error() {
     let (base, port) = raw_server(vec![b"SPAM SPAM SPAM\r\n\r\n"], Duration::ZERO, Then::Close);
     let failure = wait(get_page(&format!("{base}/"))).unwrap_err();
-    assert_eq!(web_error(&failure).kind(), "protocol", "{failure}");
+    assert_eq!(web_error(&failure).kind(), ErrorKind::Protocol, "{failure}");
     port.stop_listening();
 }
 
@@ -343,7 +384,7 @@ fn an_invalid_chunk_size_is_a_protocol_error() {
         Then::Stay,
     );
     let failure = wait(get_page(&format!("{base}/"))).unwrap_err();
-    assert_eq!(web_error(&failure).kind(), "protocol", "{failure}");
+    assert_eq!(web_error(&failure).kind(), ErrorKind::Protocol, "{failure}");
     assert!(failure.to_string().contains("chunk size"), "{failure}");
     port.stop_listening();
 }
@@ -356,7 +397,7 @@ fn a_4_mib_header_is_too_large() {
     let huge: &'static [u8] = Box::leak(huge.into_boxed_slice());
     let (base, port) = raw_server(vec![huge], Duration::ZERO, Then::Close);
     let failure = wait(get_page(&format!("{base}/"))).unwrap_err();
-    assert_eq!(web_error(&failure).kind(), "too_large", "{failure}");
+    assert_eq!(web_error(&failure).kind(), ErrorKind::TooLarge, "{failure}");
     port.stop_listening();
 }
 
@@ -423,7 +464,7 @@ fn max_body_is_enforced() {
         ..Default::default()
     };
     let failure = wait(get_page_with(&format!("{base}/big"), options)).unwrap_err();
-    assert_eq!(web_error(&failure).kind(), "too_large", "{failure}");
+    assert_eq!(web_error(&failure).kind(), ErrorKind::TooLarge, "{failure}");
     port.stop_listening();
 }
 
@@ -559,7 +600,7 @@ fn the_per_host_cap_holds_under_500_concurrent_requests() {
     });
     let port = reactor::listen_tcp("127.0.0.1:0", site).unwrap();
     let url = format!("http://{}/", port.address());
-    let pool = ConnectionPool::new(PoolOptions {
+    let pool = ConnectionPool::with_options(PoolOptions {
         max_per_host: Some(10),
         ..Default::default()
     });
@@ -632,7 +673,7 @@ fn cancel_mid_body_closes_the_socket() {
     let before = twined::reactor::source_count();
     d.cancel();
     let failure = d.result().unwrap().unwrap_err();
-    assert_eq!(web_error(&failure).kind(), "cancelled");
+    assert_eq!(web_error(&failure).kind(), ErrorKind::Cancelled);
     assert_eq!(
         twined::reactor::source_count(),
         before - 1,
@@ -651,7 +692,7 @@ fn cancelling_a_request_before_the_head() {
     reactor::run().unwrap();
     d.cancel();
     let failure = d.result().unwrap().unwrap_err();
-    assert_eq!(web_error(&failure).kind(), "cancelled");
+    assert_eq!(web_error(&failure).kind(), ErrorKind::Cancelled);
     port.stop_listening();
 }
 

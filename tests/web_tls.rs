@@ -10,10 +10,12 @@ use std::sync::Arc;
 use std::thread;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use std::error::Error as _;
 use support::{wait, web_error};
 use twined::web::client::{
     get_page_with, Agent, AgentOptions, ConnectionPool, PageOptions, TlsConfig,
 };
+use twined::web::ErrorKind;
 
 /// A certificate for `localhost` and its PEM.
 fn certificate() -> (CertificateDer<'static>, PrivateKeyDer<'static>, String) {
@@ -73,7 +75,13 @@ fn tls_server(connections: usize, response: &'static [u8]) -> (u16, String) {
 
 fn agent_with_root(pem: &str) -> Agent {
     let tls = TlsConfig::default().add_root_pem(pem.as_bytes()).unwrap();
-    Agent::new().with_tls(tls)
+    Agent::with_options(
+        ConnectionPool::new(),
+        AgentOptions {
+            tls,
+            ..Default::default()
+        },
+    )
 }
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nsecure";
@@ -106,8 +114,17 @@ fn an_untrusted_certificate_is_a_tls_error() {
     ))
     .unwrap_err();
     let e = web_error(&failure);
-    assert_eq!(e.kind(), "tls", "{failure}");
+    assert_eq!(e.kind(), ErrorKind::Tls, "{failure}");
+    assert_eq!(e.kind().as_str(), "tls");
     assert!(failure.to_string().contains("certificate"), "{failure}");
+    // The cause is rustls's own error, and clones keep it.
+    for e in [e.clone(), e.clone().clone()] {
+        let source = e.source().expect("a source");
+        match source.downcast_ref::<rustls::Error>() {
+            Some(rustls::Error::InvalidCertificate(_)) => {}
+            other => panic!("not a certificate error: {other:?} ({source})"),
+        }
+    }
 }
 
 #[test]
@@ -123,7 +140,7 @@ fn the_wrong_host_name_is_a_tls_error() {
         options,
     ))
     .unwrap_err();
-    assert_eq!(web_error(&failure).kind(), "tls", "{failure}");
+    assert_eq!(web_error(&failure).kind(), ErrorKind::Tls, "{failure}");
 }
 
 #[test]
@@ -141,7 +158,7 @@ fn an_https_to_http_redirect_is_refused() {
         options,
     ))
     .unwrap_err();
-    assert_eq!(web_error(&failure).kind(), "redirect", "{failure}");
+    assert_eq!(web_error(&failure).kind(), ErrorKind::Redirect, "{failure}");
     assert!(failure.to_string().contains("insecure"), "{failure}");
 }
 
@@ -150,10 +167,16 @@ fn a_bad_ca_file_is_a_tls_error() {
     let e = TlsConfig::default()
         .add_root_pem_file("/nonexistent/ca.pem")
         .unwrap_err();
-    assert_eq!(e.kind(), "tls");
+    assert_eq!(e.kind(), ErrorKind::Tls);
     assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+    let io = e.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+    assert_eq!(
+        io.map(|e| e.kind()),
+        Some(std::io::ErrorKind::NotFound),
+        "{e:?}"
+    );
     let e = TlsConfig::default().add_root_pem(b"not pem").unwrap_err();
-    assert_eq!(e.kind(), "tls");
+    assert_eq!(e.kind(), ErrorKind::Tls);
 }
 
 #[test]
@@ -177,6 +200,6 @@ fn a_tls_connect_timeout_covers_the_handshake() {
         options,
     ))
     .unwrap_err();
-    assert_eq!(web_error(&failure).kind(), "timeout", "{failure}");
+    assert_eq!(web_error(&failure).kind(), ErrorKind::Timeout, "{failure}");
     drop(listener);
 }

@@ -223,7 +223,9 @@ fn retryable(outcome: &Outcome) -> bool {
         return false;
     };
     match error.downcast_ref::<WebError>() {
-        Some(e) => matches!(e.kind(), "connect" | "io") || matches!(e.status(), Some(502..=504)),
+        Some(e) => {
+            matches!(e.kind().as_str(), "connect" | "io") || matches!(e.status(), Some(502..=504))
+        }
         None => false,
     }
 }
@@ -246,10 +248,10 @@ fn json_line(url: &str, outcome: &Outcome, elapsed: Duration) -> String {
     };
     let error = or_null(outcome.error.as_ref(), |f| {
         let (kind, message) = match f.downcast_ref::<WebError>() {
-            Some(e) if e.kind() == "http" => {
+            Some(e) if e.kind().as_str() == "http" => {
                 ("http", format!("HTTP status {}", e.status().unwrap_or(0)))
             }
-            Some(e) => (e.kind(), e.to_string()),
+            Some(e) => (e.kind().as_str(), e.to_string()),
             None => ("io", f.to_string()),
         };
         format!(
@@ -387,7 +389,7 @@ fn main() -> ExitCode {
         options.user_agent = ua.clone();
     }
     let per_host = args.per_host.unwrap_or(args.concurrency);
-    let pool = ConnectionPool::new(PoolOptions {
+    let pool = ConnectionPool::with_options(PoolOptions {
         persistent: !args.no_keepalive,
         max_idle_per_host: per_host,
         max_per_host: Some(per_host),
@@ -424,7 +426,7 @@ fn main() -> ExitCode {
         bar
     });
     let crawl = Rc::new(Crawl {
-        agent: Agent::with_options(pool, options).with_tls(tls),
+        agent: Agent::with_options(pool, AgentOptions { tls, ..options }),
         urls,
         total,
         next: Cell::new(0),

@@ -1,13 +1,114 @@
 //! The one error type of the web client: every failure of a request, with a
-//! stable short name for tools ([`Error::kind`]) and a message that names
-//! the host and the cause.
+//! kind to branch on ([`Error::kind`], an [`ErrorKind`] whose
+//! [`as_str`](ErrorKind::as_str) is the stable name tools print), a message
+//! that names the host and the cause, and the cause itself through
+//! [`source()`](std::error::Error::source): the system's `io::Error`, the
+//! rustls error, the resolver's error.
+//!
+//! `Error` is `Clone`: causes that are not `Clone` themselves are shared
+//! behind an `Arc`, so a clone keeps its source.
 
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::http1::CodecError;
+
+/// A cause shared by an error and its clones.
+pub type Cause = Arc<dyn StdError + Send + Sync + 'static>;
+
+/// What kind of failure an [`Error`] is: the value to branch on.
+///
+/// [`as_str`](Self::as_str) gives the stable short name used in logs and
+/// JSON output (the crawler's `error.kind`).
+///
+/// ```
+/// use twined::web::ErrorKind;
+///
+/// assert_eq!(ErrorKind::TooLarge.as_str(), "too_large");
+/// assert_eq!(ErrorKind::Connect.to_string(), "connect");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The URL is malformed or not http/https (`url`).
+    Url,
+    /// The host name did not resolve (`dns`).
+    Dns,
+    /// The TCP connection failed: refused, unreachable (`connect`).
+    Connect,
+    /// The TLS handshake or certificate check failed (`tls`).
+    Tls,
+    /// A time limit ran out (`timeout`).
+    Timeout,
+    /// The server answered with a status >= 400 (`http`).
+    Http,
+    /// A redirect could not be followed (`redirect`).
+    Redirect,
+    /// The server's response is malformed (`protocol`).
+    Protocol,
+    /// The connection failed mid-request, or a local I/O error (`io`).
+    Io,
+    /// The response head or body is larger than the limit (`too_large`).
+    TooLarge,
+    /// The request was cancelled (`cancelled`).
+    Cancelled,
+    /// A proxy refused or failed (`proxy`). Reserved: the client has no
+    /// proxy support yet, so no [`Error`] has this kind today.
+    Proxy,
+    /// A URL was refused by `robots.txt` (`robots`). Reserved for crawlers
+    /// built on the client; no [`Error`] has this kind.
+    Robots,
+}
+
+impl ErrorKind {
+    /// Every kind, in the order of the crawl contract.
+    pub const ALL: &'static [ErrorKind] = &[
+        ErrorKind::Url,
+        ErrorKind::Dns,
+        ErrorKind::Connect,
+        ErrorKind::Tls,
+        ErrorKind::Timeout,
+        ErrorKind::Http,
+        ErrorKind::Redirect,
+        ErrorKind::Protocol,
+        ErrorKind::Io,
+        ErrorKind::TooLarge,
+        ErrorKind::Cancelled,
+        ErrorKind::Proxy,
+        ErrorKind::Robots,
+    ];
+
+    /// The stable short name: one of `url`, `dns`, `connect`, `tls`,
+    /// `timeout`, `http`, `redirect`, `protocol`, `io`, `too_large`,
+    /// `cancelled`, `proxy`, `robots`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Url => "url",
+            ErrorKind::Dns => "dns",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Http => "http",
+            ErrorKind::Redirect => "redirect",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Io => "io",
+            ErrorKind::TooLarge => "too_large",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Proxy => "proxy",
+            ErrorKind::Robots => "robots",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Which time limit ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,11 +182,28 @@ impl fmt::Display for RedirectError {
 }
 
 /// A failed web request. Inside a `Failure`, reach it with
-/// `failure.downcast_ref::<twined::web::Error>()`.
-#[derive(Debug)]
+/// `failure.downcast_ref::<twined::web::Error>()`; branch on
+/// [`kind()`](Self::kind); follow [`source()`](StdError::source) to the
+/// cause.
+///
+/// ```
+/// use std::error::Error as _;
+/// use twined::web::{Error, ErrorKind};
+///
+/// let e = Error::Io {
+///     host: "example.org:80".into(),
+///     source: std::io::Error::from(std::io::ErrorKind::ConnectionReset).into(),
+/// };
+/// assert_eq!(e.kind(), ErrorKind::Io);
+/// let copy = e.clone();
+/// let cause = copy.source().unwrap().downcast_ref::<std::io::Error>().unwrap();
+/// assert_eq!(cause.kind(), std::io::ErrorKind::ConnectionReset);
+/// ```
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Error {
-    /// The URL is malformed or not http/https.
+    /// The URL is malformed or not http/https, or a request header cannot
+    /// be sent.
     Url {
         /// The URL as given.
         url: String,
@@ -96,22 +214,28 @@ pub enum Error {
     Dns {
         /// The host.
         host: String,
-        /// The resolver's message.
-        reason: String,
+        /// The resolver's error.
+        source: Arc<io::Error>,
     },
     /// The TCP connection failed (refused, unreachable, ...).
     Connect {
-        /// The host and port.
+        /// The host and port asked for.
         host: String,
-        /// The cause.
-        reason: String,
+        /// The address tried, when the failure names one.
+        addr: Option<SocketAddr>,
+        /// The system's error (`ConnectionRefused` for a refusal).
+        source: Arc<io::Error>,
     },
-    /// The TLS handshake or certificate check failed.
+    /// The TLS handshake or certificate check failed, or the TLS settings
+    /// are unusable.
     Tls {
-        /// The host.
+        /// The host (or the CA file).
         host: String,
-        /// The cause.
+        /// What went wrong, for people.
         reason: String,
+        /// The cause: a [`rustls::Error`](https://docs.rs/rustls) for a
+        /// refused certificate, an `io::Error` for an unreadable CA file.
+        source: Option<Cause>,
     },
     /// A time limit ran out.
     Timeout {
@@ -153,7 +277,7 @@ pub enum Error {
         /// The host.
         host: String,
         /// The cause.
-        source: io::Error,
+        source: Arc<io::Error>,
     },
     /// The response head or body is larger than the limit.
     TooLarge {
@@ -172,22 +296,21 @@ pub enum Error {
 }
 
 impl Error {
-    /// A stable short name of the error's kind: one of `url`, `dns`,
-    /// `connect`, `tls`, `timeout`, `http`, `redirect`, `protocol`, `io`,
-    /// `too_large`, `cancelled`.
-    pub fn kind(&self) -> &'static str {
+    /// What kind of failure this is. Its [`as_str`](ErrorKind::as_str) is
+    /// the stable short name for logs and JSON.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Url { .. } => "url",
-            Error::Dns { .. } => "dns",
-            Error::Connect { .. } => "connect",
-            Error::Tls { .. } => "tls",
-            Error::Timeout { .. } => "timeout",
-            Error::Http { .. } => "http",
-            Error::Redirect { .. } => "redirect",
-            Error::Protocol { .. } => "protocol",
-            Error::Io { .. } => "io",
-            Error::TooLarge { .. } => "too_large",
-            Error::Cancelled { .. } => "cancelled",
+            Error::Url { .. } => ErrorKind::Url,
+            Error::Dns { .. } => ErrorKind::Dns,
+            Error::Connect { .. } => ErrorKind::Connect,
+            Error::Tls { .. } => ErrorKind::Tls,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::Http { .. } => ErrorKind::Http,
+            Error::Redirect { .. } => ErrorKind::Redirect,
+            Error::Protocol { .. } => ErrorKind::Protocol,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::TooLarge { .. } => ErrorKind::TooLarge,
+            Error::Cancelled { .. } => ErrorKind::Cancelled,
         }
     }
 
@@ -213,15 +336,41 @@ impl Error {
             },
         }
     }
+
+    /// An I/O error met talking to `host`.
+    pub(crate) fn io(host: impl Into<String>, source: io::Error) -> Error {
+        Error::Io {
+            host: host.into(),
+            source: Arc::new(source),
+        }
+    }
+}
+
+/// A copy of an `io::Error` we can only borrow: the same OS error code when
+/// there is one, else the same kind and message.
+pub(crate) fn copy_io_error(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
+    }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Url { url, reason } => write!(f, "invalid URL {url:?}: {reason}"),
-            Error::Dns { host, reason } => write!(f, "DNS lookup failed for {host}: {reason}"),
-            Error::Connect { host, reason } => write!(f, "cannot connect to {host}: {reason}"),
-            Error::Tls { host, reason } => write!(f, "TLS error with {host}: {reason}"),
+            Error::Dns { host, source } => write!(f, "DNS lookup failed for {host}: {source}"),
+            Error::Connect { host, addr, source } => {
+                let place = addr.map_or_else(|| host.clone(), |a| a.to_string());
+                match source.kind() {
+                    io::ErrorKind::ConnectionRefused => write!(f, "connection refused: {place}"),
+                    io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
+                        write!(f, "host unreachable: {place}: {source}")
+                    }
+                    _ => write!(f, "cannot connect to {place}: {source}"),
+                }
+            }
+            Error::Tls { host, reason, .. } => write!(f, "TLS error with {host}: {reason}"),
             Error::Timeout { stage, host, after } => write!(
                 f,
                 "timed out after {:.3} s {stage} ({host})",
@@ -247,9 +396,45 @@ impl fmt::Display for Error {
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
+            Error::Dns { source, .. }
+            | Error::Connect { source, .. }
+            | Error::Io { source, .. } => Some(&**source),
+            Error::Tls { source, .. } => source.as_deref().map(|s| s as &(dyn StdError + 'static)),
             Error::Protocol { error, .. } => Some(error),
-            Error::Io { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_have_the_crawl_contract_names() {
+        let names: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(
+            names.join(" "),
+            "url dns connect tls timeout http redirect protocol io too_large cancelled proxy robots"
+        );
+    }
+
+    #[test]
+    fn a_refusal_reads_like_the_system() {
+        let e = Error::Connect {
+            host: "127.0.0.1:9".into(),
+            addr: Some("127.0.0.1:9".parse().unwrap()),
+            source: Arc::new(io::Error::from(io::ErrorKind::ConnectionRefused)),
+        };
+        assert_eq!(e.to_string(), "connection refused: 127.0.0.1:9");
+    }
+
+    #[test]
+    fn a_copied_os_error_keeps_its_code() {
+        let e = io::Error::from_raw_os_error(111);
+        assert_eq!(copy_io_error(&e).raw_os_error(), Some(111));
+        let e = io::Error::new(io::ErrorKind::InvalidData, "bad");
+        let copy = copy_io_error(&e);
+        assert_eq!((copy.kind(), copy.to_string()), (e.kind(), e.to_string()));
     }
 }

@@ -3,12 +3,13 @@
 //! rustls, and a small HTTP/1.1 server.
 //!
 //! Every failure is a [`web::Error`](Error) inside the Deferred's `Failure`;
-//! its [`kind()`](Error::kind) is a stable short name.
+//! its [`kind()`](Error::kind) is an [`ErrorKind`] to branch on, whose
+//! [`as_str()`](ErrorKind::as_str) is a stable short name.
 
 pub mod client;
 mod error;
 pub mod http1;
 pub mod server;
 
-pub use error::{Error, RedirectError, TimeoutStage};
+pub use error::{Cause, Error, ErrorKind, RedirectError, TimeoutStage};
 pub use http1::Headers;

@@ -2,9 +2,11 @@
 //! decoding, timeouts and limits (Twisted's `Agent` + `RedirectAgent` +
 //! `ContentDecoderAgent`, and the timeouts Twisted's Agent lacks).
 
-use std::cell::{Cell, RefCell};
+use std::cell::{OnceCell, RefCell};
 use std::fmt;
-use std::rc::Rc;
+use std::io;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use url::Url;
@@ -16,6 +18,7 @@ use super::response::{BodyPipe, Redirect, Response};
 use crate::defer::{CancelledError, Deferred, Failure, Trigger};
 use crate::reactor::{self, ConnectError, ConnectOptions, DelayedCall};
 use crate::threads::ResolveError;
+use crate::web::error::copy_io_error;
 use crate::web::http1::{write_request_head, ResponseHead, DEFAULT_HEAD_LIMIT, USER_AGENT};
 use crate::web::{Error, Headers, RedirectError, TimeoutStage};
 
@@ -46,6 +49,9 @@ pub struct AgentOptions {
     pub user_agent: String,
     /// Header fields added to every request that does not set them.
     pub headers: Headers,
+    /// Certificates trusted for https URLs. Default: the Mozilla roots.
+    #[cfg(feature = "tls")]
+    pub tls: super::tls::TlsConfig,
 }
 
 impl Default for AgentOptions {
@@ -62,6 +68,8 @@ impl Default for AgentOptions {
             max_body: None,
             user_agent: USER_AGENT.to_string(),
             headers: Headers::new(),
+            #[cfg(feature = "tls")]
+            tls: super::tls::TlsConfig::default(),
         }
     }
 }
@@ -69,8 +77,6 @@ impl Default for AgentOptions {
 pub(crate) struct AgentInner {
     pub(crate) pool: ConnectionPool,
     pub(crate) options: AgentOptions,
-    #[cfg(feature = "tls")]
-    pub(crate) tls: super::tls::TlsConfig,
 }
 
 /// Makes HTTP requests (Twisted's `Agent`). Cheap to clone; clones share
@@ -86,7 +92,7 @@ pub(crate) struct AgentInner {
 /// use twined::web::client::{read_body, Agent, AgentOptions, ConnectionPool, PoolOptions};
 ///
 /// let agent = Agent::with_options(
-///     ConnectionPool::new(PoolOptions { max_per_host: Some(8), ..Default::default() }),
+///     ConnectionPool::with_options(PoolOptions { max_per_host: Some(8), ..Default::default() }),
 ///     AgentOptions { timeout: Some(Duration::from_secs(10)), ..Default::default() },
 /// );
 /// agent
@@ -130,24 +136,7 @@ impl Agent {
     /// An agent on `pool` with `options`.
     pub fn with_options(pool: ConnectionPool, options: AgentOptions) -> Agent {
         Agent {
-            inner: Rc::new(AgentInner {
-                pool,
-                options,
-                #[cfg(feature = "tls")]
-                tls: super::tls::TlsConfig::default(),
-            }),
-        }
-    }
-
-    /// This agent with a TLS configuration for https URLs.
-    #[cfg(feature = "tls")]
-    pub fn with_tls(self, tls: super::tls::TlsConfig) -> Agent {
-        Agent {
-            inner: Rc::new(AgentInner {
-                pool: self.inner.pool.clone(),
-                options: self.inner.options.clone(),
-                tls,
-            }),
+            inner: Rc::new(AgentInner { pool, options }),
         }
     }
 
@@ -182,35 +171,35 @@ impl Agent {
             Ok(u) => u,
             Err(e) => return crate::defer::fail(e),
         };
-        let cell: Rc<RefCell<Option<Rc<Req>>>> = Rc::new(RefCell::new(None));
-        let c = cell.clone();
+        let target = Target {
+            method: method.to_ascii_uppercase(),
+            url: parsed,
+            headers,
+            body,
+            history: Vec::new(),
+        };
+        // The canceller finds the request through a weak link set below.
+        let link: Rc<OnceCell<Weak<Req>>> = Rc::default();
+        let found = link.clone();
         let (d, trigger) = Deferred::with_canceller(move |_canceller| {
-            let req = c.borrow().clone();
-            if let Some(req) = req {
-                let url = req.url.borrow().to_string();
+            if let Some(req) = found.get().and_then(Weak::upgrade) {
+                let url = req.state.borrow().target.url.to_string();
                 req.fail(Error::Cancelled { url });
             }
         });
         let req = Rc::new(Req {
             agent: self.clone(),
-            method: RefCell::new(method.to_ascii_uppercase()),
-            url: RefCell::new(parsed),
-            headers: RefCell::new(headers),
-            body: RefCell::new(body),
-            history: RefCell::new(Vec::new()),
-            trigger: RefCell::new(Some(trigger)),
-            pipe: RefCell::new(None),
-            whole_timer: RefCell::new(None),
-            head_timer: RefCell::new(None),
-            lease: RefCell::new(None),
-            retried: Cell::new(false),
-            attempt: Cell::new(0),
-            redirect_to: RefCell::new(None),
-            decoder: RefCell::new(None),
-            delivered: Cell::new(0),
-            done: Cell::new(false),
+            state: RefCell::new(State {
+                target,
+                retried: false,
+                whole_timer: None,
+                phase: Phase::Connecting {
+                    reply: trigger,
+                    acquire: None,
+                },
+            }),
         });
-        *cell.borrow_mut() = Some(req.clone());
+        let _ = link.set(Rc::downgrade(&req));
         if let Some(after) = self.inner.options.timeout {
             let weak = Rc::downgrade(&req);
             let timer = reactor::call_later(after, move || {
@@ -223,7 +212,7 @@ impl Agent {
                     });
                 }
             });
-            *req.whole_timer.borrow_mut() = Some(timer);
+            req.state.borrow_mut().whole_timer = Some(timer);
         }
         req.attempt(false);
         d
@@ -284,7 +273,7 @@ fn open(agent: &Rc<AgentInner>, key: &PoolKey) -> Deferred<ConnHandle> {
     let connected: Deferred<()> = if key.scheme == "https" {
         #[cfg(feature = "tls")]
         {
-            super::tls::connect(&agent.tls, &key.host, key.port, options, protocol)
+            super::tls::connect(&agent.options.tls, &key.host, key.port, options, protocol)
         }
         #[cfg(not(feature = "tls"))]
         {
@@ -299,34 +288,18 @@ fn open(agent: &Rc<AgentInner>, key: &PoolKey) -> Deferred<ConnHandle> {
     };
     connected
         .add_callback(move |()| handle)
-        .or_else(move |failure: Failure| Err(Failure::new(connect_error(&label, failure, timeout))))
+        .or_else(move |failure: Failure| Err(Failure::new(connect_error(&label, &failure))))
 }
 
-/// A web error for a failed connection attempt.
-fn connect_error(host: &str, failure: Failure, timeout: Option<Duration>) -> Error {
+/// The web error for a failed connection attempt to `host` (`host:port`).
+fn connect_error(host: &str, failure: &Failure) -> Error {
+    if let Some(e) = failure.downcast_ref::<Error>() {
+        return e.clone();
+    }
     if let Some(e) = failure.downcast_ref::<ResolveError>() {
         return Error::Dns {
             host: e.host.clone(),
-            reason: e.source.to_string(),
-        };
-    }
-    if let Some(e) = failure.downcast_ref::<ConnectError>() {
-        if let ConnectError::TimedOut { after, .. } = e {
-            return Error::Timeout {
-                stage: TimeoutStage::Connect,
-                host: host.to_string(),
-                after: *after,
-            };
-        }
-        let reason = match e {
-            ConnectError::Refused { .. } => "connection refused".to_string(),
-            ConnectError::Unreachable { source, .. } => format!("unreachable ({source})"),
-            ConnectError::Failed { source, .. } => source.to_string(),
-            other => other.to_string(),
-        };
-        return Error::Connect {
-            host: host.to_string(),
-            reason,
+            source: Arc::new(copy_io_error(&e.source)),
         };
     }
     if failure.check::<CancelledError>() {
@@ -334,103 +307,138 @@ fn connect_error(host: &str, failure: Failure, timeout: Option<Duration>) -> Err
             url: host.to_string(),
         };
     }
-    if let Some(e) = failure.downcast_ref::<Error>() {
-        return clone_error(e);
-    }
-    let _ = timeout;
-    Error::Connect {
+    let connect = |addr, source| Error::Connect {
         host: host.to_string(),
-        reason: failure.to_string(),
+        addr,
+        source: Arc::new(source),
+    };
+    match failure.downcast_ref::<ConnectError>() {
+        Some(ConnectError::TimedOut { after, .. }) => Error::Timeout {
+            stage: TimeoutStage::Connect,
+            host: host.to_string(),
+            after: *after,
+        },
+        // The reactor keeps no `io::Error` for a refusal; it classifies
+        // exactly ECONNREFUSED as one, so that is the system's error.
+        Some(ConnectError::Refused { addr }) => {
+            connect(Some(*addr), io::Error::from(rustix::io::Errno::CONNREFUSED))
+        }
+        Some(
+            ConnectError::Unreachable { addr, source } | ConnectError::Failed { addr, source },
+        ) => connect(Some(*addr), copy_io_error(source)),
+        Some(ConnectError::NoAddress { host }) => Error::Dns {
+            host: host.clone(),
+            source: Arc::new(io::Error::new(
+                io::ErrorKind::NotFound,
+                "the name resolved to no address",
+            )),
+        },
+        None => connect(None, io::Error::other(failure.to_string())),
     }
 }
 
-/// A copy of a web error (io sources are copied by kind and message).
-pub(crate) fn clone_error(e: &Error) -> Error {
-    match e {
-        Error::Url { url, reason } => Error::Url {
-            url: url.clone(),
-            reason: reason.clone(),
-        },
-        Error::Dns { host, reason } => Error::Dns {
-            host: host.clone(),
-            reason: reason.clone(),
-        },
-        Error::Connect { host, reason } => Error::Connect {
-            host: host.clone(),
-            reason: reason.clone(),
-        },
-        Error::Tls { host, reason } => Error::Tls {
-            host: host.clone(),
-            reason: reason.clone(),
-        },
-        Error::Timeout { stage, host, after } => Error::Timeout {
-            stage: *stage,
-            host: host.clone(),
-            after: *after,
-        },
-        Error::Http {
-            status,
-            reason,
-            url,
-            body,
-        } => Error::Http {
-            status: *status,
-            reason: reason.clone(),
-            url: url.clone(),
-            body: body.clone(),
-        },
-        Error::Redirect { url, error } => Error::Redirect {
-            url: url.clone(),
-            error: error.clone(),
-        },
-        Error::Protocol { host, error } => Error::Protocol {
-            host: host.clone(),
-            error: error.clone(),
-        },
-        Error::Io { host, source } => Error::Io {
-            host: host.clone(),
-            source: std::io::Error::new(source.kind(), source.to_string()),
-        },
-        Error::TooLarge { host, what, limit } => Error::TooLarge {
-            host: host.clone(),
-            what,
-            limit: *limit,
-        },
-        Error::Cancelled { url } => Error::Cancelled { url: url.clone() },
-    }
+/// What a request asks for; redirects change it.
+struct Target {
+    method: String,
+    url: Url,
+    headers: Headers,
+    body: Option<Vec<u8>>,
+    /// The redirects followed so far.
+    history: Vec<Redirect>,
+}
+
+/// Where a request is in its life. Each event (a connection from the pool,
+/// a response head, body bytes, the end of an exchange, a timer, a cancel)
+/// is one `match` on this; what a phase needs lives in that phase only.
+///
+/// ```text
+///            +---------------- retry once (reused connection, no response) ---+
+///            v                                                                 |
+/// Connecting --lease--> AwaitingHead --head 2xx..5xx--> Body --end--> Done     |
+///     ^                   |    |                                               |
+///     |                   |    +-- error ------------------------------------+
+///     |                   +--head 3xx--> DrainingRedirect --end--+
+///     +----------------- follow the redirect -------------------+
+/// any phase --timeout, cancel, error--> Done
+/// ```
+///
+/// There is no separate "writing" phase: the request is handed to the
+/// transport in one write, which buffers what the socket does not take, so
+/// nothing happens between writing and waiting for the head (the head
+/// timeout runs from the write).
+enum Phase {
+    /// Waiting for the pool: a slot under its caps, then an idle connection
+    /// or a new one (lookup, TCP, TLS). `acquire` cancels that wait; it is
+    /// `None` while the pool is being asked.
+    Connecting {
+        reply: Trigger<Response>,
+        acquire: Option<Deferred<()>>,
+    },
+    /// The request was written on `lease`; waiting for the response head.
+    AwaitingHead {
+        reply: Trigger<Response>,
+        lease: Lease,
+        head_timer: Option<DelayedCall>,
+    },
+    /// A redirect's head arrived: its body is read to the end (so the
+    /// connection can be reused), then the request goes to `to`.
+    DrainingRedirect {
+        reply: Trigger<Response>,
+        lease: Lease,
+        to: Url,
+        status: u16,
+    },
+    /// The response was delivered; its body flows into `pipe`.
+    Body {
+        lease: Lease,
+        pipe: BodyPipe,
+        decoder: Option<ContentDecoder>,
+        /// Decoded bytes delivered so far (for `max_body`).
+        delivered: u64,
+    },
+    /// Finished, failed or cancelled: every later event is ignored.
+    Done,
+}
+
+/// The mutable part of a request.
+struct State {
+    target: Target,
+    /// The one retry on a fresh connection was used.
+    retried: bool,
+    /// The `timeout` of the whole request.
+    whole_timer: Option<DelayedCall>,
+    phase: Phase,
 }
 
 /// One request, across its attempts and redirects.
 struct Req {
     agent: Agent,
-    method: RefCell<String>,
-    url: RefCell<Url>,
-    headers: RefCell<Headers>,
-    body: RefCell<Option<Vec<u8>>>,
-    history: RefCell<Vec<Redirect>>,
-    trigger: RefCell<Option<Trigger<Response>>>,
-    pipe: RefCell<Option<BodyPipe>>,
-    whole_timer: RefCell<Option<DelayedCall>>,
-    head_timer: RefCell<Option<DelayedCall>>,
-    lease: RefCell<Option<Lease>>,
-    retried: Cell<bool>,
-    /// Which attempt the current sink belongs to.
-    attempt: Cell<u64>,
-    /// A redirect whose body is being drained before it is followed.
-    redirect_to: RefCell<Option<(Url, u16)>>,
-    decoder: RefCell<Option<ContentDecoder>>,
-    delivered: Cell<u64>,
-    done: Cell<bool>,
+    state: RefCell<State>,
 }
 
-struct AttemptSink {
-    req: Rc<Req>,
-    attempt: u64,
+/// Receives the response of one exchange for a request.
+struct ReqSink(Rc<Req>);
+
+/// Who hears how a request ended, told after the state is released (their
+/// code may call back into the request).
+enum Ending {
+    Reply(Trigger<Response>, Error),
+    Pipe(BodyPipe, Result<(), Error>),
+}
+
+impl Ending {
+    fn tell(self) {
+        match self {
+            Ending::Reply(reply, error) => reply.errback(error),
+            Ending::Pipe(pipe, result) => pipe.finish(result.map_err(Failure::new)),
+        }
+    }
 }
 
 impl Req {
     fn host_label(&self) -> String {
-        let url = self.url.borrow();
+        let st = self.state.borrow();
+        let url = &st.target.url;
         format!(
             "{}:{}",
             url.host_str().unwrap_or(""),
@@ -442,51 +450,52 @@ impl Req {
         &self.agent.inner.options
     }
 
-    /// Starts an attempt: a connection (fresh after a failed reuse), then
-    /// the request on it.
+    /// Asks the pool for a connection (a fresh one after a failed reuse).
     fn attempt(self: &Rc<Self>, fresh: bool) {
-        let attempt = self.attempt.get() + 1;
-        self.attempt.set(attempt);
-        let key = pool_key(&self.url.borrow());
+        let key = pool_key(&self.state.borrow().target.url);
         let inner = self.agent.inner.clone();
         let opener: Opener = Rc::new(move |key: &PoolKey| open(&inner, key));
         let (ok, failed) = (self.clone(), self.clone());
-        self.agent
+        let acquire = self
+            .agent
             .inner
             .pool
             .acquire(key, fresh, opener)
-            .add_callback(move |lease| ok.send(lease, attempt))
-            .add_errback(move |failure| {
-                if failed.attempt.get() == attempt {
-                    let error = match failure.downcast_ref::<Error>() {
-                        Some(e) => clone_error(e),
-                        None => Error::Connect {
-                            host: failed.host_label(),
-                            reason: failure.to_string(),
-                        },
-                    };
-                    failed.fail(error);
-                }
-            });
+            .add_callback(move |lease| ok.on_lease(lease))
+            .add_errback(move |failure| failed.on_connect_failed(&failure));
+        // The pool may have answered already; keep the wait only if not.
+        let mut st = self.state.borrow_mut();
+        if let Phase::Connecting { acquire: slot, .. } = &mut st.phase {
+            if !acquire.called() {
+                *slot = Some(acquire);
+            }
+        }
     }
 
-    fn send(self: &Rc<Self>, lease: Lease, attempt: u64) {
-        if self.done.get() || self.attempt.get() != attempt {
-            lease.release(true);
-            return;
-        }
-        let bytes = match self.serialize() {
-            Ok(b) => b,
-            Err(e) => {
-                lease.release(true);
-                return self.fail(e);
+    /// The pool gave a connection: send the request on it.
+    fn on_lease(self: &Rc<Self>, lease: Lease) {
+        let mut st = self.state.borrow_mut();
+        let reply = match std::mem::replace(&mut st.phase, Phase::Done) {
+            Phase::Connecting { reply, .. } => reply,
+            other => {
+                // Cancelled or timed out while the connection was coming.
+                st.phase = other;
+                drop(st);
+                return lease.release(true);
             }
         };
-        let conn = lease.conn.clone();
-        *self.lease.borrow_mut() = Some(lease);
-        if let Some(after) = self.options().head_timeout {
+        let bytes = match self.serialize(&st.target) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                self.end(&mut st);
+                drop(st);
+                lease.release(true);
+                return reply.errback(error);
+            }
+        };
+        let head_timer = self.options().head_timeout.map(|after| {
             let weak = Rc::downgrade(self);
-            let timer = reactor::call_later(after, move || {
+            reactor::call_later(after, move || {
                 if let Some(req) = weak.upgrade() {
                     let host = req.host_label();
                     req.fail(Error::Timeout {
@@ -495,28 +504,42 @@ impl Req {
                         after,
                     });
                 }
-            });
-            if let Some(old) = self.head_timer.borrow_mut().replace(timer) {
-                let _ = old.cancel();
-            }
-        }
-        let method = self.method.borrow().clone();
-        conn.send(
-            &method,
-            &bytes,
-            Rc::new(AttemptSink {
-                req: self.clone(),
-                attempt,
-            }),
-        );
+            })
+        });
+        let conn = lease.conn.clone();
+        let method = st.target.method.clone();
+        st.phase = Phase::AwaitingHead {
+            reply,
+            lease,
+            head_timer,
+        };
+        drop(st);
+        conn.send(&method, &bytes, Rc::new(ReqSink(self.clone())));
     }
 
-    fn serialize(&self) -> Result<Vec<u8>, Error> {
-        let url = self.url.borrow();
+    /// No connection could be had.
+    fn on_connect_failed(&self, failure: &Failure) {
+        let mut st = self.state.borrow_mut();
+        match std::mem::replace(&mut st.phase, Phase::Done) {
+            Phase::Connecting { reply, .. } => {
+                self.end(&mut st);
+                drop(st);
+                let error = match failure.downcast_ref::<Error>() {
+                    Some(e) => e.clone(),
+                    None => connect_error(&self.host_label(), failure),
+                };
+                reply.errback(error);
+            }
+            other => st.phase = other,
+        }
+    }
+
+    fn serialize(&self, target: &Target) -> Result<Vec<u8>, Error> {
+        let url = &target.url;
         let options = self.options();
         let mut headers = Headers::new();
-        headers.append("Host", host_header(&url));
-        let user = self.headers.borrow();
+        headers.append("Host", host_header(url));
+        let user = &target.headers;
         if !user.contains("user-agent") && !options.headers.contains("user-agent") {
             headers.append("User-Agent", options.user_agent.clone());
         }
@@ -533,8 +556,8 @@ impl Req {
                 headers.append(name, value);
             }
         }
-        let method = self.method.borrow();
-        let body = self.body.borrow();
+        let method = &target.method;
+        let body = &target.body;
         match body.as_ref() {
             Some(b) => headers.append("Content-Length", b.len().to_string()),
             None if matches!(method.as_str(), "POST" | "PUT" | "PATCH") => {
@@ -545,15 +568,17 @@ impl Req {
         if !self.agent.inner.pool.options().persistent {
             headers.insert("Connection", "close");
         }
-        let mut target = url.path().to_string();
+        let mut request_target = url.path().to_string();
         if let Some(q) = url.query() {
-            target.push('?');
-            target.push_str(q);
+            request_target.push('?');
+            request_target.push_str(q);
         }
         let mut out = Vec::with_capacity(256 + body.as_ref().map_or(0, Vec::len));
-        write_request_head(&mut out, &method, &target, &headers).map_err(|e| Error::Url {
-            url: url.to_string(),
-            reason: e.to_string(),
+        write_request_head(&mut out, method, &request_target, &headers).map_err(|e| {
+            Error::Url {
+                url: url.to_string(),
+                reason: e.to_string(),
+            }
         })?;
         if let Some(b) = body.as_ref() {
             out.extend_from_slice(b);
@@ -561,46 +586,61 @@ impl Req {
         Ok(out)
     }
 
-    /// Ends the request with `error`, wherever it is.
-    fn fail(&self, error: Error) {
-        if self.done.replace(true) {
-            return;
+    /// Stops the whole-request timer: the request is over.
+    fn end(&self, st: &mut State) {
+        if let Some(timer) = st.whole_timer.take() {
+            let _ = timer.cancel();
         }
-        self.cancel_timers();
-        if let Some(lease) = self.lease.borrow_mut().take() {
+    }
+
+    /// Ends the request with `error`, wherever it is: a timer, a cancel, an
+    /// aborted body.
+    fn fail(&self, error: Error) {
+        let mut st = self.state.borrow_mut();
+        let phase = std::mem::replace(&mut st.phase, Phase::Done);
+        self.end(&mut st);
+        drop(st);
+        let (lease, ending) = match phase {
+            Phase::Connecting { reply, acquire } => {
+                if let Some(acquire) = acquire {
+                    acquire.cancel(); // leaves the pool's queue, or stops the connect
+                }
+                (None, Ending::Reply(reply, error))
+            }
+            Phase::AwaitingHead {
+                reply,
+                lease,
+                head_timer,
+            } => {
+                if let Some(timer) = head_timer {
+                    let _ = timer.cancel();
+                }
+                (Some(lease), Ending::Reply(reply, error))
+            }
+            Phase::DrainingRedirect { reply, lease, .. } => {
+                (Some(lease), Ending::Reply(reply, error))
+            }
+            Phase::Body { lease, pipe, .. } => (Some(lease), Ending::Pipe(pipe, Err(error))),
+            Phase::Done => return,
+        };
+        if let Some(lease) = lease {
             lease.conn.abort();
             lease.release(false);
         }
-        let trigger = self.trigger.borrow_mut().take();
-        if let Some(trigger) = trigger {
-            trigger.errback(error);
-            return;
-        }
-        let pipe = self.pipe.borrow_mut().take();
-        if let Some(pipe) = pipe {
-            pipe.finish(Err(Failure::new(error)));
-        }
-    }
-
-    fn cancel_timers(&self) {
-        if let Some(t) = self.head_timer.borrow_mut().take() {
-            let _ = t.cancel();
-        }
-        if let Some(t) = self.whole_timer.borrow_mut().take() {
-            let _ = t.cancel();
-        }
+        ending.tell();
     }
 
     /// A redirect's target, or why it cannot be followed.
-    fn redirect_target(&self, head: &ResponseHead) -> Result<Url, Error> {
-        let url = self.url.borrow();
+    fn redirect_target(&self, target: &Target, head: &ResponseHead) -> Result<Url, Error> {
+        let url = &target.url;
+        let options = self.options();
         let redirect = |error| Error::Redirect {
             url: url.to_string(),
             error,
         };
-        if self.history.borrow().len() >= self.options().redirect_limit {
+        if target.history.len() >= options.redirect_limit {
             return Err(redirect(RedirectError::TooMany {
-                limit: self.options().redirect_limit,
+                limit: options.redirect_limit,
             }));
         }
         let location = head.headers.get("location").ok_or_else(|| {
@@ -608,69 +648,63 @@ impl Req {
                 status: head.status,
             })
         })?;
-        let target = url.join(location).map_err(|_| {
+        let bad_location = || {
             redirect(RedirectError::BadLocation {
                 location: location.to_string(),
             })
-        })?;
-        if parse_url(target.as_str()).is_err() {
-            return Err(redirect(RedirectError::BadLocation {
-                location: location.to_string(),
-            }));
+        };
+        let to = url.join(location).map_err(|_| bad_location())?;
+        if parse_url(to.as_str()).is_err() {
+            return Err(bad_location());
         }
-        if url.scheme() == "https"
-            && target.scheme() == "http"
-            && !self.options().allow_insecure_redirect
-        {
+        if url.scheme() == "https" && to.scheme() == "http" && !options.allow_insecure_redirect {
             return Err(redirect(RedirectError::InsecureDowngrade {
                 from: url.to_string(),
-                to: target.to_string(),
+                to: to.to_string(),
             }));
         }
-        Ok(target)
+        Ok(to)
     }
 
-    /// Moves the request to `target` after a `status` redirect.
-    fn follow(self: &Rc<Self>, target: Url, status: u16) {
-        let from = self.url.replace(target.clone());
-        self.history.borrow_mut().push(Redirect {
-            url: from.to_string(),
-            status,
-        });
-        {
-            let mut method = self.method.borrow_mut();
-            if status == 303 || ((status == 301 || status == 302) && *method == "POST") {
-                if *method != "HEAD" {
-                    *method = "GET".into();
-                }
-                self.body.borrow_mut().take();
-                let mut headers = self.headers.borrow_mut();
-                headers.remove("content-type");
-            }
-        }
-        if from.origin() != target.origin() {
-            let mut headers = self.headers.borrow_mut();
-            headers.remove("authorization");
-            headers.remove("cookie");
-        }
-        self.retried.set(false);
-        self.attempt(false);
-    }
-
+    /// The response head arrived.
     fn on_head(self: &Rc<Self>, head: ResponseHead) {
-        if let Some(t) = self.head_timer.borrow_mut().take() {
-            let _ = t.cancel();
-        }
+        let mut st = self.state.borrow_mut();
+        let (reply, lease) = match std::mem::replace(&mut st.phase, Phase::Done) {
+            Phase::AwaitingHead {
+                reply,
+                lease,
+                head_timer,
+            } => {
+                if let Some(timer) = head_timer {
+                    let _ = timer.cancel();
+                }
+                (reply, lease)
+            }
+            other => {
+                st.phase = other;
+                return;
+            }
+        };
         let options = self.options();
         if options.follow_redirects && matches!(head.status, 301 | 302 | 303 | 307 | 308) {
-            match self.redirect_target(&head) {
-                Ok(target) => {
-                    // Drain this response's body, then follow.
-                    *self.redirect_to.borrow_mut() = Some((target, head.status));
-                    return;
+            match self.redirect_target(&st.target, &head) {
+                Ok(to) => {
+                    st.phase = Phase::DrainingRedirect {
+                        reply,
+                        lease,
+                        to,
+                        status: head.status,
+                    };
                 }
-                Err(e) => return self.fail(e),
+                Err(error) => {
+                    self.end(&mut st);
+                    drop(st);
+                    lease.conn.abort();
+                    lease.release(false);
+                    reply.errback(error);
+                }
             }
+            return;
         }
         let ResponseHead {
             version,
@@ -678,10 +712,11 @@ impl Req {
             reason,
             mut headers,
         } = head;
+        let mut decoder = None;
         if options.gzip {
             if let Some(coding) = headers.get("content-encoding") {
-                if let Some(decoder) = ContentDecoder::for_coding(coding) {
-                    *self.decoder.borrow_mut() = Some(decoder);
+                decoder = ContentDecoder::for_coding(coding);
+                if decoder.is_some() {
                     headers.remove("content-encoding");
                     headers.remove("content-length");
                 }
@@ -691,56 +726,55 @@ impl Req {
         let weak = Rc::downgrade(self);
         pipe.set_abort(Box::new(move || {
             if let Some(req) = weak.upgrade() {
-                let url = req.url.borrow().to_string();
+                let url = req.state.borrow().target.url.to_string();
                 req.fail(Error::Cancelled { url });
             }
         }));
-        *self.pipe.borrow_mut() = Some(pipe.clone());
         let response = Response::new(
             status,
             reason,
             version,
             headers,
-            self.url.borrow().to_string(),
-            self.history.borrow().clone(),
-            pipe,
+            st.target.url.to_string(),
+            st.target.history.clone(),
+            pipe.clone(),
         );
-        let trigger = self.trigger.borrow_mut().take();
-        if let Some(trigger) = trigger {
-            trigger.callback(response);
-        }
+        st.phase = Phase::Body {
+            lease,
+            pipe,
+            decoder,
+            delivered: 0,
+        };
+        drop(st);
+        reply.callback(response);
     }
 
-    fn on_body(self: &Rc<Self>, data: &[u8]) {
-        if self.done.get() || self.redirect_to.borrow().is_some() {
-            return;
-        }
-        let decoded;
-        let data = {
-            let mut decoder = self.decoder.borrow_mut();
-            match decoder.as_mut() {
-                Some(d) => match d.feed(data) {
-                    Ok(bytes) => {
-                        decoded = bytes;
-                        &decoded[..]
-                    }
-                    Err(e) => {
-                        drop(decoder);
-                        let host = self.host_label();
-                        return self.fail(Error::Protocol { host, error: e });
-                    }
-                },
-                None => data,
+    /// Body bytes, as framed on the wire.
+    fn on_body(&self, data: &[u8]) {
+        let mut st = self.state.borrow_mut();
+        let Phase::Body {
+            pipe,
+            decoder,
+            delivered,
+            ..
+        } = &mut st.phase
+        else {
+            return; // a redirect's body is drained and dropped
+        };
+        let decoded = match decoder.as_mut().map(|d| d.feed(data)) {
+            None => None,
+            Some(Ok(bytes)) => Some(bytes),
+            Some(Err(error)) => {
+                drop(st);
+                let host = self.host_label();
+                return self.fail(Error::Protocol { host, error });
             }
         };
-        self.deliver(data);
-    }
-
-    fn deliver(self: &Rc<Self>, data: &[u8]) {
-        let delivered = self.delivered.get() + data.len() as u64;
-        self.delivered.set(delivered);
+        let data = decoded.as_deref().unwrap_or(data);
+        *delivered += data.len() as u64;
         if let Some(limit) = self.options().max_body {
-            if delivered > limit {
+            if *delivered > limit {
+                drop(st);
                 let host = self.host_label();
                 return self.fail(Error::TooLarge {
                     host,
@@ -749,77 +783,157 @@ impl Req {
                 });
             }
         }
-        let pipe = self.pipe.borrow().clone();
-        if let Some(pipe) = pipe {
-            pipe.push(data);
+        let pipe = pipe.clone();
+        drop(st);
+        pipe.push(data);
+    }
+
+    /// The exchange ended: the response is complete, or it failed.
+    fn on_finished(self: &Rc<Self>, finished: Finished) {
+        let mut st = self.state.borrow_mut();
+        match std::mem::replace(&mut st.phase, Phase::Done) {
+            Phase::AwaitingHead {
+                reply,
+                lease,
+                head_timer,
+            } => {
+                if let Some(timer) = head_timer {
+                    let _ = timer.cancel();
+                }
+                let reused = lease.reused;
+                let error = match finished.result {
+                    Err(error) => error,
+                    // The codec reports the head before a successful end.
+                    Ok(()) => Error::io(
+                        self.label_of(&st),
+                        io::Error::new(io::ErrorKind::UnexpectedEof, "no response head"),
+                    ),
+                };
+                let retry = !finished.got_response
+                    && reused
+                    && !st.retried
+                    && st.target.body.is_none()
+                    && idempotent(&st.target.method);
+                if retry {
+                    // The server closed an idle connection as we reused it.
+                    st.retried = true;
+                    st.phase = Phase::Connecting {
+                        reply,
+                        acquire: None,
+                    };
+                    drop(st);
+                    lease.release(false);
+                    return self.attempt(true);
+                }
+                self.end(&mut st);
+                drop(st);
+                lease.release(finished.reusable);
+                reply.errback(error);
+            }
+            Phase::DrainingRedirect {
+                reply,
+                lease,
+                to,
+                status,
+            } => {
+                if let Err(error) = finished.result {
+                    self.end(&mut st);
+                    drop(st);
+                    lease.release(false);
+                    return reply.errback(error);
+                }
+                follow(&mut st.target, to, status);
+                st.retried = false;
+                st.phase = Phase::Connecting {
+                    reply,
+                    acquire: None,
+                };
+                drop(st);
+                lease.release(finished.reusable);
+                self.attempt(false);
+            }
+            Phase::Body {
+                lease,
+                pipe,
+                decoder,
+                delivered,
+            } => {
+                let result = finished.result.and_then(|()| {
+                    let rest = match decoder.map(|mut d| d.finish()) {
+                        None => Vec::new(),
+                        Some(Ok(rest)) => rest,
+                        Some(Err(error)) => {
+                            let host = self.label_of(&st);
+                            return Err(Error::Protocol { host, error });
+                        }
+                    };
+                    let total = delivered + rest.len() as u64;
+                    match self.options().max_body {
+                        Some(limit) if total > limit => Err(Error::TooLarge {
+                            host: self.label_of(&st),
+                            what: "body",
+                            limit,
+                        }),
+                        _ => Ok(rest),
+                    }
+                });
+                self.end(&mut st);
+                drop(st);
+                lease.release(finished.reusable && result.is_ok());
+                match result {
+                    Ok(rest) => {
+                        pipe.push(&rest);
+                        pipe.finish(Ok(()));
+                    }
+                    Err(error) => pipe.finish(Err(Failure::new(error))),
+                }
+            }
+            other => st.phase = other,
         }
     }
 
-    fn on_finished(self: &Rc<Self>, finished: Finished) {
-        let lease = self.lease.borrow_mut().take();
-        let reused = lease.as_ref().is_some_and(|l| l.reused);
-        if let Some(lease) = lease {
-            lease.release(finished.reusable);
-        }
-        if self.done.get() {
-            return;
-        }
-        if let Err(error) = finished.result {
-            let retry = !finished.got_response
-                && reused
-                && !self.retried.get()
-                && self.body.borrow().is_none()
-                && idempotent(&self.method.borrow());
-            if retry {
-                // The server closed an idle connection as we reused it.
-                self.retried.set(true);
-                if let Some(t) = self.head_timer.borrow_mut().take() {
-                    let _ = t.cancel();
-                }
-                return self.attempt(true);
-            }
-            return self.fail(error);
-        }
-        let redirect = self.redirect_to.borrow_mut().take();
-        if let Some((target, status)) = redirect {
-            return self.follow(target, status);
-        }
-        let rest = self.decoder.borrow_mut().take().map(|mut d| d.finish());
-        match rest {
-            Some(Ok(bytes)) => self.deliver(&bytes),
-            Some(Err(e)) => {
-                let host = self.host_label();
-                return self.fail(Error::Protocol { host, error: e });
-            }
-            None => {}
-        }
-        if self.done.replace(true) {
-            return;
-        }
-        self.cancel_timers();
-        let pipe = self.pipe.borrow_mut().take();
-        if let Some(pipe) = pipe {
-            pipe.finish(Ok(()));
-        }
+    /// `host:port` of the current URL, with the state already borrowed.
+    fn label_of(&self, st: &State) -> String {
+        let url = &st.target.url;
+        format!(
+            "{}:{}",
+            url.host_str().unwrap_or(""),
+            url.port_or_known_default().unwrap_or(80)
+        )
     }
 }
 
-impl Sink for AttemptSink {
-    fn head(&self, head: ResponseHead) {
-        if self.req.attempt.get() == self.attempt {
-            self.req.on_head(head);
+/// Moves `target` to `to` after a `status` redirect: 303 (and 301/302 after
+/// a POST) become GET without a body; credentials stay with their origin.
+fn follow(target: &mut Target, to: Url, status: u16) {
+    let from = std::mem::replace(&mut target.url, to);
+    if status == 303 || ((status == 301 || status == 302) && target.method == "POST") {
+        if target.method != "HEAD" {
+            target.method = "GET".into();
         }
+        target.body = None;
+        target.headers.remove("content-type");
+    }
+    if from.origin() != target.url.origin() {
+        target.headers.remove("authorization");
+        target.headers.remove("cookie");
+    }
+    target.history.push(Redirect {
+        url: from.to_string(),
+        status,
+    });
+}
+
+impl Sink for ReqSink {
+    fn head(&self, head: ResponseHead) {
+        self.0.on_head(head);
     }
 
     fn body(&self, data: &[u8]) {
-        if self.req.attempt.get() == self.attempt {
-            self.req.on_body(data);
-        }
+        self.0.on_body(data);
     }
 
     fn finished(&self, finished: Finished) {
-        if self.req.attempt.get() == self.attempt {
-            self.req.on_finished(finished);
-        }
+        self.0.on_finished(finished);
     }
 }

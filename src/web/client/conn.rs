@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use crate::defer::Failure;
 use crate::protocol::{ConnectionDone, Protocol, Transport};
+use crate::web::error::copy_io_error;
 use crate::web::http1::{
     parse_response_head, response_framing, response_keeps_alive, BodyDecoder, CodecError,
     ResponseHead,
@@ -143,13 +144,13 @@ impl ConnHandle {
         match wire {
             Some(wire) if self.shared.alive.get() => wire.write(request),
             _ => self.shared.fail_exchange(
-                Error::Io {
-                    host: self.shared.host.clone(),
-                    source: std::io::Error::new(
+                Error::io(
+                    self.shared.host.clone(),
+                    std::io::Error::new(
                         std::io::ErrorKind::NotConnected,
                         "the connection closed before the request was sent",
                     ),
-                },
+                ),
                 false,
             ),
         }
@@ -364,9 +365,9 @@ impl HttpProtocol {
         let got_response = self.current == Some(id) && !self.input.is_empty();
         let host = self.shared.host.clone();
         let error = if reason.check::<ConnectionDone>() {
-            Error::Io {
-                host: host.clone(),
-                source: std::io::Error::new(
+            Error::io(
+                host.clone(),
+                std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
                     if got_response {
                         "the server closed the connection in the middle of the response head"
@@ -374,7 +375,7 @@ impl HttpProtocol {
                         "the server closed the connection without a response"
                     },
                 ),
-            }
+            )
         } else {
             io_error(&host, &reason)
         };
@@ -385,13 +386,10 @@ impl HttpProtocol {
 /// An I/O error from a connection-lost reason.
 fn io_error(host: &str, reason: &Failure) -> Error {
     let source = match reason.downcast_ref::<crate::protocol::ConnectionLost>() {
-        Some(lost) => std::io::Error::new(lost.source.kind(), lost.source.to_string()),
+        Some(lost) => copy_io_error(&lost.source),
         None => std::io::Error::other(reason.to_string()),
     };
-    Error::Io {
-        host: host.to_string(),
-        source,
-    }
+    Error::io(host, source)
 }
 
 impl Protocol for HttpProtocol {

@@ -8,9 +8,34 @@
 //! | `agent.request(method, url, headers, body)` | [`Agent::request`] -> `Deferred<Response>` |
 //! | `readBody(response)` / `response.deliverBody(protocol)` | [`read_body`] / [`Response::deliver_body`] with a [`BodyConsumer`] |
 //! | `RedirectAgent`, `ContentDecoderAgent(GzipDecoder)` | [`AgentOptions`] `follow_redirects`, `gzip` |
-//! | `BrowserLikePolicyForHTTPS` | [`TlsConfig`] (certificates verified, SNI) |
+//! | `BrowserLikePolicyForHTTPS` | [`TlsConfig`] in [`AgentOptions`] `tls` (certificates verified, SNI) |
 //!
 //! Every failure is a [`web::Error`](crate::web::Error) inside the `Failure`.
+//!
+//! # Settings: options structs
+//!
+//! Every setting lives in a plain options struct with public fields and a
+//! `Default` that documents each default: [`AgentOptions`] (redirects,
+//! timeouts, limits, TLS), [`PoolOptions`] (keep-alive, caps) and
+//! [`PageOptions`] (one `get_page` call). Fill one with struct-update syntax;
+//! there are no builders.
+//!
+//! `with_*` has one meaning: the same operation as the name without it,
+//! taking an options struct. [`Agent::new`] / [`Agent::with_options`],
+//! [`ConnectionPool::new`] / [`ConnectionPool::with_options`], [`get_page`] /
+//! [`get_page_with`], [`download_page`] / [`download_page_with`]. A
+//! [`PageOptions`] field left at `None` keeps the agent's setting.
+//!
+//! ```
+//! use std::time::Duration;
+//! use twined::web::client::{Agent, AgentOptions, ConnectionPool, PoolOptions};
+//!
+//! let agent = Agent::with_options(
+//!     ConnectionPool::with_options(PoolOptions { max_per_host: Some(8), ..Default::default() }),
+//!     AgentOptions { timeout: Some(Duration::from_secs(10)), ..Default::default() },
+//! );
+//! assert_eq!(agent.options().timeout, Some(Duration::from_secs(10)));
+//! ```
 
 mod agent;
 mod conn;

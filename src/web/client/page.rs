@@ -25,12 +25,18 @@ pub struct PageOptions {
     pub headers: Headers,
     /// A request body (Twisted's `postdata`).
     pub body: Option<Vec<u8>>,
-    /// Time allowed for the whole request, body included (default: none).
+    /// Time allowed for the whole request, body included. Default: `None`,
+    /// the agent's [`timeout`](AgentOptions::timeout) (none for the shared
+    /// agent).
     pub timeout: Option<Duration>,
-    /// Follow redirects (default: yes).
-    pub follow_redirect: bool,
-    /// Most redirects followed (default 20).
-    pub redirect_limit: usize,
+    /// Follow redirects. Default: `None`, the agent's
+    /// [`follow_redirects`](AgentOptions::follow_redirects) (yes for the
+    /// shared agent).
+    pub follow_redirects: Option<bool>,
+    /// Most redirects followed. Default: `None`, the agent's
+    /// [`redirect_limit`](AgentOptions::redirect_limit) (20 for the shared
+    /// agent).
+    pub redirect_limit: Option<usize>,
     /// The agent to use; default: this thread's shared agent (and its pool).
     pub agent: Option<Agent>,
 }
@@ -42,34 +48,32 @@ impl Default for PageOptions {
             headers: Headers::new(),
             body: None,
             timeout: None,
-            follow_redirect: true,
-            redirect_limit: 20,
+            follow_redirects: None,
+            redirect_limit: None,
             agent: None,
         }
     }
 }
 
 impl PageOptions {
-    /// The agent these options ask for.
+    /// The agent these options ask for: the given (or shared) one, or one
+    /// on its pool with the settings these options override.
     fn agent(&self) -> Agent {
         let base = self.agent.clone().unwrap_or_else(Agent::shared);
         let current = base.options();
-        if current.timeout == self.timeout
-            && current.follow_redirects == self.follow_redirect
-            && current.redirect_limit == self.redirect_limit
+        let options = AgentOptions {
+            timeout: self.timeout.or(current.timeout),
+            follow_redirects: self.follow_redirects.unwrap_or(current.follow_redirects),
+            redirect_limit: self.redirect_limit.unwrap_or(current.redirect_limit),
+            ..current.clone()
+        };
+        if current.timeout == options.timeout
+            && current.follow_redirects == options.follow_redirects
+            && current.redirect_limit == options.redirect_limit
         {
             return base;
         }
-        let options = AgentOptions {
-            timeout: self.timeout,
-            follow_redirects: self.follow_redirect,
-            redirect_limit: self.redirect_limit,
-            ..current.clone()
-        };
-        let agent = Agent::with_options(base.pool().clone(), options);
-        #[cfg(feature = "tls")]
-        let agent = agent.with_tls(base.inner.tls.clone());
-        agent
+        Agent::with_options(base.pool().clone(), options)
     }
 }
 
@@ -143,10 +147,9 @@ impl BodyConsumer for ToFile {
         let flushed = self.file.take().map(|mut f| f.flush());
         let result = match (result, self.error.take(), flushed) {
             (Err(f), _, _) => Err(f),
-            (Ok(()), Some(e), _) | (Ok(()), None, Some(Err(e))) => Err(Failure::new(Error::Io {
-                host: self.host.clone(),
-                source: e,
-            })),
+            (Ok(()), Some(e), _) | (Ok(()), None, Some(Err(e))) => {
+                Err(Failure::new(Error::io(self.host.clone(), e)))
+            }
             (Ok(()), None, _) => Ok(self.written),
         };
         if let Some(trigger) = self.trigger.take() {
@@ -193,7 +196,7 @@ pub fn download_page_with(
                 Ok(f) => f,
                 Err(source) => {
                     response.abort();
-                    return crate::defer::fail(Error::Io { host, source });
+                    return crate::defer::fail(Error::io(host, source));
                 }
             };
             let (d, trigger) = Deferred::new();

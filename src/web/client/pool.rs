@@ -90,7 +90,7 @@ pub struct ConnectionPool {
 
 impl Default for ConnectionPool {
     fn default() -> ConnectionPool {
-        ConnectionPool::new(PoolOptions::default())
+        ConnectionPool::new()
     }
 }
 
@@ -133,8 +133,23 @@ impl Drop for Lease {
 }
 
 impl ConnectionPool {
+    /// A pool with the default [`PoolOptions`].
+    pub fn new() -> ConnectionPool {
+        ConnectionPool::with_options(PoolOptions::default())
+    }
+
     /// A pool with `options`.
-    pub fn new(options: PoolOptions) -> ConnectionPool {
+    ///
+    /// ```
+    /// use twined::web::client::{ConnectionPool, PoolOptions};
+    ///
+    /// let pool = ConnectionPool::with_options(PoolOptions {
+    ///     max_per_host: Some(4),
+    ///     ..Default::default()
+    /// });
+    /// assert_eq!(pool.options().max_per_host, Some(4));
+    /// ```
+    pub fn with_options(options: PoolOptions) -> ConnectionPool {
         ConnectionPool {
             state: Rc::new(RefCell::new(PoolState {
                 options,

@@ -15,26 +15,32 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore};
 
 use super::conn::{HttpProtocol, Wire};
 use crate::defer::{Deferred, Failure, Trigger};
-use crate::protocol::{Protocol, Transport};
+use crate::protocol::{ConnectionLost, Protocol, Transport};
 use crate::reactor::{self, ConnectError, ConnectOptions};
-use crate::web::Error;
+use crate::web::error::copy_io_error;
+use crate::web::{Cause, Error};
 
-/// TLS settings of an [`Agent`](super::Agent): the Mozilla roots of
+/// The trust settings of an [`Agent`](super::Agent), its
+/// [`AgentOptions::tls`](super::AgentOptions::tls): the Mozilla roots of
 /// `webpki-roots` by default, plus roots from PEM files, or a whole rustls
-/// `ClientConfig`.
+/// `ClientConfig`. The `add_*` methods check what they are given, so they
+/// return a `Result`.
 ///
 /// ```no_run
-/// use twined::web::client::{Agent, TlsConfig};
+/// use twined::web::client::{Agent, AgentOptions, ConnectionPool, TlsConfig};
 ///
 /// let tls = TlsConfig::default().add_root_pem_file("my-ca.pem").unwrap();
-/// let agent = Agent::new().with_tls(tls);
+/// let agent = Agent::with_options(
+///     ConnectionPool::new(),
+///     AgentOptions { tls, ..Default::default() },
+/// );
 /// # drop(agent);
 /// ```
 #[derive(Clone, Default)]
 pub struct TlsConfig {
     extra_roots: Vec<CertificateDer<'static>>,
     given: Option<Arc<ClientConfig>>,
-    built: Rc<OnceCell<Result<Arc<ClientConfig>, String>>>,
+    built: Rc<OnceCell<Result<Arc<ClientConfig>, rustls::Error>>>,
 }
 
 impl fmt::Debug for TlsConfig {
@@ -53,11 +59,13 @@ impl TlsConfig {
         let bytes = std::fs::read(path).map_err(|e| Error::Tls {
             host: path.display().to_string(),
             reason: format!("cannot read the CA file: {e}"),
+            source: Some(Arc::new(e)),
         })?;
         self.add_root_pem(&bytes).map_err(|e| match e {
-            Error::Tls { reason, .. } => Error::Tls {
+            Error::Tls { reason, source, .. } => Error::Tls {
                 host: path.display().to_string(),
                 reason,
+                source,
             },
             other => other,
         })
@@ -70,6 +78,7 @@ impl TlsConfig {
             let cert = cert.map_err(|e| Error::Tls {
                 host: "the CA file".into(),
                 reason: format!("invalid PEM: {e}"),
+                source: Some(Arc::new(e)),
             })?;
             self.extra_roots.push(cert);
             added += 1;
@@ -78,6 +87,7 @@ impl TlsConfig {
             return Err(Error::Tls {
                 host: "the CA file".into(),
                 reason: "no certificate in the PEM data".into(),
+                source: None,
             });
         }
         self.built = Rc::default();
@@ -92,7 +102,7 @@ impl TlsConfig {
         }
     }
 
-    fn client_config(&self) -> Result<Arc<ClientConfig>, String> {
+    fn client_config(&self) -> Result<Arc<ClientConfig>, rustls::Error> {
         if let Some(given) = &self.given {
             return Ok(given.clone());
         }
@@ -102,14 +112,11 @@ impl TlsConfig {
                     roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
                 };
                 for cert in &self.extra_roots {
-                    roots
-                        .add(cert.clone())
-                        .map_err(|e| format!("invalid root certificate: {e}"))?;
+                    roots.add(cert.clone())?;
                 }
                 let provider = Arc::new(rustls::crypto::ring::default_provider());
                 let config = ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| e.to_string())?
+                    .with_safe_default_protocol_versions()?
                     .with_root_certificates(roots)
                     .with_no_client_auth();
                 Ok(Arc::new(config))
@@ -179,13 +186,40 @@ struct TlsProtocol {
     ready: Ready,
 }
 
+/// Why a TLS session failed.
+enum TlsFailure {
+    /// rustls refused the peer (its certificate, its messages).
+    Rustls(rustls::Error),
+    /// The transport failed.
+    Io(io::Error),
+    /// The connection closed during the handshake.
+    Closed(Failure),
+}
+
+impl TlsFailure {
+    fn into_error(self, host: &str) -> Error {
+        let (reason, source): (String, Option<Cause>) = match self {
+            TlsFailure::Rustls(e) => (e.to_string(), Some(Arc::new(e))),
+            TlsFailure::Io(e) => (format!("reading TLS records: {e}"), Some(Arc::new(e))),
+            TlsFailure::Closed(reason) => (
+                format!("the connection closed during the handshake ({reason})"),
+                reason
+                    .downcast_ref::<ConnectionLost>()
+                    .map(|lost| Arc::new(copy_io_error(&lost.source)) as Cause),
+            ),
+        };
+        Error::Tls {
+            host: host.to_string(),
+            reason,
+            source,
+        }
+    }
+}
+
 impl TlsProtocol {
-    fn fail(&mut self, reason: String) {
+    fn fail(&mut self, failure: TlsFailure) {
         if let Some(trigger) = self.ready.borrow_mut().take() {
-            trigger.errback(Error::Tls {
-                host: self.host.clone(),
-                reason: reason.clone(),
-            });
+            trigger.errback(failure.into_error(&self.host));
         }
         if let Some(t) = &self.transport {
             t.abort_connection();
@@ -210,11 +244,11 @@ impl Protocol for TlsProtocol {
             let mut session = self.session.borrow_mut();
             while !data.is_empty() {
                 if let Err(e) = session.read_tls(&mut data) {
-                    error = Some(format!("reading TLS records: {e}"));
+                    error = Some(TlsFailure::Io(e));
                     break;
                 }
                 if let Err(e) = session.process_new_packets() {
-                    error = Some(e.to_string());
+                    error = Some(TlsFailure::Rustls(e));
                     break;
                 }
                 let mut buf = [0u8; 16 * 1024];
@@ -224,7 +258,7 @@ impl Protocol for TlsProtocol {
                         Ok(n) => plain.extend_from_slice(&buf[..n]),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) => {
-                            error = Some(e.to_string());
+                            error = Some(TlsFailure::Io(e));
                             break;
                         }
                     }
@@ -233,11 +267,11 @@ impl Protocol for TlsProtocol {
         }
         // Alerts and handshake messages.
         flush(&self.session, &transport);
-        if let Some(reason) = error {
+        if let Some(failure) = error {
             if !self.handshaken {
-                return self.fail(reason);
+                return self.fail(failure);
             }
-            log::debug!("TLS error with {}: {reason}", self.host);
+            log::debug!("{}", failure.into_error(&self.host));
             transport.abort_connection();
             return;
         }
@@ -258,44 +292,60 @@ impl Protocol for TlsProtocol {
 
     fn connection_lost(&mut self, reason: Failure) {
         if !self.handshaken {
-            self.fail(format!(
-                "the connection closed during the handshake ({reason})"
-            ));
+            self.fail(TlsFailure::Closed(reason.clone()));
         }
         self.inner.lost(reason);
     }
 }
 
+/// The name the server's certificate must carry: a DNS name, or an IP
+/// address for an IP literal. `host` is a URL's host (`[v6]` bracketed), so
+/// the URL parser reads it back: no bracket stripping by hand.
+fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
+    let invalid = |reason: String| Error::Tls {
+        host: host.to_string(),
+        reason: format!("invalid server name: {reason}"),
+        source: None,
+    };
+    match url::Host::parse(host).map_err(|e| invalid(e.to_string()))? {
+        url::Host::Domain(name) => ServerName::try_from(name).map_err(|e| Error::Tls {
+            host: host.to_string(),
+            reason: format!("invalid server name: {e}"),
+            source: Some(Arc::new(e)),
+        }),
+        url::Host::Ipv4(ip) => Ok(ServerName::IpAddress(std::net::IpAddr::V4(ip).into())),
+        url::Host::Ipv6(ip) => Ok(ServerName::IpAddress(std::net::IpAddr::V6(ip).into())),
+    }
+}
+
 /// Connects to `host:port`, runs the handshake, and fires once `inner` can
-/// send requests.
+/// send requests. One timer, `options.timeout`, covers the name lookup, TCP
+/// and the handshake. Cancelling the Deferred stops whichever is under way.
 pub(crate) fn connect(
     tls: &TlsConfig,
     host: &str,
     port: u16,
-    options: ConnectOptions,
+    mut options: ConnectOptions,
     inner: HttpProtocol,
 ) -> Deferred<()> {
-    let tls_error = |reason: String| {
+    let tls_error = |e: rustls::Error| {
         crate::defer::fail(Error::Tls {
             host: host.to_string(),
-            reason,
+            reason: e.to_string(),
+            source: Some(Arc::new(e)),
         })
     };
     let config = match tls.client_config() {
         Ok(c) => c,
-        Err(reason) => return tls_error(reason),
+        Err(e) => return tls_error(e),
     };
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    let name = match ServerName::try_from(bare.to_string()) {
+    let name = match server_name(host) {
         Ok(n) => n,
-        Err(e) => return tls_error(format!("invalid server name: {e}")),
+        Err(e) => return crate::defer::fail(e),
     };
     let session = match ClientConnection::new(config, name) {
         Ok(s) => s,
-        Err(e) => return tls_error(e.to_string()),
+        Err(e) => return tls_error(e),
     };
     let (d, trigger) = Deferred::new();
     let ready: Ready = Rc::new(RefCell::new(Some(trigger)));
@@ -307,8 +357,8 @@ pub(crate) fn connect(
         handshaken: false,
         ready: ready.clone(),
     };
-    // The connect timeout covers the handshake too.
-    let timer = options.timeout.map(|after| {
+    // The one connect timer: TCP gets none of its own.
+    let timer = options.timeout.take().map(|after| {
         let ready = ready.clone();
         let host = host.to_string();
         reactor::call_later(after, move || {
@@ -320,7 +370,7 @@ pub(crate) fn connect(
     let on_failure = ready.clone();
     let transport_slot: Rc<RefCell<Option<Transport>>> = Rc::default();
     let slot = transport_slot.clone();
-    reactor::connect_protocol_with(host, port, protocol, options)
+    let tcp = reactor::connect_protocol_with(host, port, protocol, options)
         .add_callback(move |t| *slot.borrow_mut() = Some(t))
         .add_errback(move |failure| {
             if let Some(trigger) = on_failure.borrow_mut().take() {
@@ -332,7 +382,11 @@ pub(crate) fn connect(
             let _ = timer.cancel();
         }
         if result.is_err() {
-            if let Some(t) = transport_slot.borrow_mut().take() {
+            // Stops a lookup or TCP connect still under way (timed out or
+            // cancelled), or closes the connection the handshake failed on.
+            tcp.cancel();
+            let transport = transport_slot.borrow_mut().take();
+            if let Some(t) = transport {
                 t.abort_connection();
             }
         }
