@@ -322,3 +322,38 @@ fn responses_carry_a_date_and_header_values_stay_bytes() {
         "the value went back byte for byte: {text}"
     );
 }
+
+#[test]
+fn a_peer_that_takes_no_output_for_the_idle_timeout_is_cut_off() {
+    let site = Site::new(|_req: Request| Response::new(200).body(vec![b'x'; 64 * 1024]))
+        .max_unsent(16 * 1024)
+        .idle_timeout(Some(Duration::from_millis(200)));
+    let (read, error) = with_client(site, |port| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // 200 answers of 64 KiB: far more than the kernel buffers hold.
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(200);
+        s.write_all(&request).unwrap();
+        // Take nothing for several idle timeouts, then read what is left.
+        thread::sleep(Duration::from_millis(1500));
+        let mut read = 0usize;
+        let mut buf = vec![0u8; 64 * 1024];
+        let error = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break None,
+                Ok(n) => read += n,
+                Err(e) => break Some(e.kind()),
+            }
+        };
+        (read, error)
+    });
+    assert!(
+        read < 200 * 64 * 1024,
+        "every answer arrived ({read} bytes): the connection was not cut off"
+    );
+    assert_ne!(
+        error,
+        Some(std::io::ErrorKind::WouldBlock),
+        "the read timed out: the connection was left open"
+    );
+}
