@@ -8,8 +8,9 @@ mod common;
 use common::{decode_response, Decoded};
 use proptest::prelude::*;
 use twined::web::http1::{
-    encode_chunk, encode_last_chunk, parse_request_head, request_framing, write_request_head,
-    write_response_head, BodyDecoder, CodecError, Framing, Headers, Version, USER_AGENT,
+    check_host, encode_chunk, encode_last_chunk, parse_request_head, request_framing,
+    write_request_head, write_response_head, BodyDecoder, CodecError, Framing, Headers,
+    RequestHead, Version, USER_AGENT,
 };
 
 const LIMIT: usize = 64 * 1024;
@@ -239,7 +240,7 @@ fn request_heads_and_bodies_at_every_split() {
             ("POST", "/submit?x=1")
         );
         assert_eq!(head.headers.get("host"), Some("example.org"));
-        let framing = request_framing(&head.headers).unwrap();
+        let framing = request_framing(&head).unwrap();
         assert_eq!(framing, Framing::Chunked);
         let mut d = BodyDecoder::new(framing);
         let mut body = Vec::new();
@@ -250,9 +251,232 @@ fn request_heads_and_bodies_at_every_split() {
         assert_eq!(body, b"wiki");
         assert_eq!(&buf[len + used.consumed..], b"GET / HTTP/1.1\r\n\r\n");
     }
-    let cl: Headers = [("Content-Length", "7")].into_iter().collect();
-    assert_eq!(request_framing(&cl).unwrap(), Framing::Length(7));
-    assert_eq!(request_framing(&Headers::new()).unwrap(), Framing::Empty);
+    assert_eq!(
+        request_framing(&request(&["Content-Length: 7"])).unwrap(),
+        Framing::Length(7)
+    );
+    assert_eq!(request_framing(&request(&[])).unwrap(), Framing::Empty);
+}
+
+/// An HTTP/1.1 request head with `fields`.
+fn request(fields: &[&str]) -> RequestHead {
+    request_version("1.1", fields)
+}
+
+fn request_version(version: &str, fields: &[&str]) -> RequestHead {
+    let mut wire = format!("POST / HTTP/{version}\r\n");
+    for f in fields {
+        wire.push_str(f);
+        wire.push_str("\r\n");
+    }
+    wire.push_str("\r\n");
+    parse_request_head(wire.as_bytes(), LIMIT)
+        .unwrap()
+        .unwrap()
+        .0
+}
+
+#[test]
+fn request_framing_refuses_what_could_smuggle_a_request() {
+    use CodecError::{BadContentLength, BadFraming, UnsupportedTransferEncoding};
+    type Check = fn(&Result<Framing, CodecError>) -> bool;
+    let bad_framing: Check = |r| matches!(r, Err(BadFraming(_)));
+    let bad_length: Check = |r| matches!(r, Err(BadContentLength(_)));
+    let unsupported: Check = |r| matches!(r, Err(UnsupportedTransferEncoding(_)));
+    let table: &[(&str, &[&str], Check)] = &[
+        // RFC 9112 6.1: both fields is an attack, not a choice to make.
+        (
+            "1.1",
+            &["Content-Length: 5", "Transfer-Encoding: chunked"],
+            bad_framing,
+        ),
+        (
+            "1.1",
+            &["Transfer-Encoding: chunked", "Content-Length: 0"],
+            bad_framing,
+        ),
+        // HTTP/1.0 has no transfer codings: faulty framing.
+        ("1.0", &["Transfer-Encoding: chunked"], bad_framing),
+        // chunked must be last, and only once.
+        ("1.1", &["Transfer-Encoding: chunked, gzip"], bad_framing),
+        ("1.1", &["Transfer-Encoding: gzip"], bad_framing),
+        (
+            "1.1",
+            &["Transfer-Encoding: chunked", "Transfer-Encoding: chunked"],
+            bad_framing,
+        ),
+        ("1.1", &["Transfer-Encoding: chunked, chunked"], bad_framing),
+        ("1.1", &["Transfer-Encoding: identity"], bad_framing),
+        // A coding the server does not decode before chunked: 501.
+        ("1.1", &["Transfer-Encoding: gzip, chunked"], unsupported),
+        // Content-Length values that disagree or are not numbers.
+        (
+            "1.1",
+            &["Content-Length: 5", "Content-Length: 6"],
+            bad_length,
+        ),
+        ("1.1", &["Content-Length: 5, 6"], bad_length),
+        ("1.1", &["Content-Length: +5"], bad_length),
+        ("1.1", &["Content-Length: 0x10"], bad_length),
+        (
+            "1.1",
+            &["Content-Length: 99999999999999999999999"],
+            bad_length,
+        ),
+        ("1.1", &["Content-Length: "], bad_length),
+    ];
+    for (version, fields, check) in table {
+        let got = request_framing(&request_version(version, fields));
+        assert!(check(&got), "HTTP/{version} {fields:?}: {got:?}");
+    }
+    // What stays accepted.
+    for (fields, want) in [
+        (&["Transfer-Encoding: chunked"][..], Framing::Chunked),
+        (&["Transfer-Encoding: Chunked"][..], Framing::Chunked),
+        (
+            &["Content-Length: 5", "Content-Length: 5"][..],
+            Framing::Length(5),
+        ),
+        (&["Content-Length: 5, 5"][..], Framing::Length(5)),
+    ] {
+        assert_eq!(
+            request_framing(&request(fields)).unwrap(),
+            want,
+            "{fields:?}"
+        );
+    }
+}
+
+#[test]
+fn a_request_has_one_valid_host() {
+    for (version, fields, ok) in [
+        ("1.1", &["Host: example.org"][..], true),
+        ("1.1", &["Host: example.org:8080"][..], true),
+        ("1.1", &["Host: [::1]:80"][..], true),
+        ("1.1", &["Host:"][..], true),
+        ("1.0", &[][..], true),
+        ("1.1", &[][..], false),
+        ("1.1", &["Host: a", "Host: a"][..], false),
+        ("1.0", &["Host: a", "Host: b"][..], false),
+        ("1.1", &["Host: a b"][..], false),
+        ("1.1", &["Host: a/b"][..], false),
+    ] {
+        let got = check_host(&request_version(version, fields));
+        assert_eq!(got.is_ok(), ok, "HTTP/{version} {fields:?}: {got:?}");
+        if let Err(e) = got {
+            assert!(matches!(e, CodecError::BadHost(_)), "{e:?}");
+        }
+    }
+}
+
+#[test]
+fn chunk_sizes_are_hex_digits_then_an_extension_or_the_line_end() {
+    for bad in [
+        &b"0x10\r\n"[..],
+        b"5xyz\r\nhello\r\n0\r\n\r\n",
+        b"5 x\r\nhello\r\n0\r\n\r\n",
+        b"-5\r\n",
+        b"+5\r\n",
+        b"5\rx\nhello\r\n0\r\n\r\n",
+        b"\r\n",
+    ] {
+        let mut d = BodyDecoder::new(Framing::Chunked);
+        let got = d.decode(bad, &mut |_| {});
+        assert_eq!(
+            got,
+            Err(CodecError::BadChunkSize),
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    for good in [
+        &b"5\r\nhello\r\n0\r\n\r\n"[..],
+        b"5 \r\nhello\r\n0\r\n\r\n",
+        b"5 ; a=b\r\nhello\r\n0\r\n\r\n",
+        b"5;a=\"x y\"\r\nhello\r\n0;z\r\n\r\n",
+        b"5\nhello\n0\n\n",
+    ] {
+        let mut d = BodyDecoder::new(Framing::Chunked);
+        let mut body = Vec::new();
+        let got = d.decode(good, &mut |b| body.extend_from_slice(b)).unwrap();
+        assert!(got.done, "{:?}", String::from_utf8_lossy(good));
+        assert_eq!(body, b"hello");
+    }
+}
+
+#[test]
+fn header_values_stay_bytes() {
+    let wire = b"GET / HTTP/1.1\r\nHost: x\r\nX-Name: J\xf6rg\r\n\r\n";
+    let (head, _) = parse_request_head(wire, LIMIT).unwrap().unwrap();
+    assert_eq!(head.headers.get_bytes("x-name"), Some(&b"J\xf6rg"[..]));
+    assert_eq!(head.headers.get("x-name"), None);
+    assert_eq!(head.headers.get("host"), Some("x"));
+    let mut out = Vec::new();
+    write_response_head(&mut out, Version::Http11, 200, "OK", &head.headers).unwrap();
+    assert_eq!(
+        out,
+        b"HTTP/1.1 200 OK\r\nHost: x\r\nX-Name: J\xf6rg\r\n\r\n"
+    );
+    // Trailers too, parsed with httparse as heads are.
+    let body = b"0\r\nX-Sum: \xff\xfe\r\nX-B: 2\r\n\r\n";
+    let mut d = BodyDecoder::new(Framing::Chunked);
+    assert!(d.decode(body, &mut |_| {}).unwrap().done);
+    assert_eq!(d.trailers().get_bytes("x-sum"), Some(&b"\xff\xfe"[..]));
+    assert_eq!(d.trailers().get("x-b"), Some("2"));
+    let mut d = BodyDecoder::new(Framing::Chunked);
+    let got = d.decode(b"0\r\nno colon here\r\n\r\n", &mut |_| {});
+    assert!(matches!(got, Err(CodecError::BadTrailer(_))), "{got:?}");
+}
+
+/// A response head with `n` short fields, then a 5-byte body.
+fn many_fields(n: usize) -> Vec<u8> {
+    let mut wire = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n".to_vec();
+    for i in 0..n {
+        wire.extend_from_slice(format!("X-F{i}: {i}\r\n").as_bytes());
+    }
+    wire.extend_from_slice(b"\r\nhello");
+    wire
+}
+
+#[test]
+fn heads_with_more_than_48_fields_parse_however_they_are_split() {
+    for n in [47, 48, 49, 62, 200, 511] {
+        let wire = many_fields(n);
+        let d = every_split("GET", &wire).unwrap();
+        assert_eq!(d.heads[0].headers.len(), n + 1);
+        assert_eq!(d.body, b"hello");
+        // And with a lot of body bytes buffered behind the head.
+        let mut long = wire.clone();
+        long.truncate(long.len() - 5);
+        long.extend_from_slice(b"hello");
+        long.extend(std::iter::repeat(b'x').take(2 * LIMIT));
+        let once = decode_response("GET", &long, &[], LIMIT).unwrap();
+        assert_eq!(once.heads[0].headers.len(), n + 1);
+        let split = decode_response("GET", &long, &[50], LIMIT).unwrap();
+        assert_eq!(once, split);
+    }
+    // More fields than the parser keeps: an error, the same at every split.
+    let wire = many_fields(600);
+    let once = decode_response("GET", &wire, &[], LIMIT);
+    assert!(
+        matches!(once, Err(CodecError::HeadTooLarge { .. })),
+        "{once:?}"
+    );
+    for cut in (1..wire.len()).step_by(97) {
+        assert_eq!(once, decode_response("GET", &wire, &[cut], LIMIT));
+    }
+    // The same for request heads.
+    let mut req = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
+    for i in 0..62 {
+        req.extend_from_slice(format!("X-F{i}: {i}\r\n").as_bytes());
+    }
+    req.extend_from_slice(b"\r\n");
+    let whole = parse_request_head(&req, LIMIT).unwrap().unwrap();
+    assert_eq!(whole.0.headers.len(), 63);
+    assert_eq!(parse_request_head(&req[..50], LIMIT).unwrap(), None);
+    let mut padded = req.clone();
+    padded.extend(std::iter::repeat(b'x').take(2 * LIMIT));
+    assert_eq!(parse_request_head(&padded, LIMIT).unwrap().unwrap(), whole);
 }
 
 #[test]

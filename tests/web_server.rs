@@ -188,7 +188,7 @@ fn limits_and_malformed_requests_get_error_statuses() {
     let out = with_client(site(), |port| {
         exchange(
             port,
-            b"POST /echo HTTP/1.1\r\nContent-Length: 5000\r\n\r\n",
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n",
             1,
         )
     });
@@ -209,4 +209,151 @@ fn a_panicking_or_failing_handler_is_a_500_and_the_server_goes_on() {
     assert!(parts[0].starts_with("HTTP/1.1 500"), "{out}");
     assert!(parts[1].starts_with("HTTP/1.1 500"), "{out}");
     assert!(parts[2].starts_with("HTTP/1.1 200"), "{out}");
+}
+
+/// Sends `request` and reads until the server closes the connection (or
+/// 5 s pass); returns everything read.
+fn until_closed(port: u16, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request).unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn requests_that_could_smuggle_another_are_refused_and_the_connection_closed() {
+    // Each request is followed by a second one, which must never be
+    // answered: the server cannot know where the first one ends.
+    const NEXT: &str = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+    let table: Vec<(&str, u16)> = vec![
+        // RFC 9112 6.1: Content-Length and Transfer-Encoding together.
+        (
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+        ),
+        (
+            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 40\r\n\r\n0\r\n\r\n",
+            400,
+        ),
+        // Chunk sizes that are not hexadecimal digits.
+        (
+            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0x10\r\n0123456789abcdef\r\n0\r\n\r\n",
+            400,
+        ),
+        (
+            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5xyz\r\nhello\r\n0\r\n\r\n",
+            400,
+        ),
+        // Transfer-Encoding in HTTP/1.0 is faulty framing.
+        (
+            "POST /echo HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+        ),
+        // Codings that do not end in chunked; codings the server lacks.
+        (
+            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+            400,
+        ),
+        (
+            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+            400,
+        ),
+        (
+            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+            501,
+        ),
+        // Content-Length values that disagree.
+        (
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+            400,
+        ),
+        // RFC 9112 3.2: an HTTP/1.1 request has exactly one Host.
+        ("GET / HTTP/1.1\r\n\r\n", 400),
+        ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        ("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", 400),
+    ];
+    let rows = table.clone();
+    let answers = with_client(site(), move |port| {
+        rows.iter()
+            .map(|(request, _)| until_closed(port, format!("{request}{NEXT}").as_bytes()))
+            .collect::<Vec<_>>()
+    });
+    for ((request, status), out) in table.iter().zip(answers) {
+        assert!(
+            out.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{request:?} got {out:?}"
+        );
+        assert!(out.contains("Connection: close"), "{request:?} got {out:?}");
+        assert_eq!(
+            out.lines().filter(|l| l.starts_with("HTTP/1.")).count(),
+            1,
+            "{request:?}: the next request was answered: {out:?}"
+        );
+        assert!(!out.contains("smuggled"), "{out:?}");
+    }
+}
+
+#[test]
+fn responses_carry_a_date_and_header_values_stay_bytes() {
+    let site = Site::new(|req: Request| {
+        let raw = req.header_bytes("x-name").unwrap_or_default().to_vec();
+        Response::new(200).header_bytes("X-Echo", raw).body("ok")
+    });
+    let out = with_client(site, |port| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Name: J\xf6rg\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        got
+    });
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    let date = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Date: "))
+        .expect("a Date header");
+    assert!(date.ends_with(" GMT") && date.len() == 29, "{date:?}");
+    assert!(
+        out.windows(13).any(|w| w == b"X-Echo: J\xf6rg\r"),
+        "the value went back byte for byte: {text}"
+    );
+}
+
+#[test]
+fn a_peer_that_takes_no_output_for_the_idle_timeout_is_cut_off() {
+    let site = Site::new(|_req: Request| Response::new(200).body(vec![b'x'; 64 * 1024]))
+        .max_unsent(16 * 1024)
+        .idle_timeout(Some(Duration::from_millis(200)));
+    let (read, error) = with_client(site, |port| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // 200 answers of 64 KiB: far more than the kernel buffers hold.
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(200);
+        s.write_all(&request).unwrap();
+        // Take nothing for several idle timeouts, then read what is left.
+        thread::sleep(Duration::from_millis(1500));
+        let mut read = 0usize;
+        let mut buf = vec![0u8; 64 * 1024];
+        let error = loop {
+            match s.read(&mut buf) {
+                Ok(0) => break None,
+                Ok(n) => read += n,
+                Err(e) => break Some(e.kind()),
+            }
+        };
+        (read, error)
+    });
+    assert!(
+        read < 200 * 64 * 1024,
+        "every answer arrived ({read} bytes): the connection was not cut off"
+    );
+    assert_ne!(
+        error,
+        Some(std::io::ErrorKind::WouldBlock),
+        "the read timed out: the connection was left open"
+    );
 }

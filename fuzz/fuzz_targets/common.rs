@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 use twined::web::http1::{
-    parse_request_head, parse_response_head, request_framing, response_framing, BodyDecoder,
-    CodecError, Framing, Headers, ResponseHead,
+    check_host, parse_request_head, parse_response_head, request_framing, response_framing,
+    BodyDecoder, CodecError, Framing, Headers, ResponseHead,
 };
 
 /// A response as the client sees it.
@@ -109,7 +109,8 @@ pub fn check_heads(data: &[u8]) {
         }
         if let Ok(Some((head, len))) = parse_request_head(data, limit) {
             assert!(len <= limit && len <= data.len());
-            let _ = request_framing(&head.headers);
+            let _ = request_framing(&head);
+            let _ = check_host(&head);
         }
     }
 }

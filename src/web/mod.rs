@@ -8,8 +8,11 @@
 
 pub mod client;
 mod error;
+#[cfg(feature = "fuzzing")]
 pub mod http1;
+#[cfg(not(feature = "fuzzing"))]
+pub(crate) mod http1;
 pub mod server;
 
 pub use error::{Cause, Error, ErrorKind, RedirectError, TimeoutStage};
-pub use http1::Headers;
+pub use http1::{CodecError, Headers, Version};

@@ -2,7 +2,8 @@
 //! close-delimited, none), and the decoder that finds its end in a byte
 //! stream, however the bytes are split.
 
-use super::{CodecError, Headers};
+use super::head::{collect, MAX_FIELDS};
+use super::{CodecError, Headers, RequestHead, Version};
 
 /// Largest trailer section accepted.
 const TRAILER_LIMIT: usize = 16 * 1024;
@@ -22,15 +23,19 @@ pub enum Framing {
 
 fn content_length(headers: &Headers) -> Result<Option<u64>, CodecError> {
     let mut found: Option<u64> = None;
-    for value in headers.get_all("content-length") {
-        for part in value.split(',') {
-            let part = part.trim();
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(CodecError::BadContentLength(value.to_string()));
+    for value in headers.get_all_bytes("content-length") {
+        let bad = || CodecError::BadContentLength(String::from_utf8_lossy(value).into_owned());
+        for part in value.split(|&b| b == b',') {
+            let part = part.trim_ascii();
+            if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+                return Err(bad());
             }
-            let n: u64 = part
+            // Only ASCII digits: the conversion cannot fail; the parse can
+            // overflow.
+            let n: u64 = std::str::from_utf8(part)
+                .map_err(|_| bad())?
                 .parse()
-                .map_err(|_| CodecError::BadContentLength(value.to_string()))?;
+                .map_err(|_| bad())?;
             match found {
                 Some(m) if m != n => {
                     return Err(CodecError::BadContentLength(format!(
@@ -44,14 +49,21 @@ fn content_length(headers: &Headers) -> Result<Option<u64>, CodecError> {
     Ok(found)
 }
 
-/// Whether `Transfer-Encoding` ends in chunked; an error for other codings.
-fn chunked(headers: &Headers) -> Result<bool, CodecError> {
-    let codings: Vec<String> = headers
-        .get_all("transfer-encoding")
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
+/// The transfer codings listed in `Transfer-Encoding`, lowercased, in order.
+fn transfer_codings(headers: &Headers) -> Vec<String> {
+    headers
+        .get_all_bytes("transfer-encoding")
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(|t| String::from_utf8_lossy(t.trim_ascii()).to_ascii_lowercase())
         .filter(|t| !t.is_empty())
-        .collect();
+        .collect()
+}
+
+/// Whether `Transfer-Encoding` is present and ends in chunked; an error for
+/// codings the codec does not decode. Responses only: a request's
+/// `Transfer-Encoding` is checked more strictly by [`request_framing`].
+fn chunked(headers: &Headers) -> Result<bool, CodecError> {
+    let codings = transfer_codings(headers);
     match codings.last().map(String::as_str) {
         None => Ok(false),
         Some("chunked") if codings.iter().filter(|c| *c == "chunked").count() == 1 => Ok(true),
@@ -82,9 +94,41 @@ pub fn response_framing(
     })
 }
 
-/// The framing of a request body: chunked, a length, or none.
-pub fn request_framing(headers: &Headers) -> Result<Framing, CodecError> {
-    if chunked(headers)? {
+/// The framing of a request body: chunked, a length, or none. Strict, as a
+/// server must be against request smuggling (RFC 9112 sections 6.1 and 6.3):
+///
+/// - `Transfer-Encoding` together with `Content-Length`, `Transfer-Encoding`
+///   in an HTTP/1.0 request, or codings that do not end in exactly one
+///   `chunked`: [`CodecError::BadFraming`] (answer 400 and close);
+/// - a coding other than `chunked` before the final `chunked`
+///   (`gzip, chunked`): [`CodecError::UnsupportedTransferEncoding`] (501);
+/// - a `Content-Length` that is not a number, or several that disagree:
+///   [`CodecError::BadContentLength`] (400).
+pub fn request_framing(head: &RequestHead) -> Result<Framing, CodecError> {
+    let headers = &head.headers;
+    if headers.contains("transfer-encoding") {
+        let codings = transfer_codings(headers);
+        if head.version == Version::Http10 {
+            return Err(CodecError::BadFraming(
+                "Transfer-Encoding in an HTTP/1.0 request".into(),
+            ));
+        }
+        if headers.contains("content-length") {
+            return Err(CodecError::BadFraming(
+                "both Transfer-Encoding and Content-Length".into(),
+            ));
+        }
+        if codings.last().map(String::as_str) != Some("chunked")
+            || codings.iter().filter(|c| *c == "chunked").count() != 1
+        {
+            return Err(CodecError::BadFraming(format!(
+                "Transfer-Encoding {:?} does not end in one chunked",
+                codings.join(", ")
+            )));
+        }
+        if codings.len() > 1 {
+            return Err(CodecError::UnsupportedTransferEncoding(codings.join(", ")));
+        }
         return Ok(Framing::Chunked);
     }
     Ok(match content_length(headers)? {
@@ -97,8 +141,12 @@ pub fn request_framing(headers: &Headers) -> Result<Framing, CodecError> {
 enum Chunk {
     /// Reading the hex size; `digits` so far.
     Size { size: u64, digits: u32 },
-    /// After the size: extensions or whitespace until CR LF.
+    /// After the size: optional whitespace, then `;` or the line end.
     SizeRest { size: u64 },
+    /// In a chunk extension (`;name=value`), until the line end.
+    Extension { size: u64 },
+    /// After the CR ending a size line: expecting LF.
+    SizeLf { size: u64 },
     /// Inside chunk data.
     Data { left: u64 },
     /// After chunk data: expecting CR (or a bare LF).
@@ -111,6 +159,17 @@ enum Chunk {
     TrailerLine,
 }
 
+impl Chunk {
+    /// The state after a chunk-size line announcing `size` bytes.
+    fn after_size_line(size: u64) -> Chunk {
+        if size == 0 {
+            Chunk::TrailerLineStart
+        } else {
+            Chunk::Data { left: size }
+        }
+    }
+}
+
 /// Finds the end of a body in a byte stream and hands its bytes out.
 #[derive(Debug, Clone)]
 pub struct BodyDecoder {
@@ -118,7 +177,10 @@ pub struct BodyDecoder {
     /// Body bytes handed out so far.
     received: u64,
     chunk: Chunk,
+    /// The trailer section's raw lines, until it is complete.
     trailer: Vec<u8>,
+    /// The trailer fields, parsed with `httparse` once the section ends.
+    trailers: Headers,
     done: bool,
 }
 
@@ -139,6 +201,7 @@ impl BodyDecoder {
             received: 0,
             chunk: Chunk::Size { size: 0, digits: 0 },
             trailer: Vec::new(),
+            trailers: Headers::new(),
             done: matches!(framing, Framing::Empty | Framing::Length(0)),
         }
     }
@@ -158,20 +221,28 @@ impl BodyDecoder {
         self.received
     }
 
-    /// The trailer fields of a chunked body, once done.
+    /// The trailer fields of a chunked body, once done (values as sent).
     pub fn trailers(&self) -> Headers {
-        let mut headers = Headers::new();
-        for line in self.trailer.split(|&b| b == b'\n') {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if let Some(colon) = line.iter().position(|&b| b == b':') {
-                let name = String::from_utf8_lossy(&line[..colon]).trim().to_string();
-                let value = String::from_utf8_lossy(&line[colon + 1..])
-                    .trim()
-                    .to_string();
-                headers.append(name, value);
-            }
+        self.trailers.clone()
+    }
+
+    /// Parses the complete trailer section with `httparse`, as heads are.
+    fn parse_trailers(&mut self) -> Result<(), CodecError> {
+        if self.trailer.is_empty() {
+            return Ok(());
         }
-        headers
+        self.trailer.extend_from_slice(b"\r\n");
+        let mut fields = vec![httparse::EMPTY_HEADER; MAX_FIELDS];
+        let parsed = httparse::parse_headers(&self.trailer, &mut fields);
+        self.trailers = match parsed {
+            Ok(httparse::Status::Complete((_, fields))) => collect(fields),
+            Ok(httparse::Status::Partial) => {
+                return Err(CodecError::BadTrailer("incomplete field".into()))
+            }
+            Err(e) => return Err(CodecError::BadTrailer(e.to_string())),
+        };
+        self.trailer = Vec::new();
+        Ok(())
     }
 
     /// Decodes from `input`, passing each run of body bytes to `out`. Stops
@@ -250,20 +321,26 @@ impl BodyDecoder {
                     }
                     i += 1;
                 }
-                Chunk::SizeRest { size } => {
+                Chunk::SizeRest { size } | Chunk::Extension { size } => {
+                    let in_extension = matches!(self.chunk, Chunk::Extension { .. });
                     match b {
-                        b'\n' => {
-                            self.chunk = if size == 0 {
-                                Chunk::TrailerLineStart
-                            } else {
-                                Chunk::Data { left: size }
-                            };
-                        }
-                        b'\r' | b';' | b' ' | b'\t' => {}
-                        // Extension text after ';' (name=value, quoted strings).
-                        _ if b.is_ascii_graphic() => {}
+                        b'\n' => self.chunk = Chunk::after_size_line(size),
+                        b'\r' => self.chunk = Chunk::SizeLf { size },
+                        b';' => self.chunk = Chunk::Extension { size },
+                        b' ' | b'\t' => {}
+                        // Extension text (name=value, quoted strings); after
+                        // the size itself only whitespace may come, so
+                        // `0x10` and `5xyz` are refused.
+                        _ if in_extension && (b.is_ascii_graphic() || b >= 0x80) => {}
                         _ => return Err(CodecError::BadChunkSize),
                     }
+                    i += 1;
+                }
+                Chunk::SizeLf { size } => {
+                    if b != b'\n' {
+                        return Err(CodecError::BadChunkSize);
+                    }
+                    self.chunk = Chunk::after_size_line(size);
                     i += 1;
                 }
                 Chunk::Data { left } => {
@@ -297,7 +374,10 @@ impl BodyDecoder {
                 Chunk::TrailerLineStart => {
                     match b {
                         b'\r' => {}
-                        b'\n' => self.done = true,
+                        b'\n' => {
+                            self.parse_trailers()?;
+                            self.done = true;
+                        }
                         _ => {
                             self.chunk = Chunk::TrailerLine;
                             continue;

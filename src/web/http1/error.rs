@@ -18,6 +18,12 @@ pub enum CodecError {
     BadContentLength(String),
     /// A `Transfer-Encoding` other than chunked (last) was used.
     UnsupportedTransferEncoding(String),
+    /// The body's length cannot be determined safely (request smuggling
+    /// defence): `Transfer-Encoding` with `Content-Length`, in HTTP/1.0, or
+    /// not ending in one `chunked`.
+    BadFraming(String),
+    /// An HTTP/1.1 request without a `Host` field, or with several.
+    BadHost(String),
     /// A chunk-size line is not hexadecimal.
     BadChunkSize,
     /// A chunk's data is not followed by CRLF.
@@ -51,6 +57,8 @@ impl fmt::Display for CodecError {
             CodecError::UnsupportedTransferEncoding(v) => {
                 write!(f, "unsupported Transfer-Encoding: {v:?}")
             }
+            CodecError::BadFraming(why) => write!(f, "ambiguous message framing: {why}"),
+            CodecError::BadHost(why) => write!(f, "invalid Host: {why}"),
             CodecError::BadChunkSize => f.write_str("invalid chunk size line"),
             CodecError::BadChunkEnd => f.write_str("chunk data not followed by CRLF"),
             CodecError::BadTrailer(why) => write!(f, "malformed chunked trailer: {why}"),

@@ -10,8 +10,8 @@ pub const DEFAULT_HEAD_LIMIT: usize = 64 * 1024;
 /// Header fields parsed on the stack; more go to a second, larger pass.
 const FIELDS: usize = 48;
 
-/// Most header fields in one head.
-const MAX_FIELDS: usize = 512;
+/// Most header fields in one head (and in one trailer section).
+pub(super) const MAX_FIELDS: usize = 512;
 
 /// HTTP version of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,33 +65,40 @@ pub struct RequestHead {
     pub headers: Headers,
 }
 
-fn collect(fields: &[httparse::Header<'_>]) -> Headers {
-    fields
-        .iter()
-        .map(|h| {
-            (
-                h.name.to_string(),
-                String::from_utf8_lossy(h.value).into_owned(),
-            )
-        })
-        .collect()
+/// The parsed fields as [`Headers`], values kept as bytes.
+pub(super) fn collect(fields: &[httparse::Header<'_>]) -> Headers {
+    let mut headers = Headers::new();
+    for h in fields {
+        headers.append_bytes(h.name, h.value);
+    }
+    headers
+}
+
+/// What one parse with a given number of field slots found.
+enum Pass<T> {
+    Done(Result<Option<T>, CodecError>),
+    /// More fields than slots: parse again with more.
+    TooManyFields,
 }
 
 /// Runs `parse` with room for [`FIELDS`] fields on the stack, and again with
-/// room for [`MAX_FIELDS`] when that was too few.
+/// room for [`MAX_FIELDS`] when that was too few. The second pass depends
+/// only on the fields, never on how many bytes are buffered, so the answer
+/// is the same however the input was split.
 fn with_fields<'b, T>(
-    buf: &'b [u8],
     limit: usize,
-    parse: impl Fn(&mut [httparse::Header<'b>]) -> Result<Option<T>, CodecError>,
+    parse: impl Fn(&mut [httparse::Header<'b>]) -> Pass<T>,
 ) -> Result<Option<T>, CodecError> {
     let mut fields = [httparse::EMPTY_HEADER; FIELDS];
     match parse(&mut fields) {
-        Err(CodecError::HeadTooLarge { .. }) if buf.len() <= limit => {
-            // Maybe only many fields: parse again with room for them.
+        Pass::Done(result) => result,
+        Pass::TooManyFields => {
             let mut fields = vec![httparse::EMPTY_HEADER; MAX_FIELDS];
-            parse(&mut fields)
+            match parse(&mut fields) {
+                Pass::Done(result) => result,
+                Pass::TooManyFields => Err(CodecError::HeadTooLarge { limit }),
+            }
         }
-        other => other,
     }
 }
 
@@ -103,8 +110,8 @@ fn outcome<T>(
     limit: usize,
     what: &str,
     build: impl FnOnce() -> T,
-) -> Result<Option<(T, usize)>, CodecError> {
-    match parsed {
+) -> Pass<(T, usize)> {
+    Pass::Done(match parsed {
         Ok(httparse::Status::Complete(len)) if len > limit => {
             Err(CodecError::HeadTooLarge { limit })
         }
@@ -113,9 +120,9 @@ fn outcome<T>(
             Err(CodecError::HeadTooLarge { limit })
         }
         Ok(httparse::Status::Partial) => Ok(None),
-        Err(httparse::Error::TooManyHeaders) => Err(CodecError::HeadTooLarge { limit }),
+        Err(httparse::Error::TooManyHeaders) => return Pass::TooManyFields,
         Err(e) => Err(CodecError::BadHead(format!("{e} in {what}"))),
-    }
+    })
 }
 
 /// Parses a response head from the start of `buf`: `Ok(None)` while it is
@@ -125,7 +132,7 @@ pub fn parse_response_head(
     buf: &[u8],
     limit: usize,
 ) -> Result<Option<(ResponseHead, usize)>, CodecError> {
-    with_fields(buf, limit, |fields| {
+    with_fields(limit, |fields| {
         let mut response = httparse::Response::new(fields);
         let parsed = response.parse(buf);
         outcome(parsed, buf, limit, "status line or headers", || {
@@ -145,7 +152,7 @@ pub fn parse_request_head(
     buf: &[u8],
     limit: usize,
 ) -> Result<Option<(RequestHead, usize)>, CodecError> {
-    with_fields(buf, limit, |fields| {
+    with_fields(limit, |fields| {
         let mut request = httparse::Request::new(fields);
         let parsed = request.parse(buf);
         outcome(parsed, buf, limit, "request line or headers", || {
@@ -157,4 +164,32 @@ pub fn parse_request_head(
             }
         })
     })
+}
+
+/// Checks a request's `Host` (RFC 9112 section 3.2): an HTTP/1.1 request has
+/// exactly one, an HTTP/1.0 request at most one, and its value is a host
+/// with an optional port (an empty value is allowed).
+pub fn check_host(head: &RequestHead) -> Result<(), CodecError> {
+    let mut hosts = head.headers.get_all_bytes("host");
+    let first = hosts.next();
+    if hosts.next().is_some() {
+        return Err(CodecError::BadHost("more than one Host field".into()));
+    }
+    match first {
+        None if head.version == Version::Http11 => Err(CodecError::BadHost(
+            "an HTTP/1.1 request without a Host field".into(),
+        )),
+        None => Ok(()),
+        Some(value) => {
+            let allowed = |b: &u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(b);
+            if value.iter().all(allowed) {
+                Ok(())
+            } else {
+                Err(CodecError::BadHost(format!(
+                    "{:?} is not a host",
+                    String::from_utf8_lossy(value)
+                )))
+            }
+        }
+    }
 }

@@ -1,9 +1,15 @@
-//! An ordered, case-insensitive list of header fields.
+//! An ordered, case-insensitive list of header fields whose values are
+//! bytes.
 
 use std::fmt;
 
 /// HTTP header fields in the order they were given or received. Names
 /// compare case-insensitively; a name may appear several times.
+///
+/// Values are kept as the bytes that were received or given: a value that
+/// is not UTF-8 is never rewritten. The `&str` accessors ([`get`](Self::get),
+/// [`get_all`](Self::get_all), [`iter`](Self::iter)) see the values that are
+/// UTF-8 text; the `_bytes` ones see every value as sent.
 ///
 /// ```
 /// use twined::web::Headers;
@@ -12,12 +18,15 @@ use std::fmt;
 /// h.append("Set-Cookie", "a=1");
 /// h.append("set-cookie", "b=2");
 /// h.insert("Content-Type", "text/plain");
+/// h.append_bytes("X-Raw", b"caf\xe9".to_vec());
 /// assert_eq!(h.get("content-type"), Some("text/plain"));
 /// assert_eq!(h.get_all("SET-COOKIE").collect::<Vec<_>>(), ["a=1", "b=2"]);
+/// assert_eq!(h.get("x-raw"), None); // not UTF-8
+/// assert_eq!(h.get_bytes("x-raw"), Some(&b"caf\xe9"[..]));
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    fields: Vec<(String, String)>,
+    fields: Vec<(String, Vec<u8>)>,
 }
 
 impl Headers {
@@ -26,34 +35,58 @@ impl Headers {
         Headers::default()
     }
 
-    /// The first value of `name`.
+    /// The first value of `name`, when that value is UTF-8 text (see
+    /// [`get_bytes`](Self::get_bytes) for any value).
     pub fn get(&self, name: &str) -> Option<&str> {
+        self.get_bytes(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The first value of `name`, as sent.
+    pub fn get_bytes(&self, name: &str) -> Option<&[u8]> {
         self.fields
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_slice())
     }
 
-    /// Every value of `name`, in order.
+    /// Every value of `name` that is UTF-8 text, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.get_all_bytes(name)
+            .filter_map(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// Every value of `name`, as sent, in order.
+    pub fn get_all_bytes<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.fields
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_slice())
     }
 
-    /// Whether `name` is present.
+    /// Whether `name` is present (whatever its value).
     pub fn contains(&self, name: &str) -> bool {
-        self.get(name).is_some()
+        self.get_bytes(name).is_some()
     }
 
     /// Adds a field, keeping any others of the same name.
     pub fn append(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.fields.push((name.into(), value.into().into_bytes()));
+    }
+
+    /// Adds a field whose value is any bytes (checked for CR, LF and NUL
+    /// when written, as every value is).
+    pub fn append_bytes(&mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) {
         self.fields.push((name.into(), value.into()));
     }
 
     /// Sets `name` to `value`, replacing every field of that name.
     pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.insert_bytes(name, value.into().into_bytes());
+    }
+
+    /// Sets `name` to the bytes `value`, replacing every field of that name.
+    pub fn insert_bytes(&mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) {
         let name = name.into();
         self.remove(&name);
         self.fields.push((name, value.into()));
@@ -66,9 +99,16 @@ impl Headers {
         before != self.fields.len()
     }
 
-    /// The fields, in order.
+    /// The fields whose values are UTF-8 text, in order (see
+    /// [`iter_bytes`](Self::iter_bytes) for every field).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.iter_bytes()
+            .filter_map(|(n, v)| Some((n, std::str::from_utf8(v).ok()?)))
+    }
+
+    /// Every field, its value as sent, in order.
+    pub fn iter_bytes(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.fields.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
     }
 
     /// How many fields.
@@ -84,32 +124,36 @@ impl Headers {
     /// Whether any comma-separated element of any `name` field equals
     /// `token`, case-insensitively (`Connection: keep-alive, close`).
     pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.get_all(name)
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
+        self.get_all_bytes(name)
+            .flat_map(|v| v.split(|&b| b == b','))
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
     }
 }
 
 impl fmt::Debug for Headers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.iter()).finish()
+        f.debug_map()
+            .entries(
+                self.iter_bytes()
+                    .map(|(n, v)| (n, String::from_utf8_lossy(v))),
+            )
+            .finish()
     }
 }
 
 impl<N: Into<String>, V: Into<String>> FromIterator<(N, V)> for Headers {
     fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Headers {
-        Headers {
-            fields: iter
-                .into_iter()
-                .map(|(n, v)| (n.into(), v.into()))
-                .collect(),
-        }
+        let mut headers = Headers::new();
+        headers.extend(iter);
+        headers
     }
 }
 
 impl<N: Into<String>, V: Into<String>> Extend<(N, V)> for Headers {
     fn extend<I: IntoIterator<Item = (N, V)>>(&mut self, iter: I) {
-        self.fields
-            .extend(iter.into_iter().map(|(n, v)| (n.into(), v.into())));
+        self.fields.extend(
+            iter.into_iter()
+                .map(|(n, v)| (n.into(), v.into().into_bytes())),
+        );
     }
 }

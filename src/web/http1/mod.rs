@@ -3,6 +3,15 @@
 //! close-delimited, none for HEAD/1xx/204/304) and writers. It works on byte
 //! slices and never touches a socket, so it is tested on every split of its
 //! input and fuzzed; the client and server drive it from their transports.
+//!
+//! The module is public only with the `fuzzing` feature (for the fuzz
+//! targets and the codec tests) and is not a stable API; the types a user
+//! meets ([`Headers`], [`Version`], [`CodecError`]) are re-exported from
+//! [`twined::web`](crate::web).
+
+// Without `fuzzing` the codec is crate-private, and parts of its API serve
+// only the fuzz targets and tests.
+#![cfg_attr(not(feature = "fuzzing"), allow(dead_code, unused_imports))]
 
 mod body;
 mod error;
@@ -13,12 +22,13 @@ mod write;
 pub use body::{request_framing, response_framing, BodyDecoder, Decoded, Framing};
 pub use error::CodecError;
 pub use head::{
-    parse_request_head, parse_response_head, RequestHead, ResponseHead, Version, DEFAULT_HEAD_LIMIT,
+    check_host, parse_request_head, parse_response_head, RequestHead, ResponseHead, Version,
+    DEFAULT_HEAD_LIMIT,
 };
 pub use headers::Headers;
 pub use write::{
-    check_header, encode_chunk, encode_last_chunk, reason_phrase, write_request_head,
-    write_response_head, USER_AGENT,
+    check_header, check_header_bytes, encode_chunk, encode_last_chunk, reason_phrase,
+    write_request_head, write_response_head, USER_AGENT,
 };
 
 /// Whether the connection may carry another message after this response:

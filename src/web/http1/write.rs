@@ -15,12 +15,18 @@ fn is_token(s: &str) -> bool {
 
 /// Checks a header field: a token name, a value without CR, LF or NUL.
 pub fn check_header(name: &str, value: &str) -> Result<(), CodecError> {
+    check_header_bytes(name, value.as_bytes())
+}
+
+/// Checks a header field whose value is any bytes, as
+/// [`check_header`] does.
+pub fn check_header_bytes(name: &str, value: &[u8]) -> Result<(), CodecError> {
     if !is_token(name) {
         return Err(CodecError::InvalidHeader(format!(
             "{name:?} is not a valid header name"
         )));
     }
-    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+    if value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
         return Err(CodecError::InvalidHeader(format!(
             "the value of {name} contains CR, LF or NUL"
         )));
@@ -29,11 +35,11 @@ pub fn check_header(name: &str, value: &str) -> Result<(), CodecError> {
 }
 
 fn put_headers(buf: &mut Vec<u8>, headers: &Headers) -> Result<(), CodecError> {
-    for (name, value) in headers.iter() {
-        check_header(name, value)?;
+    for (name, value) in headers.iter_bytes() {
+        check_header_bytes(name, value)?;
         buf.extend_from_slice(name.as_bytes());
         buf.extend_from_slice(b": ");
-        buf.extend_from_slice(value.as_bytes());
+        buf.extend_from_slice(value);
         buf.extend_from_slice(b"\r\n");
     }
     buf.extend_from_slice(b"\r\n");
@@ -134,7 +140,9 @@ pub fn encode_chunk(buf: &mut Vec<u8>, data: &[u8]) {
 }
 
 /// Appends the last chunk, with optional trailer fields.
+/// Nothing is appended on error.
 pub fn encode_last_chunk(buf: &mut Vec<u8>, trailers: &Headers) -> Result<(), CodecError> {
+    let start = buf.len();
     buf.extend_from_slice(b"0\r\n");
-    put_headers(buf, trailers)
+    put_headers(buf, trailers).inspect_err(|_| buf.truncate(start))
 }
