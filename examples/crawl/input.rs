@@ -187,8 +187,8 @@ pub struct Lines {
     repeat: usize,
     pass: usize,
     at: Segment,
-    /// Whether this pass has met any line at all (an empty list is not
-    /// read `repeat` times).
+    /// Whether this pass has produced an entry (a list without one is not
+    /// read again).
     pass_had_lines: bool,
     line: Vec<u8>,
 }
@@ -252,8 +252,10 @@ impl Lines {
                     }
                     match input.read_line(&mut self.line) {
                         Ok(Some(overlong)) => {
-                            self.pass_had_lines = true;
-                            entries.extend(entry(&self.line, overlong));
+                            if let Some(entry) = entry(&self.line, overlong) {
+                                self.pass_had_lines = true;
+                                entries.push(entry);
+                            }
                         }
                         Ok(None) => self.at = Segment::Demo(0),
                         Err(e) => return (entries, End::Failed(e)),

@@ -35,17 +35,18 @@ impl Target {
                 url: shown.clone(),
                 reason: e.to_string(),
             })),
+            Ok(url) if url.username().is_empty() && url.password().is_none() => {
+                Ok(given.to_string())
+            }
             Ok(mut url) => {
-                if !url.username().is_empty() || url.password().is_some() {
-                    let mut pair = percent_decode_str(url.username()).collect::<Vec<u8>>();
-                    pair.push(b':');
-                    pair.extend(percent_decode_str(url.password().unwrap_or("")));
-                    let token = base64::engine::general_purpose::STANDARD.encode(pair);
-                    headers.append("Authorization", format!("Basic {token}"));
-                    // Cannot fail on a URL that has userinfo.
-                    let _ = url.set_password(None);
-                    let _ = url.set_username("");
-                }
+                let mut pair = percent_decode_str(url.username()).collect::<Vec<u8>>();
+                pair.push(b':');
+                pair.extend(percent_decode_str(url.password().unwrap_or("")));
+                let token = base64::engine::general_purpose::STANDARD.encode(pair);
+                headers.append("Authorization", format!("Basic {token}"));
+                // Cannot fail on a URL that has userinfo.
+                let _ = url.set_password(None);
+                let _ = url.set_username("");
                 Ok(url.into())
             }
         };
