@@ -277,7 +277,355 @@ fn ctrl_c_stops_cleanly_and_keeps_the_finished_lines() {
         "an interrupted crawl did not fetch everything"
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("interrupted: 5 of 10"), "{stderr}");
+    assert!(stderr.contains("interrupted: 5 fetches done"), "{stderr}");
     assert_eq!(last_line(&out.stderr), "ok=5 failed=0");
+    good.stop_listening();
+}
+
+/// A scratch directory of this test process, removed first if it exists.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("twined-crawl-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn framing_headers_are_refused_as_usage_errors() {
+    for header in [
+        "Content-Length: 5",
+        "content-length:0",
+        "Transfer-Encoding: chunked",
+        "TRANSFER-ENCODING: gzip",
+    ] {
+        let out = Command::new(example("crawl"))
+            .args(["-q", "-H", header, "http://127.0.0.1:9/"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{header}");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_ascii_lowercase();
+        assert!(stderr.contains("frames the request"), "{header}: {stderr}");
+        assert!(out.stdout.is_empty(), "nothing fetched");
+    }
+    for header in ["no colon", ": empty name", "Bad Name: x", "X-Ok: a\rb"] {
+        let out = Command::new(example("crawl"))
+            .args(["-q", "-H", header, "http://127.0.0.1:9/"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{header:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("bad header"));
+    }
+}
+
+#[test]
+fn user_headers_still_reach_the_server() {
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let s = seen.clone();
+    let site = Site::new(move |req: Request| {
+        s.borrow_mut()
+            .push(req.header("x-token").unwrap_or("").to_string());
+        Response::new(200).body("ok")
+    });
+    let port = reactor::listen_tcp("127.0.0.1:0", site).unwrap();
+    let mut cmd = Command::new(example("crawl"));
+    cmd.args(["-q", "-H", "X-Token: abc"])
+        .arg(format!("http://{}/", port.address()));
+    let out = run_with_reactor(cmd, None, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(*seen.borrow(), ["abc"]);
+    port.stop_listening();
+}
+
+#[test]
+fn an_unwritable_output_is_fatal_and_counts_nothing() {
+    if !std::path::Path::new("/dev/full").exists() {
+        return;
+    }
+    let good = site();
+    let base = format!("http://{}", good.address());
+    let mut cmd = Command::new(example("crawl"));
+    cmd.args(["-q", "-o", "/dev/full"])
+        .arg(format!("{base}/a"))
+        .arg(format!("{base}/b"));
+    let out = run_with_reactor(cmd, None, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot write to /dev/full"), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(stderr.contains("2 result line(s) lost"), "{stderr}");
+    assert_eq!(last_line(&out.stderr), "ok=0 failed=0");
+    good.stop_listening();
+}
+
+#[test]
+fn save_never_follows_a_symlink_and_a_collision_is_an_io_failure() {
+    let good = site();
+    let port = good.address().port();
+    let base = format!("http://{}", good.address());
+    let root = scratch("symlink");
+    let dir = root.join("bodies");
+    std::fs::create_dir_all(&dir).unwrap();
+    let outside = root.join("outside.txt");
+    std::fs::write(&outside, "untouched").unwrap();
+    // The names the crawl gives the first two bodies.
+    let planted = dir.join(format!("0000000-127.0.0.1_{port}_victim"));
+    std::os::unix::fs::symlink(&outside, &planted).unwrap();
+    let taken = dir.join(format!("0000001-127.0.0.1_{port}_taken"));
+    std::fs::write(&taken, "mine").unwrap();
+    let dangling = dir.join(format!("0000002-127.0.0.1_{port}_dangling"));
+    std::os::unix::fs::symlink(root.join("created-through-link"), &dangling).unwrap();
+    let mut cmd = Command::new(example("crawl"));
+    cmd.args(["-q", "--retries", "2", "--save"])
+        .arg(&dir)
+        .args([
+            format!("{base}/victim"),
+            format!("{base}/taken"),
+            format!("{base}/dangling"),
+            format!("{base}/fresh"),
+        ]);
+    let out = run_with_reactor(cmd, None, Duration::from_secs(30));
+    let got = lines(&out.stdout);
+    assert_eq!(got.len(), 4);
+    for name in ["victim", "taken", "dangling"] {
+        let line = got.iter().find(|l| l.url.ends_with(name)).unwrap();
+        assert_eq!(line.kind.as_deref(), Some("io"), "{name}");
+        let message = line.message.as_deref().unwrap_or("");
+        assert!(message.contains("File exists"), "{name}: {message}");
+    }
+    let fresh = got.iter().find(|l| l.url.ends_with("fresh")).unwrap();
+    assert_eq!(fresh.kind, None);
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "untouched");
+    assert_eq!(std::fs::read_to_string(&taken).unwrap(), "mine");
+    assert!(!root.join("created-through-link").exists());
+    let fresh_file = dir.join(format!("0000003-127.0.0.1_{port}_fresh"));
+    assert_eq!(std::fs::read_to_string(fresh_file).unwrap(), "fine");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(last_line(&out.stderr), "ok=1 failed=3");
+    std::fs::remove_dir_all(&root).unwrap();
+    good.stop_listening();
+}
+
+#[test]
+fn numeric_options_out_of_range_are_usage_errors_naming_the_option() {
+    let cases = [
+        ("--timeout", "1e20"),
+        ("--timeout", "inf"),
+        ("--timeout", "NaN"),
+        ("--timeout", "0"),
+        ("--timeout", "-1"),
+        ("--timeout", "soon"),
+        ("--connect-timeout", "1e300"),
+        ("--connect-timeout", "0"),
+        ("--connect-timeout", "-inf"),
+        ("--concurrency", "0"),
+        ("--concurrency", "10001"),
+        ("--concurrency", "99999999999999999999999"),
+        ("--per-host", "0"),
+        ("--retries", "101"),
+        ("--retries", "-1"),
+        ("--max-redirects", "1000"),
+        ("--repeat", "0"),
+        ("--demo", "0"),
+    ];
+    for (option, value) in cases {
+        let out = Command::new(example("crawl"))
+            .arg("-q")
+            .arg(format!("{option}={value}"))
+            .arg("http://127.0.0.1:9/")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{option}={value}: {stderr}");
+        assert!(stderr.contains(option), "{option}={value}: {stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn an_invalid_line_is_a_url_error_and_the_crawl_goes_on() {
+    let good = site();
+    let base = format!("http://{}", good.address());
+    let mut input = format!("{base}/a\n").into_bytes();
+    input.extend_from_slice(b"http://bad.example/\xff\xfeok\r\n");
+    input.extend_from_slice(format!("http://long.example/{}\n", "x".repeat(70_000)).as_bytes());
+    input.extend_from_slice(format!("{base}/b").as_bytes()); // no final newline
+    let mut cmd = Command::new(example("crawl"));
+    cmd.args(["-q", "-i", "-"]);
+    let out = run_with_reactor(cmd, Some(input), Duration::from_secs(30));
+    let got = lines(&out.stdout);
+    assert_eq!(got.len(), 4, "{}", String::from_utf8_lossy(&out.stderr));
+    let bad = got.iter().find(|l| l.url.contains("bad.example")).unwrap();
+    assert_eq!(bad.url, "http://bad.example/\\xff\\xfeok");
+    assert_eq!(bad.kind.as_deref(), Some("url"));
+    assert!(bad.message.as_deref().unwrap_or("").contains("UTF-8"));
+    let long = got.iter().find(|l| l.url.contains("long.example")).unwrap();
+    assert_eq!(long.kind.as_deref(), Some("url"));
+    assert!(long.url.len() < 300 && long.url.ends_with("..."));
+    assert!(got
+        .iter()
+        .filter(|l| l.url.starts_with(&base))
+        .all(|l| l.kind.is_none()));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(last_line(&out.stderr), "ok=2 failed=2");
+    good.stop_listening();
+}
+
+#[test]
+fn a_long_run_of_lines_that_fail_at_once_keeps_the_stack_flat() {
+    let input = "not a url\n".repeat(50_000);
+    let mut cmd = Command::new(example("crawl"));
+    cmd.args(["-q", "-c", "1", "-i", "-"]);
+    let out = run_with_reactor(cmd, Some(input.into_bytes()), Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(last_line(&out.stderr), "ok=0 failed=50000");
+    assert_eq!(lines(&out.stdout).len(), 50_000);
+}
+
+#[test]
+fn userinfo_is_sent_as_basic_auth_never_across_origins_and_never_written() {
+    use base64::Engine;
+    type Seen = std::rc::Rc<std::cell::RefCell<Vec<(String, Option<String>)>>>;
+    let seen: Seen = Default::default();
+    let recorder = |seen: &Seen, location: Option<String>| {
+        let seen = seen.clone();
+        Site::new(move |req: Request| {
+            let auth = req.header("authorization").map(str::to_string);
+            seen.borrow_mut().push((req.path().to_string(), auth));
+            match (&location, req.path()) {
+                (Some(to), "/hop") => Response::new(302).header("Location", to.clone()),
+                _ => Response::new(200).body("ok"),
+            }
+        })
+    };
+    let other = reactor::listen_tcp("127.0.0.1:0", recorder(&seen, None)).unwrap();
+    let land = format!("http://{}/land", other.address());
+    let first = reactor::listen_tcp("127.0.0.1:0", recorder(&seen, Some(land))).unwrap();
+    let at = first.address();
+    let mut cmd = Command::new(example("crawl"));
+    cmd.args([
+        "-q".to_string(),
+        format!("http://alice:s3cret@{at}/private"),
+        format!("http://alice:s3cret@{at}/hop"),
+        format!("http://bob@{at}/nopass"),
+    ]);
+    let out = run_with_reactor(cmd, None, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(0));
+    let basic = |pair: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    };
+    let alice = Some(basic("alice:s3cret"));
+    let mut seen = seen.borrow().clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("/hop".to_string(), alice.clone()),
+            ("/land".to_string(), None),
+            ("/nopass".to_string(), Some(basic("bob:"))),
+            ("/private".to_string(), alice),
+        ]
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("s3cret"), "{stdout}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("s3cret"));
+    let got = lines(&out.stdout);
+    assert!(got
+        .iter()
+        .any(|l| l.url == format!("http://alice:***@{at}/private")));
+    // A URL that fails to parse is redacted in its error too.
+    let out = Command::new(example("crawl"))
+        .args(["-q", "http://carol:hunter2@127.0.0.1:99999/"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !stdout.contains("hunter2") && stdout.contains("carol:***@"),
+        "{stdout}"
+    );
+    first.stop_listening();
+    other.stop_listening();
+}
+
+#[test]
+fn a_url_file_is_read_again_for_repeat_and_an_empty_one_is_a_usage_error() {
+    let good = site();
+    let base = format!("http://{}", good.address());
+    let dir = scratch("repeat");
+    let file = dir.join("urls.txt");
+    std::fs::write(&file, format!("{base}/a\n# skip\n{base}/b\n")).unwrap();
+    let mut cmd = Command::new(example("crawl"));
+    cmd.args(["-q", "--repeat", "3", "-i"]).arg(&file);
+    let out = run_with_reactor(cmd, None, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(lines(&out.stdout).len(), 6);
+    assert_eq!(last_line(&out.stderr), "ok=6 failed=0");
+    let empty = dir.join("empty.txt");
+    std::fs::write(&empty, "# nothing\n\n").unwrap();
+    let mut cmd = Command::new(example("crawl"));
+    cmd.args(["-q", "--repeat", "1000000", "-i"]).arg(&empty);
+    let out = run_with_reactor(cmd, None, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no URLs"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    good.stop_listening();
+}
+
+#[test]
+fn lines_come_out_before_the_input_ends() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    let good = site();
+    let base = format!("http://{}", good.address());
+    let mut child = Command::new(example("crawl"))
+        .args(["-q", "-i", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = reactor::handle();
+    std::thread::spawn(move || {
+        let (line_tx, line_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if line_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // The first URL goes in; the pipe stays open.
+        let _ = writeln!(stdin, "{base}/first");
+        let _ = stdin.flush();
+        let first = line_rx.recv_timeout(Duration::from_secs(20));
+        let _ = writeln!(stdin, "{base}/second");
+        drop(stdin);
+        let second = line_rx.recv_timeout(Duration::from_secs(20));
+        let output = child.wait_with_output();
+        let _ = tx.send((first, second, output));
+        handle.call_from_thread(|| {
+            let _ = reactor::stop();
+        });
+    });
+    let watchdog = reactor::call_later(Duration::from_secs(60), || {
+        let _ = reactor::stop();
+    });
+    reactor::run().unwrap();
+    let _ = watchdog.cancel();
+    let (first, second, output) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let first = first
+        .expect("a line while the input is still open")
+        .unwrap();
+    assert!(first.contains("/first"), "{first}");
+    assert!(second.unwrap().unwrap().contains("/second"));
+    let output = output.unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(last_line(&output.stderr), "ok=2 failed=0");
     good.stop_listening();
 }

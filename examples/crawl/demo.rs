@@ -75,20 +75,23 @@ fn handle(bodies: &Bodies, req: &Request) -> Deferred<Response> {
     }
 }
 
-/// Starts the demo site; returns the port and `n` URLs on it.
-pub fn start(n: usize) -> Result<(Port, Vec<String>), CannotListen> {
+/// Starts the demo site; returns its port and base URL (`http://127.0.0.1:PORT`).
+pub fn start() -> Result<(Port, String), CannotListen> {
     let bodies = Rc::new(bodies());
     let site = Site::new(move |req: Request| handle(&bodies, &req));
     let port = reactor::listen_tcp("127.0.0.1:0", site)?;
     let base = format!("http://{}", port.address());
-    let urls = (0..n)
-        .map(|i| match i % 50 {
-            0 => format!("{base}/slow/{i}"),
-            1..=5 => format!("{base}/redirect/{i}"),
-            6..=10 => format!("{base}/gzip/{i}"),
-            11..=15 => format!("{base}/chunked/{i}"),
-            _ => format!("{base}/page/{i}"),
-        })
-        .collect();
-    Ok((port, urls))
+    Ok((port, base))
+}
+
+/// The `i`th URL of the demo site at `base`: made when it is needed, so a
+/// demo of any size takes no memory for its list.
+pub fn url(base: &str, i: usize) -> String {
+    match i % 50 {
+        0 => format!("{base}/slow/{i}"),
+        1..=5 => format!("{base}/redirect/{i}"),
+        6..=10 => format!("{base}/gzip/{i}"),
+        11..=15 => format!("{base}/chunked/{i}"),
+        _ => format!("{base}/page/{i}"),
+    }
 }

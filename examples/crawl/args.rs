@@ -1,0 +1,134 @@
+//! The command line: every option, its default and its range. A value out of
+//! range is a usage error (exit status 2) that names the option, never a
+//! panic and never a silent fallback.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::RangedU64ValueParser;
+use clap::Parser;
+use twined::web::Headers;
+
+/// Most requests in flight overall, and per host.
+pub const MAX_CONCURRENCY: u64 = 10_000;
+/// Longest timeout accepted, in seconds (one week).
+pub const MAX_TIMEOUT_SECS: f64 = 7.0 * 24.0 * 3600.0;
+/// Shortest timeout accepted, in seconds.
+pub const MIN_TIMEOUT_SECS: f64 = 0.001;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "crawl",
+    about = "Fetch many URLs with twined; one JSON line per fetch."
+)]
+pub struct Args {
+    /// URLs to fetch.
+    pub urls: Vec<String>,
+    /// URLs one a line, read as they are needed (blank lines and lines
+    /// starting with # skipped; '-' = stdin).
+    #[arg(short, long, value_name = "FILE")]
+    pub input: Option<String>,
+    /// Serve a generated site on 127.0.0.1 and crawl N of its URLs.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "5000",
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=1_000_000_000))]
+    pub demo: Option<usize>,
+    /// Fetch the whole URL list K times.
+    #[arg(long, value_name = "K", default_value_t = 1,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=1_000_000_000))]
+    pub repeat: usize,
+    /// Requests in flight overall (1 to 10000).
+    #[arg(short, long, value_name = "N", default_value_t = 64,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_CONCURRENCY))]
+    pub concurrency: usize,
+    /// Requests in flight per host (default: --concurrency; 1 to 10000).
+    #[arg(long, value_name = "N",
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_CONCURRENCY))]
+    pub per_host: Option<usize>,
+    /// Whole-request timeout in seconds, body included (0.001 to 604800).
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = seconds)]
+    pub timeout: Duration,
+    /// Connect timeout in seconds (0.001 to 604800).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds)]
+    pub connect_timeout: Duration,
+    /// Retries for connection errors and 502/503/504 on GET (0 to 100).
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = RangedU64ValueParser::<usize>::new().range(0..=100))]
+    pub retries: usize,
+    /// Most redirects followed per URL (0 = none; at most 100).
+    #[arg(long, value_name = "N", default_value_t = 20,
+          value_parser = RangedU64ValueParser::<usize>::new().range(0..=100))]
+    pub max_redirects: usize,
+    /// A new connection per request.
+    #[arg(long)]
+    pub no_keepalive: bool,
+    /// Extra request header, 'Name: value' (repeatable; Content-Length and
+    /// Transfer-Encoding are refused).
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    pub headers: Vec<String>,
+    /// The User-Agent to send.
+    #[arg(long, value_name = "STR")]
+    pub user_agent: Option<String>,
+    /// Extra trusted root certificates (PEM) for HTTPS.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Write each body into DIR (new files only; symlinks are never followed).
+    #[arg(long, value_name = "DIR")]
+    pub save: Option<PathBuf>,
+    /// JSON lines go here ('-' = stdout).
+    #[arg(short, long, value_name = "FILE", default_value = "-")]
+    pub output: String,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// A timeout in seconds: a finite number from 0.001 to one week.
+fn seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(MIN_TIMEOUT_SECS..=MAX_TIMEOUT_SECS).contains(&secs) {
+        // NaN and the infinities land here too.
+        return Err(format!(
+            "{text} is out of range: from {MIN_TIMEOUT_SECS} to {MAX_TIMEOUT_SECS} seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Header fields that frame the request body: the client sets them, a user
+/// value would corrupt the request on the wire.
+const FRAMING: [&str; 2] = ["content-length", "transfer-encoding"];
+
+/// The `-H` headers, checked: `Name: value`, a valid field name and value,
+/// no framing header.
+pub fn headers(given: &[String]) -> Result<Headers, String> {
+    let mut headers = Headers::new();
+    for h in given {
+        let Some((name, value)) = h.split_once(':') else {
+            return Err(format!("bad header {h:?}: expected 'Name: value'"));
+        };
+        let (name, value) = (name.trim(), value.trim());
+        if name.is_empty() || !name.bytes().all(is_tchar) {
+            return Err(format!("bad header {h:?}: {name:?} is not a field name"));
+        }
+        if value.bytes().any(|b| (b < b' ' && b != b'\t') || b == 0x7f) {
+            return Err(format!(
+                "bad header {h:?}: the value has a control character"
+            ));
+        }
+        if FRAMING.iter().any(|f| name.eq_ignore_ascii_case(f)) {
+            return Err(format!(
+                "-H {h:?}: {name} frames the request and is set by the client; it cannot be given"
+            ));
+        }
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
+/// A character of an HTTP token (RFC 9110, section 5.6.2).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
