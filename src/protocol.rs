@@ -19,6 +19,7 @@
 //! | `ClientFactory.clientConnectionFailed/Lost` | [`Factory::client_connection_failed`] / [`Factory::client_connection_lost`] |
 //! | `IPushProducer.pauseProducing/resumeProducing` (the transport's consumer side) | [`Protocol::pause_producing`] / [`Protocol::resume_producing`] |
 //! | `ConnectionDone`, `ConnectionLost`, `ConnectionAborted` | [`ConnectionDone`], [`ConnectionLost`], [`ConnectionAborted`] |
+//! | `twisted.protocols.basic` (`LineReceiver`, `Int32StringReceiver`, `NetstringReceiver`, ...) | [`basic`]: the same names, a handler trait per family |
 //!
 //! ```
 //! use std::net::SocketAddr;
@@ -46,6 +47,8 @@
 //! assert!(port.address().port() != 0);
 //! port.stop_listening();
 //! ```
+
+pub mod basic;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
