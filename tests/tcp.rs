@@ -145,6 +145,19 @@ struct Pump {
     received: Rc<RefCell<Vec<u8>>>,
     paused: bool,
     client_pauses: Rc<Cell<usize>>,
+    server_pauses: Rc<Cell<usize>>,
+}
+
+/// Polls every 10 ms, at most `tries` times, for the server to have paused,
+/// then lets `transport` read again.
+fn resume_when_server_paused(transport: Transport, server_pauses: Rc<Cell<usize>>, tries: u32) {
+    if server_pauses.get() > 0 || tries == 0 {
+        transport.resume_producing();
+        return;
+    }
+    reactor::call_later(Duration::from_millis(10), move || {
+        resume_when_server_paused(transport, server_pauses, tries - 1)
+    });
 }
 
 fn pattern(i: usize) -> u8 {
@@ -173,11 +186,11 @@ impl Pump {
 impl Protocol for Pump {
     fn connection_made(&mut self, transport: Transport) {
         transport.set_write_buffer_limits(32 * 1024, 0);
-        // Read nothing for a while, so the echo server's writes back up and
-        // its flow control has to engage.
+        // Read nothing until the echo server's writes have backed up and its
+        // flow control has engaged (or 10 s have passed: the test then fails
+        // on its assertion, not by hanging), however slow the machine is.
         transport.pause_producing();
-        let t = transport.clone();
-        reactor::call_later(Duration::from_millis(300), move || t.resume_producing());
+        resume_when_server_paused(transport.clone(), self.server_pauses.clone(), 1000);
         self.transport = Some(transport);
         self.pump();
     }
@@ -219,6 +232,7 @@ fn echo_10_mib_with_backpressure_loses_nothing_and_keeps_order() {
         received: received.clone(),
         paused: false,
         client_pauses: client_pauses.clone(),
+        server_pauses: server_pauses.clone(),
     };
     reactor::connect_protocol("127.0.0.1", port.address().port(), pump)
         .add_errback(|f| panic!("connect failed: {f}"));
