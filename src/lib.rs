@@ -127,6 +127,7 @@ pub mod protocol;
 pub mod reactor;
 pub mod task;
 pub mod threads;
+pub mod time;
 pub mod utils;
 #[cfg(feature = "web")]
 pub mod web;

@@ -10,10 +10,10 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use super::error::ConnectError;
-use super::transport::{Conn, Connecting, MakeProtocol, OnConnect, Transport};
+use super::transport::{Conn, Connecting, MakeProtocol, OnConnect};
 use crate::defer::{CancelledError, Deferred, Failure};
-use crate::protocol::{Factory, Protocol};
 use crate::reactor::current_reactor;
+use crate::reactor::stream::{Factory, ITransport, Protocol, Transport};
 
 /// Options of an outgoing connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +136,7 @@ impl Connector {
         if self.conn.is_connecting() {
             self.stop_connecting();
         } else {
-            Transport::from_conn(self.conn.clone()).lose_connection();
+            self.conn.lose_connection();
         }
     }
 
@@ -147,7 +147,7 @@ impl Connector {
 
     /// The connection's transport, once connected.
     pub fn transport(&self) -> Option<Transport> {
-        let transport = Transport::from_conn(self.conn.clone());
+        let transport = Transport::new(self.conn.clone());
         (!self.conn.is_connecting()).then_some(transport)
     }
 }

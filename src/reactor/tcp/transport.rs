@@ -25,8 +25,8 @@ use mio::Interest;
 
 use super::error::{ConnectError, ConnectionAborted, ConnectionDone, ConnectionLost};
 use crate::defer::{Failure, Panicked};
-use crate::protocol::Protocol;
 use crate::reactor::sources::{Handler, Ready, SourceKey};
+use crate::reactor::stream::{ITransport, Protocol, Transport};
 use crate::reactor::{current_reactor, guard, DelayedCall};
 
 /// Default high-water mark of the write buffer (Twisted's `bufferSize`).
@@ -100,14 +100,6 @@ pub(crate) struct Conn {
     pending: Cell<Option<bool>>,
 }
 
-/// A handle on one TCP connection (Twisted's `ITCPTransport`): cheap to clone,
-/// usable from any code on the reactor thread. Writes after the connection
-/// closed or after [`lose_connection`](Self::lose_connection) are ignored.
-#[derive(Clone)]
-pub struct Transport {
-    conn: Rc<Conn>,
-}
-
 thread_local! {
     static READ_BUF: RefCell<Option<Box<[u8]>>> = const { RefCell::new(None) };
 }
@@ -172,7 +164,7 @@ impl Conn {
             st.stream = Some(stream);
             st.key = Some(key);
         }
-        let transport = Transport { conn: conn.clone() };
+        let transport = Transport::new(conn.clone());
         conn.with_protocol("connection_made", |p| p.connection_made(transport));
         Ok(())
     }
@@ -341,7 +333,7 @@ impl Conn {
                 }
             }
         }
-        let transport = Transport { conn: me.clone() };
+        let transport = Transport::new(me.clone());
         self.with_protocol("connection_made", |p| p.connection_made(transport.clone()));
         if let Some(on_result) = on_result {
             guard("a connect callback", || on_result(Ok(transport)));
@@ -672,31 +664,29 @@ impl Handler for Conn {
     }
 }
 
-impl Transport {
-    pub(crate) fn from_conn(conn: Rc<Conn>) -> Transport {
-        Transport { conn }
-    }
-
+/// The TCP connection as a [`Transport`]; the handle's methods document
+/// what each does.
+impl ITransport for Conn {
     /// Sends `data`: written at once when the socket takes it, buffered
     /// otherwise. Past the high-water mark the protocol's
     /// [`pause_producing`](Protocol::pause_producing) is called; nothing is
     /// ever dropped while the connection is open.
-    pub fn write(&self, data: &[u8]) {
-        self.conn.write_parts(&[data]);
+    fn write(&self, data: &[u8]) {
+        self.write_parts(&[data]);
     }
 
     /// Sends several buffers in order, with one system call when the socket
     /// takes them (Twisted's `writeSequence`).
-    pub fn write_sequence(&self, parts: &[&[u8]]) {
-        self.conn.write_parts(parts);
+    fn write_sequence(&self, parts: &[&[u8]]) {
+        self.write_parts(parts);
     }
 
     /// Closes the connection once everything written has been sent (Twisted's
     /// `loseConnection`). Reading stops at once; the protocol's
     /// `connection_lost` gets [`ConnectionDone`].
-    pub fn lose_connection(&self) {
+    fn lose_connection(&self) {
         let flushed = {
-            let mut st = self.conn.state.borrow_mut();
+            let mut st = self.state.borrow_mut();
             if st.closing || !matches!(st.phase, Phase::Connected) {
                 return;
             }
@@ -704,32 +694,32 @@ impl Transport {
             st.buffered() == 0
         };
         if flushed {
-            self.conn.close(Failure::new(ConnectionDone));
+            self.close(Failure::new(ConnectionDone));
         }
     }
 
     /// Closes the connection now, discarding unsent data, with a reset
     /// (Twisted's `abortConnection`). The protocol's `connection_lost` gets
     /// [`ConnectionAborted`]; the peer sees the connection reset.
-    pub fn abort_connection(&self) {
+    fn abort_connection(&self) {
         // SO_LINGER 0: the close resets the connection instead of ending it
         // cleanly, so the peer cannot mistake an aborted stream for a
         // complete one.
-        if let Some(stream) = self.conn.state.borrow().stream.as_ref() {
+        if let Some(stream) = self.state.borrow().stream.as_ref() {
             let _ =
                 rustix::net::sockopt::set_socket_linger(stream, Some(std::time::Duration::ZERO));
         }
-        self.conn.close(Failure::new(ConnectionAborted));
+        self.close(Failure::new(ConnectionAborted));
     }
 
     /// The remote address (Twisted's `getPeer`).
-    pub fn peer(&self) -> Option<SocketAddr> {
-        self.conn.state.borrow().peer
+    fn peer(&self) -> Option<SocketAddr> {
+        self.state.borrow().peer
     }
 
     /// The local address (Twisted's `getHost`), looked up on first use.
-    pub fn host(&self) -> Option<SocketAddr> {
-        let mut st = self.conn.state.borrow_mut();
+    fn host(&self) -> Option<SocketAddr> {
+        let mut st = self.state.borrow_mut();
         if st.host.is_none() {
             st.host = st.stream.as_ref().and_then(|s| s.local_addr().ok());
         }
@@ -737,14 +727,14 @@ impl Transport {
     }
 
     /// Whether the connection is open and not closing.
-    pub fn connected(&self) -> bool {
-        let st = self.conn.state.borrow();
+    fn connected(&self) -> bool {
+        let st = self.state.borrow();
         matches!(st.phase, Phase::Connected) && !st.closing
     }
 
     /// Turns Nagle's algorithm off (`true`) or on (Twisted's `setTcpNoDelay`).
-    pub fn set_tcp_nodelay(&self, enabled: bool) -> io::Result<()> {
-        match self.conn.state.borrow().stream.as_ref() {
+    fn set_tcp_nodelay(&self, enabled: bool) -> io::Result<()> {
+        match self.state.borrow().stream.as_ref() {
             Some(stream) => stream.set_nodelay(enabled),
             None => Err(io::Error::new(
                 io::ErrorKind::NotConnected,
@@ -756,15 +746,15 @@ impl Transport {
     /// Stops reading from the socket: `data_received` is not called until
     /// [`resume_producing`](Self::resume_producing) (Twisted's
     /// `transport.pauseProducing`, the transport as a producer).
-    pub fn pause_producing(&self) {
-        self.conn.state.borrow_mut().reading_paused = true;
+    fn pause_producing(&self) {
+        self.state.borrow_mut().reading_paused = true;
     }
 
     /// Reads again after [`pause_producing`](Self::pause_producing); data that
     /// arrived meanwhile is delivered on the next iteration.
-    pub fn resume_producing(&self) {
+    fn resume_producing(&self) {
         let schedule = {
-            let mut st = self.conn.state.borrow_mut();
+            let mut st = self.state.borrow_mut();
             let was = std::mem::replace(&mut st.reading_paused, false);
             let schedule = was && !st.read_scheduled && matches!(st.phase, Phase::Connected);
             if schedule {
@@ -773,28 +763,28 @@ impl Transport {
             schedule
         };
         if schedule {
-            self.conn.schedule_read();
+            self.schedule_read();
         }
     }
 
     /// Sets the write buffer's high-water mark (the protocol is paused above
     /// it) and low-water mark (it is resumed at or below it). Defaults: 64 KiB
     /// and 0 (resume once everything is sent, as Twisted does).
-    pub fn set_write_buffer_limits(&self, high: usize, low: usize) {
-        let mut st = self.conn.state.borrow_mut();
+    fn set_write_buffer_limits(&self, high: usize, low: usize) {
+        let mut st = self.state.borrow_mut();
         st.high_water = high;
         st.low_water = low.min(high);
     }
 
     /// Bytes written but not yet taken by the kernel.
-    pub fn write_buffer_size(&self) -> usize {
-        self.conn.state.borrow().buffered()
+    fn write_buffer_size(&self) -> usize {
+        self.state.borrow().buffered()
     }
 }
 
-impl fmt::Debug for Transport {
+impl fmt::Debug for Conn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let st = self.conn.state.borrow();
+        let st = self.state.borrow();
         let phase = match (&st.phase, st.closing) {
             (Phase::Connecting(_), _) => "connecting",
             (Phase::Connected, false) => "connected",
