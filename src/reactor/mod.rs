@@ -35,7 +35,7 @@
 
 mod core;
 mod fds;
-pub mod process;
+mod process;
 mod signals;
 pub(crate) mod sources;
 pub(crate) mod stream;
