@@ -117,7 +117,7 @@ impl fmt::Display for ExitStatus {
     }
 }
 
-/// Errors of [`spawn_process`] and [`ProcessTransport`].
+/// Errors of [`spawn_process`](super::spawn_process) and [`ProcessTransport`].
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ProcessError {
@@ -214,7 +214,7 @@ impl Error for ProcessError {
     }
 }
 
-/// Options for [`spawn_process`].
+/// Options for [`spawn_process`](super::spawn_process).
 #[derive(Debug, Clone, Default)]
 pub struct ProcessOptions {
     /// The child's whole environment; `None` (the default) inherits this
@@ -232,7 +232,7 @@ pub struct ProcessOptions {
 /// iteration.
 pub trait ProcessProtocol: 'static {
     /// The process started; `transport` writes to it and signals it. Called
-    /// inside [`spawn_process`].
+    /// inside [`spawn_process`](super::spawn_process).
     fn connection_made(&mut self, transport: ProcessTransport) {
         let _ = transport;
     }
