@@ -101,7 +101,7 @@
 //! | `DeferredList(ds, fireOnOneCallback, fireOnOneErrback, consumeErrors)` | `DeferredList::new(ds)`, `DeferredList::with_options(ds, ListOptions)`, `DeferredList::first_success(ds)`; results `Vec<Result<T, Failure>>` in input order |
 //! | `defer.gatherResults(ds)` / `defer.race(ds)` | `defer::gather_results(ds)` (errback `FirstError { index, failure }`) / `defer::race(ds)` |
 //! | `DeferredLock`, `DeferredSemaphore(n).run(f)`, `DeferredQueue` | the same names in `twined::defer` (guards release on drop) |
-//! | `@inlineCallbacks` / `ensureDeferred(coro)` / `Deferred.fromCoroutine` | [`defer::ensure_deferred(async move { ... })`](defer::ensure_deferred); `Deferred<T>` is a `Future<Output = Result<T, Failure>>` (see below); `task.react(lambda r: ensureDeferred(main()))` is [`task::react_async(|| async { ... })`](task::react_async); `deferLater(reactor, t)` awaited is [`task::sleep(t)`](task::sleep) |
+//! | `@inlineCallbacks` / `ensureDeferred(coro)` / `Deferred.fromCoroutine` | [`defer::ensure_deferred(async move { ... })`](defer::ensure_deferred); `Deferred<T>` is a `Future<Output = Result<T, Failure>>` (see below); `task.react(lambda r: ensureDeferred(main()))` is [`task::react_async(\|\| async { ... })`](task::react_async); `deferLater(reactor, t)` awaited is [`task::sleep(t)`](task::sleep) |
 //! | `task.react(main)` | `task::react(main)` (returns main's result; `task::exit_code` maps it to 0, 1 or a `SystemExit` code) |
 //! | `task.deferLater`, `LoopingCall(f)`, `LoopingCall.withCount(f)`, `coiterate`/`cooperate`/`Cooperator`, `Clock` | `task::defer_later`, `task::LoopingCall::new(f)`, `LoopingCall::with_count(f)`, `task::coiterate`/`cooperate`/`Cooperator`, `task::Clock` |
 //! | `Failure.trap(E)` / `check(E)` / `value` / `getErrorMessage()` | `failure.trap::<E>()` / `check::<E>()` / `downcast_ref::<E>()` / `Display` |
@@ -127,6 +127,7 @@ pub mod protocol;
 pub mod reactor;
 pub mod task;
 pub mod threads;
+pub mod time;
 pub mod utils;
 #[cfg(feature = "web")]
 pub mod web;

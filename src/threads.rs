@@ -29,7 +29,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use crate::defer::{succeed, Deferred, Failure, Panicked};
-use crate::reactor;
+use crate::time::Handle;
 
 /// Twisted's default thread pool size.
 pub const DEFAULT_POOL_SIZE: usize = 10;
@@ -233,7 +233,7 @@ pub fn defer_to_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static
     {
         return crate::defer::fail(Failure::msg("the thread is exiting"));
     }
-    let handle = reactor::handle();
+    let handle = Handle::current();
     pool().submit(Box::new(move || {
         let result: Result<T, Failure> =
             catch_unwind(AssertUnwindSafe(f)).map_err(Failure::from_panic);

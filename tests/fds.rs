@@ -9,18 +9,8 @@ use std::time::Duration;
 
 use twined::reactor;
 
-/// Runs the reactor with a watchdog that stops it and fails the test.
-fn run_bounded() {
-    let fired = Rc::new(Cell::new(false));
-    let f = fired.clone();
-    let watchdog = reactor::call_later(Duration::from_secs(10), move || {
-        f.set(true);
-        let _ = reactor::stop();
-    });
-    reactor::run().unwrap();
-    assert!(!fired.get(), "watchdog fired: the test did not finish");
-    let _ = watchdog.cancel();
-}
+mod support;
+use support::run_bounded;
 
 fn pair() -> (Rc<UnixStream>, UnixStream) {
     let (ours, theirs) = UnixStream::pair().unwrap();
@@ -60,7 +50,7 @@ fn reader_receives_data_from_the_other_end() {
         vec![std::os::unix::io::AsRawFd::as_raw_fd(&*ours)]
     );
     theirs.write_all(b"hello").unwrap();
-    run_bounded();
+    run_bounded(Duration::from_secs(10));
     assert_eq!(*got.borrow(), b"hello");
     assert_eq!(reactor::source_count(), start);
     assert!(reactor::get_readers().is_empty());
@@ -88,7 +78,7 @@ fn reader_receives_several_bursts() {
             t.borrow_mut().write_all(&[b'a' + i as u8; 10]).unwrap();
         });
     }
-    run_bounded();
+    run_bounded(Duration::from_secs(10));
     let mut expected = Vec::new();
     for c in [b'a', b'b', b'c'] {
         expected.extend_from_slice(&[c; 10]);
@@ -118,7 +108,7 @@ fn reader_is_level_triggered_when_it_reads_only_part() {
     .unwrap();
     let payload: Vec<u8> = (0..1000).map(|i| (i % 251) as u8).collect();
     theirs.write_all(&payload).unwrap();
-    run_bounded();
+    run_bounded(Duration::from_secs(10));
     assert_eq!(*got.borrow(), payload);
     assert!(calls.get() >= 100, "{} calls", calls.get());
     assert_eq!(reactor::source_count(), start);
@@ -141,7 +131,7 @@ fn writer_fires_while_writable_until_removed() {
     })
     .unwrap();
     assert_eq!(reactor::get_writers().len(), 1);
-    run_bounded();
+    run_bounded(Duration::from_secs(10));
     assert_eq!(calls.get(), 5);
     let mut buf = [0; 16];
     assert_eq!(theirs.read(&mut buf).unwrap(), 5);
@@ -166,7 +156,7 @@ fn removed_reader_is_not_called_again() {
     })
     .unwrap();
     theirs.borrow_mut().write_all(b"first").unwrap();
-    run_bounded();
+    run_bounded(Duration::from_secs(10));
     assert_eq!(calls.get(), 1);
     assert_eq!(reactor::source_count(), start);
 }
@@ -195,7 +185,7 @@ fn reader_can_replace_itself() {
     })
     .unwrap();
     theirs.borrow_mut().write_all(b"a").unwrap();
-    run_bounded();
+    run_bounded(Duration::from_secs(10));
     assert_eq!(*log.borrow(), ["first:a", "second:b"]);
     assert_eq!(reactor::source_count(), start);
 }
@@ -222,7 +212,7 @@ fn reader_added_from_inside_another_callback() {
         bp.borrow_mut().write_all(b"via b").unwrap();
     })
     .unwrap();
-    run_bounded();
+    run_bounded(Duration::from_secs(10));
     assert_eq!(*got.borrow(), b"via b");
     assert_eq!(reactor::source_count(), start);
 }
@@ -252,7 +242,7 @@ fn reader_and_writer_on_one_fd_are_independent() {
     reactor::call_later(Duration::from_millis(5), move || {
         theirs.write_all(b"ping").unwrap();
     });
-    run_bounded();
+    run_bounded(Duration::from_secs(10));
     assert_eq!(*events.borrow(), ["write", "read"]);
     assert_eq!(reactor::source_count(), start);
 }
@@ -272,7 +262,7 @@ fn hang_up_calls_the_reader_which_reads_eof() {
     })
     .unwrap();
     drop(theirs);
-    run_bounded();
+    run_bounded(Duration::from_secs(10));
     assert!(saw_eof.get());
     assert_eq!(reactor::source_count(), start);
 }
@@ -313,7 +303,7 @@ fn remove_all_from_inside_a_callback() {
         })
         .unwrap();
     }
-    run_bounded();
+    run_bounded(Duration::from_secs(10));
     // Both were writable in the same poll; the first removed the second
     // before it ran.
     assert_eq!(calls.get(), 1);
@@ -332,7 +322,7 @@ fn a_panicking_callback_is_removed_and_the_loop_goes_on() {
     })
     .unwrap();
     reactor::call_later(Duration::from_millis(20), || reactor::stop().unwrap());
-    run_bounded();
+    run_bounded(Duration::from_secs(10));
     assert_eq!(calls.get(), 1);
     assert!(reactor::get_writers().is_empty());
     assert_eq!(reactor::source_count(), start);
@@ -375,7 +365,7 @@ fn a_writer_on_a_hung_up_socket_is_called_and_its_write_fails() {
         }
     })
     .unwrap();
-    run_bounded();
+    run_bounded(Duration::from_secs(10));
     assert_eq!(*error.borrow(), Some(ErrorKind::BrokenPipe));
     assert_eq!(reactor::source_count(), start);
 }

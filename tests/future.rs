@@ -12,6 +12,9 @@ use twined::defer::{
 };
 use twined::{reactor, task};
 
+mod support;
+use support::wait;
+
 #[derive(Debug)]
 struct TestError(&'static str);
 
@@ -22,25 +25,6 @@ impl fmt::Display for TestError {
 }
 
 impl std::error::Error for TestError {}
-
-/// Runs the reactor until `d` fires (at most 10 s) and returns its result.
-fn wait<T: 'static>(d: Deferred<T>) -> Result<T, Failure> {
-    let slot = Rc::new(RefCell::new(None));
-    let s = slot.clone();
-    d.add_both(move |r| {
-        *s.borrow_mut() = Some(r);
-        let _ = reactor::stop();
-    });
-    if slot.borrow().is_none() {
-        let watchdog = reactor::call_later(Duration::from_secs(10), || {
-            let _ = reactor::stop();
-        });
-        reactor::run().unwrap();
-        let _ = watchdog.cancel();
-    }
-    let r = slot.borrow_mut().take();
-    r.expect("the Deferred did not fire within 10 s")
-}
 
 /// A Deferred that fires with `v` after `ms` milliseconds, made in callback
 /// style (a stand-in for `get_page`).

@@ -5,40 +5,14 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use twined::defer::{gather_results, Deferred, Failure};
+use twined::defer::{gather_results, Deferred};
 use twined::reactor::{
     self, ExitStatus, ProcessError, ProcessOptions, ProcessProtocol, ProcessTransport, Signal,
 };
 use twined::utils::{self, OutputError, ProcessOutput};
 
-/// Runs the reactor with a watchdog that stops it and fails the test.
-fn run_bounded() {
-    let fired = Rc::new(Cell::new(false));
-    let f = fired.clone();
-    let watchdog = reactor::call_later(Duration::from_secs(20), move || {
-        f.set(true);
-        let _ = reactor::stop();
-    });
-    reactor::run().unwrap();
-    assert!(!fired.get(), "watchdog fired: the test did not finish");
-    let _ = watchdog.cancel();
-}
-
-/// Runs the reactor until `d` fires and returns its result.
-fn wait<T: 'static>(d: Deferred<T>) -> Result<T, Failure> {
-    let result = Rc::new(RefCell::new(None));
-    let r = result.clone();
-    d.then(move |res| {
-        *r.borrow_mut() = Some(res);
-        let _ = reactor::stop();
-        Ok::<(), Failure>(())
-    });
-    if result.borrow().is_none() {
-        run_bounded();
-    }
-    let taken = result.borrow_mut().take();
-    taken.expect("the Deferred did not fire")
-}
+mod support;
+use support::{run_bounded, wait};
 
 /// Records every protocol event.
 #[derive(Default)]
@@ -162,7 +136,7 @@ fn protocol_events_arrive_in_order_and_the_protocol_is_dropped_at_the_end() {
     .unwrap();
     assert!(transport.pid().is_some());
     assert_eq!(log.borrow().events, ["made"]);
-    run_bounded();
+    run_bounded(Duration::from_secs(20));
     let log = log.borrow();
     assert_eq!(log.stdout, b"out\n");
     assert_eq!(log.stderr, b"err\n");
@@ -235,7 +209,7 @@ fn stdin_is_written_and_closed() {
         protocol,
     )
     .unwrap();
-    run_bounded();
+    run_bounded(Duration::from_secs(20));
     let log = log.borrow();
     assert_eq!(log.stdout, b"hello world");
     assert_eq!(log.status, Some(ExitStatus::Exited(0)));
@@ -263,7 +237,7 @@ fn a_megabyte_through_cat_is_buffered_and_comes_back_whole() {
         protocol,
     )
     .unwrap();
-    run_bounded();
+    run_bounded(Duration::from_secs(20));
     let log = log.borrow();
     assert!(saw_buffering.get());
     assert_eq!(log.stdout.len(), payload.len());
@@ -290,7 +264,7 @@ fn signal_terminates_and_later_signals_are_refused() {
     let transport =
         reactor::spawn_process("sleep", ["30"], ProcessOptions::default(), protocol).unwrap();
     let pid = transport.pid().unwrap();
-    run_bounded();
+    run_bounded(Duration::from_secs(20));
     assert_eq!(log.borrow().status, Some(ExitStatus::Killed(Signal::TERM)));
     let err = transport.kill().unwrap_err();
     assert!(matches!(err, ProcessError::AlreadyExited { pid: p } if p == pid));
@@ -311,7 +285,7 @@ fn lose_connection_stops_reading_and_the_child_gets_sigpipe() {
         protocol,
     )
     .unwrap();
-    run_bounded();
+    run_bounded(Duration::from_secs(20));
     let log = log.borrow();
     assert_eq!(log.status, Some(ExitStatus::Killed(Signal::from_raw(13))));
     for event in ["in lost", "out lost", "err lost"] {
@@ -410,7 +384,7 @@ fn a_child_that_stops_reading_stdin_breaks_the_pipe_cleanly() {
     }));
     let transport =
         reactor::spawn_process("head", ["-c", "1"], ProcessOptions::default(), protocol).unwrap();
-    run_bounded();
+    run_bounded(Duration::from_secs(20));
     let log = log.borrow();
     assert_eq!(log.stdout, b"x");
     assert_eq!(log.status, Some(ExitStatus::Exited(0)));

@@ -2,8 +2,8 @@
 //! result slot and the loop that runs them.
 //!
 //! `Deferred<T>` (in `deferred.rs`) is a typed handle on one `Chain`; the types
-//! are checked there, at compile time, so the engine can move values around as
-//! `Box<dyn Any>`.
+//! are checked there, at compile time, so the engine can move values around
+//! type-erased, as [`Value`]s (inline when small, boxed otherwise).
 //!
 //! The runner is a loop with an explicit work list, never recursion: when a
 //! step returns an unfired Deferred, the outer chain pauses and a `Continue`
@@ -148,6 +148,19 @@ struct State {
     waker: Option<std::task::Waker>,
 }
 
+impl State {
+    /// Fired, not paused and no step running: the next step may run now.
+    fn runnable(&self) -> bool {
+        self.called && self.paused == 0 && !self.running
+    }
+
+    /// Runnable with no step left: the result, if still there, is the final
+    /// one, of the handle's type.
+    fn is_final(&self) -> bool {
+        self.runnable() && self.steps.is_empty()
+    }
+}
+
 /// Where a Deferred was created and fired, recorded in debug mode.
 struct DebugInfo {
     created: Backtrace,
@@ -202,7 +215,7 @@ impl Chain {
         let runnable = {
             let mut st = self.st.borrow_mut();
             st.steps.push_back(step);
-            st.called && st.paused == 0 && !st.running
+            st.runnable()
         };
         if runnable {
             run(self.clone());
@@ -217,7 +230,7 @@ impl Chain {
         let runnable = {
             let mut st = self.st.borrow_mut();
             st.paused = st.paused.saturating_sub(1);
-            st.called && st.paused == 0 && !st.running
+            st.runnable()
         };
         if runnable {
             run(self.clone());
@@ -260,7 +273,7 @@ impl Chain {
     /// running, and has no steps left, so the value is of the handle's type.
     pub(crate) fn take_final(&self) -> Option<Res> {
         let mut st = self.st.borrow_mut();
-        if st.called && st.paused == 0 && !st.running && st.steps.is_empty() {
+        if st.is_final() {
             st.result.take()
         } else {
             None
@@ -271,7 +284,7 @@ impl Chain {
     /// one (`Deferred` as a `Future`).
     pub(crate) fn poll_final(&self, waker: &std::task::Waker) -> Option<Res> {
         let mut st = self.st.borrow_mut();
-        if st.called && st.paused == 0 && !st.running && st.steps.is_empty() {
+        if st.is_final() {
             if let Some(result) = st.result.take() {
                 st.waker = None;
                 return Some(result);
@@ -288,10 +301,7 @@ impl Chain {
     fn wake_if_final(&self) {
         let waker = {
             let mut st = self.st.borrow_mut();
-            if st.waker.is_none()
-                || !(st.called && st.paused == 0 && !st.running && st.steps.is_empty())
-                || st.result.is_none()
-            {
+            if st.waker.is_none() || !st.is_final() || st.result.is_none() {
                 return;
             }
             st.waker.take()
@@ -304,7 +314,7 @@ impl Chain {
     /// Runs `f` on the final result in place (see `take_final` for "final").
     pub(crate) fn peek_final<R>(&self, f: impl FnOnce(Option<&Res>) -> R) -> R {
         let st = self.st.borrow();
-        if st.called && st.paused == 0 && !st.running && st.steps.is_empty() {
+        if st.is_final() {
             f(st.result.as_ref())
         } else {
             f(None)
@@ -383,7 +393,7 @@ pub(crate) fn fire(chain: &Rc<Chain>, result: Res) -> Result<(), Res> {
         if let Some(info) = st.debug.as_mut() {
             info.fired = Some(Backtrace::force_capture());
         }
-        (st.paused == 0 && !st.running, st.canceller.take())
+        (st.runnable(), st.canceller.take())
     };
     // The canceller is no longer needed (and may hold references): drop it
     // outside the borrow, since dropping user values may run user code.
@@ -520,7 +530,7 @@ fn run_steps(chain: &Rc<Chain>, pending: &mut Vec<Rc<Chain>>) {
     // the inner chain delivers.
     let mut result = {
         let mut st = chain.st.borrow_mut();
-        if st.running || st.paused > 0 || !st.called || st.steps.is_empty() {
+        if !st.runnable() || st.steps.is_empty() {
             return;
         }
         let Some(result) = st.result.take() else {
@@ -589,14 +599,14 @@ fn wait_on(chain: &Rc<Chain>, inner: Rc<Chain>, pending: &mut Vec<Rc<Chain>>) ->
     }
     let runnable = {
         let mut ist = inner.st.borrow_mut();
-        if ist.called && ist.paused == 0 && !ist.running && ist.steps.is_empty() {
+        if ist.is_final() {
             if let Some(result) = ist.result.take() {
                 return Some(result);
             }
         }
         ist.steps
             .push_back(Step::Continue(chain.clone(), Link::Implicit));
-        ist.called && ist.paused == 0 && !ist.running
+        ist.runnable()
     };
     {
         let mut st = chain.st.borrow_mut();

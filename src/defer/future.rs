@@ -8,7 +8,7 @@
 //! if the wake comes while another task is being polled, right after that
 //! poll, so polls never nest more than one level and a long run of
 //! already-fired awaits runs in a loop, not a recursion. A wake from another
-//! thread goes through [`Handle::call_from_thread`](crate::reactor::Handle).
+//! thread goes through the thread's [`Handle`]: the reactor drains it.
 //!
 //! ```
 //! use twined::defer::{ensure_deferred, succeed, Failure};
@@ -41,7 +41,7 @@ use slab::Slab;
 use super::chain::{self, Chain};
 use super::deferred::unbox_result;
 use super::{CancelledError, Deferred, Failure, Panicked, Trigger};
-use crate::reactor;
+use crate::time::Handle;
 
 /// Awaiting a Deferred gives its result; a failure is the `Err` (so `?`
 /// propagates it, as a `yield` raises in `@inlineCallbacks`). The result is
@@ -107,7 +107,7 @@ fn thread_mark() -> usize {
 struct TaskWaker {
     key: usize,
     thread: usize,
-    handle: reactor::Handle,
+    handle: Handle,
 }
 
 impl Wake for TaskWaker {
@@ -323,7 +323,7 @@ pub fn ensure_deferred<T: 'static>(
     *task.waker.borrow_mut() = Some(Waker::from(Arc::new(TaskWaker {
         key,
         thread: thread_mark(),
-        handle: reactor::handle(),
+        handle: Handle::current(),
     })));
     *outer.task.borrow_mut() = Rc::downgrade(&task);
     // The first poll is direct, so a future that needs no waiting fires now.

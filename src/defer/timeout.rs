@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use super::chain::{self, Next};
 use super::{CancelledError, Deferred, Failure, Outcome};
-use crate::reactor::{Current, ReactorTime};
+use crate::time::{Current, ReactorTime};
 
 /// A Deferred given a deadline with [`Deferred::add_timeout`] did not fire in
 /// time (Twisted's `defer.TimeoutError`).

@@ -14,6 +14,7 @@
 #![allow(unsafe_code)]
 
 use std::any::{Any, TypeId};
+use std::marker::PhantomData;
 use std::mem::{align_of, size_of, MaybeUninit};
 
 /// Inline capacity: three machine words, word-aligned.
@@ -25,8 +26,14 @@ const fn fits<T>() -> bool {
 }
 
 /// A type-erased value (see the module docs).
+///
+/// `!Send` and `!Sync` on purpose, whatever it holds: it may hold an `Rc` or
+/// any other `T` that must stay on its thread, and its type is erased, so the
+/// compiler could not tell. The marker says so explicitly instead of relying
+/// on the `Box<dyn Any>` variant happening to be `!Send`.
 pub(crate) struct Value {
     repr: Repr,
+    _not_send: PhantomData<*const ()>,
 }
 
 enum Repr {
@@ -54,6 +61,13 @@ unsafe fn drop_slot<T>(slot: &mut Slot) {
 }
 
 impl Value {
+    fn from_repr(repr: Repr) -> Value {
+        Value {
+            repr,
+            _not_send: PhantomData,
+        }
+    }
+
     /// Stores `value`, inline if it fits.
     #[inline]
     pub(crate) fn new<T: 'static>(value: T) -> Value {
@@ -63,17 +77,13 @@ impl Value {
             // and that the slot's alignment satisfies `T`'s; the slot is
             // uninitialized memory we own, so writing does not drop anything.
             unsafe { slot.as_mut_ptr().cast::<T>().write(value) };
-            Value {
-                repr: Repr::Inline {
-                    type_id: TypeId::of::<T>(),
-                    slot,
-                    drop_in_place: drop_slot::<T>,
-                },
-            }
+            Value::from_repr(Repr::Inline {
+                type_id: TypeId::of::<T>(),
+                slot,
+                drop_in_place: drop_slot::<T>,
+            })
         } else {
-            Value {
-                repr: Repr::Boxed(Box::new(value)),
-            }
+            Value::from_repr(Repr::Boxed(Box::new(value)))
         }
     }
 
@@ -97,9 +107,10 @@ impl Value {
         }
         let mut this = self;
         match std::mem::replace(&mut this.repr, Repr::Taken) {
-            Repr::Boxed(boxed) => boxed.downcast::<T>().map(|b| *b).map_err(|boxed| Value {
-                repr: Repr::Boxed(boxed),
-            }),
+            Repr::Boxed(boxed) => boxed
+                .downcast::<T>()
+                .map(|b| *b)
+                .map_err(|boxed| Value::from_repr(Repr::Boxed(boxed))),
             repr => {
                 this.repr = repr;
                 Err(this)
@@ -129,9 +140,10 @@ impl Drop for Value {
             ..
         } = &mut self.repr
         {
-            // SAFETY: an `Inline` repr always holds the initialized value that
-            // `new` wrote (taking it switches the repr to `Taken`), and this
-            // is the last use of it.
+            // SAFETY: an `Inline` repr holds the initialized value that `new`
+            // wrote until `take` reads it out, and `take` wraps the `Value`
+            // in `ManuallyDrop` first, so this never runs after a read; drop
+            // runs once, so this is the last use of the value.
             unsafe { drop_in_place(slot) }
         }
     }

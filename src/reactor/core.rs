@@ -17,12 +17,11 @@ use std::time::Duration;
 
 use mio::{Events, Interest, Poll, Registry, Waker};
 
-use super::remote::Remote;
 use super::signals::SignalWatch;
 use super::sources::{self, Handler, Ready, SourceKey, Sources, SIGNAL_TOKEN, WAKER_TOKEN};
-use super::timers::TimerQueue;
 use super::{Event, Phase, ReactorError, RunOptions, TriggerId};
 use crate::defer::{Deferred, DeferredList, Panicked};
+use crate::time::{self, Inbox, TimerQueue};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum State {
@@ -74,7 +73,7 @@ pub(crate) struct Reactor {
     pub(crate) timers: TimerQueue,
     io: RefCell<Option<Rc<Io>>>,
     pub(crate) sources: RefCell<Sources>,
-    pub(crate) remote: Arc<Remote>,
+    pub(crate) remote: Arc<Inbox>,
     triggers: RefCell<Triggers>,
     /// Calls to run at the next iteration, on this thread.
     soon: RefCell<VecDeque<Box<dyn FnOnce()>>>,
@@ -113,10 +112,10 @@ impl Reactor {
             stop_requested: Cell::new(false),
             shutting_down: Cell::new(false),
             exit: Cell::new(false),
-            timers: TimerQueue::real(),
+            timers: time::thread_timers(),
             io: RefCell::new(None),
             sources: RefCell::new(Sources::default()),
-            remote: Arc::new(Remote::default()),
+            remote: time::thread_inbox(),
             triggers: RefCell::new(Triggers::default()),
             soon: RefCell::new(VecDeque::new()),
         }
@@ -130,7 +129,12 @@ impl Reactor {
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
         let waker = Waker::new(&registry, WAKER_TOKEN)?;
-        self.remote.set_waker(Arc::new(waker));
+        let waker = Arc::new(waker);
+        self.remote.set_wake_hook(Arc::new(move || {
+            if let Err(e) = waker.wake() {
+                log::error!("could not wake the reactor: {e}");
+            }
+        }));
         let io = Rc::new(Io {
             poll: RefCell::new(poll),
             registry,

@@ -35,18 +35,18 @@
 
 mod core;
 mod fds;
-pub mod process;
-mod remote;
+mod process;
 mod signals;
 pub(crate) mod sources;
+pub(crate) mod stream;
 pub(crate) mod tcp;
-mod timers;
 
 use std::error::Error;
 use std::fmt;
 use std::io;
 use std::time::Duration;
 
+pub use crate::time::{Current, DelayedCall, DelayedCallError, Handle, ReactorTime};
 pub use fds::{
     add_reader, add_writer, get_readers, get_writers, remove_all, remove_reader, remove_writer,
     RemovedFds,
@@ -55,15 +55,12 @@ pub use process::{
     spawn_process, ExitStatus, ProcessError, ProcessOptions, ProcessProtocol, ProcessTransport,
     Signal,
 };
-pub use remote::Handle;
 pub use tcp::{
     connect_protocol, connect_protocol_with, connect_tcp, connect_tcp_with, listen_tcp,
     CannotListen, ConnectError, ConnectOptions, Connector, Port,
 };
-pub use timers::{DelayedCall, DelayedCallError};
 
 pub(crate) use self::core::{current as current_reactor, guard};
-pub(crate) use timers::{TimerQueue, WeakDelayedCall};
 
 use crate::defer::Deferred;
 
@@ -258,31 +255,7 @@ pub fn remove_system_event_trigger(id: TriggerId) -> bool {
 /// A `Send + Clone` handle on this thread's reactor for other threads.
 pub fn handle() -> Handle {
     Handle {
-        remote: current_reactor().remote.clone(),
-    }
-}
-
-/// A source of time and timed calls: the reactor ([`Current`]) or a
-/// [`task::Clock`](crate::task::Clock) (Twisted's `IReactorTime`). Code that
-/// takes one can be tested deterministically with a `Clock`.
-pub trait ReactorTime {
-    /// Time since the clock's start.
-    fn now(&self) -> Duration;
-    /// Runs `f` once, `delay` from now.
-    fn call_later_boxed(&self, delay: Duration, f: Box<dyn FnOnce()>) -> DelayedCall;
-}
-
-/// This thread's reactor as a [`ReactorTime`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Current;
-
-impl ReactorTime for Current {
-    fn now(&self) -> Duration {
-        current_reactor().timers.now()
-    }
-
-    fn call_later_boxed(&self, delay: Duration, f: Box<dyn FnOnce()>) -> DelayedCall {
-        current_reactor().timers.call_later(delay, f)
+        inbox: current_reactor().remote.clone(),
     }
 }
 

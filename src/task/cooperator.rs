@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::WorkResult;
 use crate::defer::{Deferred, Failure, Trigger};
-use crate::reactor::{Current, ReactorTime, WeakDelayedCall};
+use crate::time::{Current, ReactorTime, WeakDelayedCall};
 
 /// Why a [`CooperativeTask`] operation was refused, or how a task ended
 /// (Twisted's `TaskDone`, `TaskFailed`, `TaskStopped`, `SchedulerStopped`,

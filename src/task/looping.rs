@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::WorkResult;
 use crate::defer::{Deferred, Failure, Trigger};
-use crate::reactor::{Current, ReactorTime, WeakDelayedCall};
+use crate::time::{Current, ReactorTime, WeakDelayedCall};
 
 /// Misuse of a [`LoopingCall`] (Twisted asserts on these).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -26,7 +26,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::defer::{Deferred, Failure, Outcome};
-use crate::reactor::{Current, DelayedCall, ReactorTime, TimerQueue};
+use crate::time::{Current, DelayedCall, ReactorTime, TimerQueue};
 
 pub use cooperator::{coiterate, cooperate, CooperativeTask, Cooperator, TaskError};
 pub use looping::{LoopingCall, LoopingCallError};

@@ -1,5 +1,6 @@
-//! Shared helpers for the web tests: a bounded reactor run, result capture,
-//! and raw-socket servers that misbehave on purpose.
+//! Shared helpers for the integration tests: a bounded reactor run, result
+//! capture, and (for the web tests) raw-socket servers that misbehave on
+//! purpose.
 #![allow(dead_code)]
 
 use std::cell::{Cell, RefCell};

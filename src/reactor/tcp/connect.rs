@@ -1,19 +1,25 @@
 //! Outgoing TCP connections: resolve the host (on the thread pool unless it
 //! is an IP literal), try each address in turn, give up after a timeout
-//! (Twisted's `connectTCP` and the endpoint-style `connectProtocol`).
+//! (Twisted's `connectTCP` and the endpoint-style `connectProtocol`), and the
+//! connecting phase of a connection, until it hands over to the transport.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use super::error::ConnectError;
-use super::transport::{Conn, Connecting, MakeProtocol, OnConnect, Transport};
+use mio::net::TcpStream;
+use mio::Interest;
+
+use super::error::{ConnectError, ConnectionDone};
+use super::transport::{Conn, Phase};
 use crate::defer::{CancelledError, Deferred, Failure};
-use crate::protocol::{Factory, Protocol};
-use crate::reactor::current_reactor;
+use crate::reactor::sources::Ready;
+use crate::reactor::stream::{Factory, ITransport, Protocol, Transport};
+use crate::reactor::{current_reactor, guard, DelayedCall};
 
 /// Options of an outgoing connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +142,7 @@ impl Connector {
         if self.conn.is_connecting() {
             self.stop_connecting();
         } else {
-            Transport::from_conn(self.conn.clone()).lose_connection();
+            self.conn.lose_connection();
         }
     }
 
@@ -147,7 +153,7 @@ impl Connector {
 
     /// The connection's transport, once connected.
     pub fn transport(&self) -> Option<Transport> {
-        let transport = Transport::from_conn(self.conn.clone());
+        let transport = Transport::new(self.conn.clone());
         (!self.conn.is_connecting()).then_some(transport)
     }
 }
@@ -215,4 +221,217 @@ fn start(
         }
     }
     conn
+}
+
+/// Builds the protocol of a connection once its peer is known.
+pub(super) type MakeProtocol = Box<dyn FnOnce(SocketAddr) -> Option<Box<dyn Protocol>>>;
+
+/// Receives the outcome of a connection attempt.
+pub(super) type OnConnect = Box<dyn FnOnce(Result<Transport, Failure>)>;
+
+/// Where a connection attempt stands.
+pub(super) struct Connecting {
+    pub(super) host: String,
+    /// Addresses not tried yet.
+    pub(super) addrs: VecDeque<SocketAddr>,
+    /// The address being tried.
+    pub(super) current: Option<SocketAddr>,
+    pub(super) last_error: Option<ConnectError>,
+    pub(super) make: Option<MakeProtocol>,
+    pub(super) on_result: Option<OnConnect>,
+    pub(super) timeout: Option<DelayedCall>,
+}
+
+impl Conn {
+    /// A connection attempt that waits for its addresses
+    /// ([`resolved`](Self::resolved)).
+    pub(crate) fn connecting(
+        connecting: Connecting,
+        on_lost: Option<Box<dyn FnOnce(Failure)>>,
+    ) -> Rc<Conn> {
+        let conn = Conn::new(Phase::Connecting(Box::new(connecting)), None);
+        conn.state.borrow_mut().on_lost = on_lost;
+        conn
+    }
+
+    /// Sets the time limit of a connection attempt.
+    pub(crate) fn set_connect_timeout(&self, call: DelayedCall) {
+        if let Phase::Connecting(c) = &mut self.state.borrow_mut().phase {
+            c.timeout = Some(call);
+        } else {
+            let _ = call.cancel();
+        }
+    }
+
+    /// The host name resolved: try its addresses in turn.
+    pub(crate) fn resolved(&self, addrs: Vec<SocketAddr>) {
+        if let Phase::Connecting(c) = &mut self.state.borrow_mut().phase {
+            c.addrs.extend(addrs);
+        } else {
+            return;
+        }
+        self.try_next();
+    }
+
+    /// Starts a connect to the next untried address; fails the attempt when
+    /// none is left.
+    pub(super) fn try_next(&self) {
+        let Some(me) = self.rc() else { return };
+        loop {
+            let addr = {
+                let mut st = self.state.borrow_mut();
+                let Phase::Connecting(c) = &mut st.phase else {
+                    return;
+                };
+                match c.addrs.pop_front() {
+                    Some(addr) => {
+                        c.current = Some(addr);
+                        addr
+                    }
+                    None => {
+                        let error = c.last_error.take().unwrap_or(ConnectError::NoAddress {
+                            host: c.host.clone(),
+                        });
+                        drop(st);
+                        self.fail_connect(Failure::new(error));
+                        return;
+                    }
+                }
+            };
+            let started = TcpStream::connect(addr).and_then(|mut stream| {
+                let key = current_reactor().register(
+                    &mut stream,
+                    Interest::READABLE | Interest::WRITABLE,
+                    me.clone(),
+                )?;
+                Ok((stream, key))
+            });
+            match started {
+                Ok((stream, key)) => {
+                    let mut st = self.state.borrow_mut();
+                    st.stream = Some(stream);
+                    st.key = Some(key);
+                    return;
+                }
+                Err(e) => self.attempt_failed(addr, e),
+            }
+        }
+    }
+
+    pub(super) fn attempt_failed(&self, addr: SocketAddr, error: io::Error) {
+        log::debug!("connect to {addr} failed: {error}");
+        self.drop_socket();
+        if let Phase::Connecting(c) = &mut self.state.borrow_mut().phase {
+            c.last_error = Some(ConnectError::from_io(addr, error));
+        }
+    }
+
+    /// A readiness event while connecting: connected, failed, or spurious.
+    pub(super) fn check_connect(&self, ready: Ready) {
+        if !(ready.writable || ready.error || ready.write_closed || ready.read_closed) {
+            return;
+        }
+        let outcome = {
+            let st = self.state.borrow();
+            let (Some(stream), Phase::Connecting(c)) = (st.stream.as_ref(), &st.phase) else {
+                return;
+            };
+            let Some(addr) = c.current else { return };
+            match stream.take_error() {
+                Ok(Some(e)) | Err(e) => Err((addr, e)),
+                // Writable without error or hang-up: connected (Linux reports
+                // nothing else for a connecting socket), no getpeername needed.
+                Ok(None) if ready.writable && !ready.error && !ready.write_closed => {
+                    Ok((addr, None))
+                }
+                Ok(None) => match stream.peer_addr() {
+                    Ok(peer) => Ok((peer, None)),
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected && !ready.error => {
+                        return;
+                    }
+                    Err(e) => Err((addr, e)),
+                },
+            }
+        };
+        match outcome {
+            Ok((peer, host)) => self.connected(peer, host, ready),
+            Err((addr, e)) => {
+                self.attempt_failed(addr, e);
+                self.try_next();
+            }
+        }
+    }
+
+    pub(super) fn connected(&self, peer: SocketAddr, host: Option<SocketAddr>, ready: Ready) {
+        let Some(me) = self.rc() else { return };
+        let connecting = {
+            let mut st = self.state.borrow_mut();
+            st.peer = Some(peer);
+            st.host = host;
+            match std::mem::replace(&mut st.phase, Phase::Connected) {
+                Phase::Connecting(c) => c,
+                other => {
+                    st.phase = other;
+                    return;
+                }
+            }
+        };
+        let Connecting {
+            make,
+            on_result,
+            timeout,
+            ..
+        } = *connecting;
+        if let Some(call) = timeout {
+            let _ = call.cancel();
+        }
+        if let Some(make) = make {
+            let mut built = None;
+            guard("a factory's build_protocol", || built = make(peer));
+            match built {
+                Some(protocol) => *self.protocol.borrow_mut() = Some(protocol),
+                None => {
+                    self.close(Failure::new(ConnectionDone));
+                    return;
+                }
+            }
+        }
+        let transport = Transport::new(me.clone());
+        self.with_protocol("connection_made", |p| p.connection_made(transport.clone()));
+        if let Some(on_result) = on_result {
+            guard("a connect callback", || on_result(Ok(transport)));
+        }
+        if ready.readable || ready.read_closed {
+            self.do_read(ready.read_closed);
+        }
+    }
+
+    /// Ends a connection attempt with `failure`.
+    pub(crate) fn fail_connect(&self, failure: Failure) {
+        let connecting = {
+            let mut st = self.state.borrow_mut();
+            if !matches!(st.phase, Phase::Connecting(_)) {
+                return;
+            }
+            match std::mem::replace(&mut st.phase, Phase::Closed) {
+                Phase::Connecting(c) => c,
+                _ => return,
+            }
+        };
+        self.drop_socket();
+        let Connecting {
+            on_result, timeout, ..
+        } = *connecting;
+        if let Some(call) = timeout {
+            let _ = call.cancel();
+        }
+        if let Some(on_result) = on_result {
+            guard("a connect callback", || on_result(Err(failure)));
+        }
+    }
+
+    /// Whether the attempt is still connecting.
+    pub(crate) fn is_connecting(&self) -> bool {
+        matches!(self.state.borrow().phase, Phase::Connecting(_))
+    }
 }

@@ -99,7 +99,7 @@ impl Error for ConnectError {
 }
 
 /// The connection was closed cleanly: by the peer (end of stream) or by
-/// [`Transport::lose_connection`](super::Transport::lose_connection)
+/// [`Transport::lose_connection`](crate::protocol::Transport::lose_connection)
 /// (Twisted's `ConnectionDone`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionDone;
@@ -138,7 +138,7 @@ impl Error for ConnectionLost {
 }
 
 /// The connection was closed by
-/// [`Transport::abort_connection`](super::Transport::abort_connection), unsent
+/// [`Transport::abort_connection`](crate::protocol::Transport::abort_connection), unsent
 /// data discarded (Twisted's `ConnectionAborted`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionAborted;

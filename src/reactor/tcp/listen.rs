@@ -13,8 +13,8 @@ use mio::Interest;
 
 use super::error::CannotListen;
 use super::transport::Conn;
-use crate::protocol::Factory;
 use crate::reactor::sources::{Handler, Ready, SourceKey};
+use crate::reactor::stream::Factory;
 use crate::reactor::{current_reactor, guard};
 
 /// Connections accepted per readiness event before yielding to other sources.

@@ -1,8 +1,11 @@
 //! TCP for the reactor: listening ports, outgoing connections, and the
 //! transport protocols write through (Twisted's `twisted.internet.tcp`).
 //!
-//! The protocol side ([`Protocol`](crate::protocol::Protocol),
-//! [`Factory`](crate::protocol::Factory)) lives in [`crate::protocol`].
+//! The connection is one implementation of
+//! [`ITransport`](crate::protocol::ITransport); the protocol side
+//! ([`Protocol`](crate::protocol::Protocol),
+//! [`Factory`](crate::protocol::Factory)) is in the reactor's `stream`
+//! module, under its Twisted names in [`crate::protocol`].
 
 mod connect;
 mod error;
@@ -15,4 +18,3 @@ pub use connect::{
 };
 pub use error::{CannotListen, ConnectError, ConnectionAborted, ConnectionDone, ConnectionLost};
 pub use listen::{listen_tcp, Port};
-pub use transport::Transport;

@@ -1,5 +1,7 @@
-//! One TCP connection: its socket, write buffer and protocol, from connecting
-//! to closed, and the [`Transport`] handle protocols write through.
+//! One TCP connection: its socket, write buffer and protocol until it closes,
+//! and its side of the [`Transport`] handle protocols write through (it is
+//! the [`ITransport`] behind it). How an outgoing connection gets connected
+//! is in `connect.rs`.
 //!
 //! The socket is registered once for reading and writing, edge-triggered:
 //! reads go on until the kernel has nothing more (or a fairness cap, after
@@ -13,7 +15,6 @@
 //! connection from any of its methods.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
@@ -23,11 +24,12 @@ use std::rc::{Rc, Weak};
 use mio::net::TcpStream;
 use mio::Interest;
 
-use super::error::{ConnectError, ConnectionAborted, ConnectionDone, ConnectionLost};
+use super::connect::Connecting;
+use super::error::{ConnectionAborted, ConnectionDone, ConnectionLost};
 use crate::defer::{Failure, Panicked};
-use crate::protocol::Protocol;
 use crate::reactor::sources::{Handler, Ready, SourceKey};
-use crate::reactor::{current_reactor, guard, DelayedCall};
+use crate::reactor::stream::{ITransport, Protocol, Transport};
+use crate::reactor::{current_reactor, guard};
 
 /// Default high-water mark of the write buffer (Twisted's `bufferSize`).
 pub(crate) const DEFAULT_HIGH_WATER: usize = 64 * 1024;
@@ -38,74 +40,47 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Reads per readiness event before yielding to other connections.
 const READS_PER_EVENT: usize = 16;
 
-/// Builds the protocol of a connection once its peer is known.
-pub(crate) type MakeProtocol = Box<dyn FnOnce(SocketAddr) -> Option<Box<dyn Protocol>>>;
-
-/// Receives the outcome of a connection attempt.
-pub(crate) type OnConnect = Box<dyn FnOnce(Result<Transport, Failure>)>;
-
-/// Where a connection attempt stands.
-pub(crate) struct Connecting {
-    pub(crate) host: String,
-    /// Addresses not tried yet.
-    pub(crate) addrs: VecDeque<SocketAddr>,
-    /// The address being tried.
-    pub(crate) current: Option<SocketAddr>,
-    pub(crate) last_error: Option<ConnectError>,
-    pub(crate) make: Option<MakeProtocol>,
-    pub(crate) on_result: Option<OnConnect>,
-    pub(crate) timeout: Option<DelayedCall>,
-}
-
-enum Phase {
+pub(super) enum Phase {
     Connecting(Box<Connecting>),
     Connected,
     Closed,
 }
 
-struct State {
-    phase: Phase,
-    stream: Option<TcpStream>,
-    key: Option<SourceKey>,
-    peer: Option<SocketAddr>,
-    host: Option<SocketAddr>,
+pub(super) struct State {
+    pub(super) phase: Phase,
+    pub(super) stream: Option<TcpStream>,
+    pub(super) key: Option<SourceKey>,
+    pub(super) peer: Option<SocketAddr>,
+    pub(super) host: Option<SocketAddr>,
     /// Unsent bytes are `wbuf[wpos..]`.
-    wbuf: Vec<u8>,
-    wpos: usize,
-    high_water: usize,
-    low_water: usize,
+    pub(super) wbuf: Vec<u8>,
+    pub(super) wpos: usize,
+    pub(super) high_water: usize,
+    pub(super) low_water: usize,
     /// The protocol was told to pause producing.
-    producer_paused: bool,
+    pub(super) producer_paused: bool,
     /// The user paused reading.
-    reading_paused: bool,
+    pub(super) reading_paused: bool,
     /// A read is queued for the next iteration.
-    read_scheduled: bool,
+    pub(super) read_scheduled: bool,
     /// `lose_connection` was called: close once the buffer is flushed.
-    closing: bool,
-    on_lost: Option<Box<dyn FnOnce(Failure)>>,
+    pub(super) closing: bool,
+    pub(super) on_lost: Option<Box<dyn FnOnce(Failure)>>,
 }
 
 impl State {
-    fn buffered(&self) -> usize {
+    pub(super) fn buffered(&self) -> usize {
         self.wbuf.len() - self.wpos
     }
 }
 
 pub(crate) struct Conn {
-    me: Weak<Conn>,
-    state: RefCell<State>,
-    protocol: RefCell<Option<Box<dyn Protocol>>>,
+    pub(super) me: Weak<Conn>,
+    pub(super) state: RefCell<State>,
+    pub(super) protocol: RefCell<Option<Box<dyn Protocol>>>,
     /// A pause (`true`) or resume (`false`) for the protocol that came while
     /// it was busy in one of its own methods.
-    pending: Cell<Option<bool>>,
-}
-
-/// A handle on one TCP connection (Twisted's `ITCPTransport`): cheap to clone,
-/// usable from any code on the reactor thread. Writes after the connection
-/// closed or after [`lose_connection`](Self::lose_connection) are ignored.
-#[derive(Clone)]
-pub struct Transport {
-    conn: Rc<Conn>,
+    pub(super) pending: Cell<Option<bool>>,
 }
 
 thread_local! {
@@ -125,7 +100,7 @@ fn put_read_buf(buf: Box<[u8]>) {
 }
 
 impl Conn {
-    fn new(phase: Phase, protocol: Option<Box<dyn Protocol>>) -> Rc<Conn> {
+    pub(super) fn new(phase: Phase, protocol: Option<Box<dyn Protocol>>) -> Rc<Conn> {
         Rc::new_cyclic(|me| Conn {
             me: me.clone(),
             state: RefCell::new(State {
@@ -149,7 +124,7 @@ impl Conn {
         })
     }
 
-    fn rc(&self) -> Option<Rc<Conn>> {
+    pub(super) fn rc(&self) -> Option<Rc<Conn>> {
         self.me.upgrade()
     }
 
@@ -172,96 +147,13 @@ impl Conn {
             st.stream = Some(stream);
             st.key = Some(key);
         }
-        let transport = Transport { conn: conn.clone() };
+        let transport = Transport::new(conn.clone());
         conn.with_protocol("connection_made", |p| p.connection_made(transport));
         Ok(())
     }
 
-    /// A connection attempt that waits for its addresses
-    /// ([`resolved`](Self::resolved)).
-    pub(crate) fn connecting(
-        connecting: Connecting,
-        on_lost: Option<Box<dyn FnOnce(Failure)>>,
-    ) -> Rc<Conn> {
-        let conn = Conn::new(Phase::Connecting(Box::new(connecting)), None);
-        conn.state.borrow_mut().on_lost = on_lost;
-        conn
-    }
-
-    /// Sets the time limit of a connection attempt.
-    pub(crate) fn set_connect_timeout(&self, call: DelayedCall) {
-        if let Phase::Connecting(c) = &mut self.state.borrow_mut().phase {
-            c.timeout = Some(call);
-        } else {
-            let _ = call.cancel();
-        }
-    }
-
-    /// The host name resolved: try its addresses in turn.
-    pub(crate) fn resolved(&self, addrs: Vec<SocketAddr>) {
-        if let Phase::Connecting(c) = &mut self.state.borrow_mut().phase {
-            c.addrs.extend(addrs);
-        } else {
-            return;
-        }
-        self.try_next();
-    }
-
-    /// Starts a connect to the next untried address; fails the attempt when
-    /// none is left.
-    fn try_next(&self) {
-        let Some(me) = self.rc() else { return };
-        loop {
-            let addr = {
-                let mut st = self.state.borrow_mut();
-                let Phase::Connecting(c) = &mut st.phase else {
-                    return;
-                };
-                match c.addrs.pop_front() {
-                    Some(addr) => {
-                        c.current = Some(addr);
-                        addr
-                    }
-                    None => {
-                        let error = c.last_error.take().unwrap_or(ConnectError::NoAddress {
-                            host: c.host.clone(),
-                        });
-                        drop(st);
-                        self.fail_connect(Failure::new(error));
-                        return;
-                    }
-                }
-            };
-            let started = TcpStream::connect(addr).and_then(|mut stream| {
-                let key = current_reactor().register(
-                    &mut stream,
-                    Interest::READABLE | Interest::WRITABLE,
-                    me.clone(),
-                )?;
-                Ok((stream, key))
-            });
-            match started {
-                Ok((stream, key)) => {
-                    let mut st = self.state.borrow_mut();
-                    st.stream = Some(stream);
-                    st.key = Some(key);
-                    return;
-                }
-                Err(e) => self.attempt_failed(addr, e),
-            }
-        }
-    }
-
-    fn attempt_failed(&self, addr: SocketAddr, error: io::Error) {
-        log::debug!("connect to {addr} failed: {error}");
-        self.drop_socket();
-        if let Phase::Connecting(c) = &mut self.state.borrow_mut().phase {
-            c.last_error = Some(ConnectError::from_io(addr, error));
-        }
-    }
-
     /// Deregisters and closes the socket, if any.
-    fn drop_socket(&self) {
+    pub(super) fn drop_socket(&self) {
         let (stream, key) = {
             let mut st = self.state.borrow_mut();
             (st.stream.take(), st.key.take())
@@ -271,119 +163,10 @@ impl Conn {
         }
     }
 
-    /// A readiness event while connecting: connected, failed, or spurious.
-    fn check_connect(&self, ready: Ready) {
-        if !(ready.writable || ready.error || ready.write_closed || ready.read_closed) {
-            return;
-        }
-        let outcome = {
-            let st = self.state.borrow();
-            let (Some(stream), Phase::Connecting(c)) = (st.stream.as_ref(), &st.phase) else {
-                return;
-            };
-            let Some(addr) = c.current else { return };
-            match stream.take_error() {
-                Ok(Some(e)) | Err(e) => Err((addr, e)),
-                // Writable without error or hang-up: connected (Linux reports
-                // nothing else for a connecting socket), no getpeername needed.
-                Ok(None) if ready.writable && !ready.error && !ready.write_closed => {
-                    Ok((addr, None))
-                }
-                Ok(None) => match stream.peer_addr() {
-                    Ok(peer) => Ok((peer, None)),
-                    Err(e) if e.kind() == io::ErrorKind::NotConnected && !ready.error => {
-                        return;
-                    }
-                    Err(e) => Err((addr, e)),
-                },
-            }
-        };
-        match outcome {
-            Ok((peer, host)) => self.connected(peer, host, ready),
-            Err((addr, e)) => {
-                self.attempt_failed(addr, e);
-                self.try_next();
-            }
-        }
-    }
-
-    fn connected(&self, peer: SocketAddr, host: Option<SocketAddr>, ready: Ready) {
-        let Some(me) = self.rc() else { return };
-        let connecting = {
-            let mut st = self.state.borrow_mut();
-            st.peer = Some(peer);
-            st.host = host;
-            match std::mem::replace(&mut st.phase, Phase::Connected) {
-                Phase::Connecting(c) => c,
-                other => {
-                    st.phase = other;
-                    return;
-                }
-            }
-        };
-        let Connecting {
-            make,
-            on_result,
-            timeout,
-            ..
-        } = *connecting;
-        if let Some(call) = timeout {
-            let _ = call.cancel();
-        }
-        if let Some(make) = make {
-            let mut built = None;
-            guard("a factory's build_protocol", || built = make(peer));
-            match built {
-                Some(protocol) => *self.protocol.borrow_mut() = Some(protocol),
-                None => {
-                    self.close(Failure::new(ConnectionDone));
-                    return;
-                }
-            }
-        }
-        let transport = Transport { conn: me.clone() };
-        self.with_protocol("connection_made", |p| p.connection_made(transport.clone()));
-        if let Some(on_result) = on_result {
-            guard("a connect callback", || on_result(Ok(transport)));
-        }
-        if ready.readable || ready.read_closed {
-            self.do_read(ready.read_closed);
-        }
-    }
-
-    /// Ends a connection attempt with `failure`.
-    pub(crate) fn fail_connect(&self, failure: Failure) {
-        let connecting = {
-            let mut st = self.state.borrow_mut();
-            if !matches!(st.phase, Phase::Connecting(_)) {
-                return;
-            }
-            match std::mem::replace(&mut st.phase, Phase::Closed) {
-                Phase::Connecting(c) => c,
-                _ => return,
-            }
-        };
-        self.drop_socket();
-        let Connecting {
-            on_result, timeout, ..
-        } = *connecting;
-        if let Some(call) = timeout {
-            let _ = call.cancel();
-        }
-        if let Some(on_result) = on_result {
-            guard("a connect callback", || on_result(Err(failure)));
-        }
-    }
-
-    /// Whether the attempt is still connecting.
-    pub(crate) fn is_connecting(&self) -> bool {
-        matches!(self.state.borrow().phase, Phase::Connecting(_))
-    }
-
     /// Runs `f` on the protocol unless it is busy (a re-entrant call) or gone.
     /// A panic aborts the connection. Then delivers a pause or resume that
     /// came while it ran.
-    fn with_protocol(&self, what: &str, f: impl FnOnce(&mut dyn Protocol)) {
+    pub(super) fn with_protocol(&self, what: &str, f: impl FnOnce(&mut dyn Protocol)) {
         let Ok(mut slot) = self.protocol.try_borrow_mut() else {
             log::warn!("re-entrant call of a protocol's {what} skipped");
             return;
@@ -428,7 +211,7 @@ impl Conn {
 
     /// Reads until the kernel has nothing more, the fairness cap, a pause, or
     /// the end of the stream. `drain` forces reading on after a short read.
-    fn do_read(&self, drain: bool) {
+    pub(super) fn do_read(&self, drain: bool) {
         let mut buf = take_read_buf();
         let mut reads = 0;
         loop {
@@ -603,7 +386,7 @@ impl Conn {
 
     /// Closes the connection now, discarding unsent data; the protocol's
     /// `connection_lost` runs from the loop, with `reason`.
-    fn close(&self, reason: Failure) {
+    pub(super) fn close(&self, reason: Failure) {
         if self.is_connecting() {
             self.fail_connect(reason);
             return;
@@ -672,31 +455,29 @@ impl Handler for Conn {
     }
 }
 
-impl Transport {
-    pub(crate) fn from_conn(conn: Rc<Conn>) -> Transport {
-        Transport { conn }
-    }
-
+/// The TCP connection as a [`Transport`]; the handle's methods document
+/// what each does.
+impl ITransport for Conn {
     /// Sends `data`: written at once when the socket takes it, buffered
     /// otherwise. Past the high-water mark the protocol's
     /// [`pause_producing`](Protocol::pause_producing) is called; nothing is
     /// ever dropped while the connection is open.
-    pub fn write(&self, data: &[u8]) {
-        self.conn.write_parts(&[data]);
+    fn write(&self, data: &[u8]) {
+        self.write_parts(&[data]);
     }
 
     /// Sends several buffers in order, with one system call when the socket
     /// takes them (Twisted's `writeSequence`).
-    pub fn write_sequence(&self, parts: &[&[u8]]) {
-        self.conn.write_parts(parts);
+    fn write_sequence(&self, parts: &[&[u8]]) {
+        self.write_parts(parts);
     }
 
     /// Closes the connection once everything written has been sent (Twisted's
     /// `loseConnection`). Reading stops at once; the protocol's
     /// `connection_lost` gets [`ConnectionDone`].
-    pub fn lose_connection(&self) {
+    fn lose_connection(&self) {
         let flushed = {
-            let mut st = self.conn.state.borrow_mut();
+            let mut st = self.state.borrow_mut();
             if st.closing || !matches!(st.phase, Phase::Connected) {
                 return;
             }
@@ -704,32 +485,32 @@ impl Transport {
             st.buffered() == 0
         };
         if flushed {
-            self.conn.close(Failure::new(ConnectionDone));
+            self.close(Failure::new(ConnectionDone));
         }
     }
 
     /// Closes the connection now, discarding unsent data, with a reset
     /// (Twisted's `abortConnection`). The protocol's `connection_lost` gets
     /// [`ConnectionAborted`]; the peer sees the connection reset.
-    pub fn abort_connection(&self) {
+    fn abort_connection(&self) {
         // SO_LINGER 0: the close resets the connection instead of ending it
         // cleanly, so the peer cannot mistake an aborted stream for a
         // complete one.
-        if let Some(stream) = self.conn.state.borrow().stream.as_ref() {
+        if let Some(stream) = self.state.borrow().stream.as_ref() {
             let _ =
                 rustix::net::sockopt::set_socket_linger(stream, Some(std::time::Duration::ZERO));
         }
-        self.conn.close(Failure::new(ConnectionAborted));
+        self.close(Failure::new(ConnectionAborted));
     }
 
     /// The remote address (Twisted's `getPeer`).
-    pub fn peer(&self) -> Option<SocketAddr> {
-        self.conn.state.borrow().peer
+    fn peer(&self) -> Option<SocketAddr> {
+        self.state.borrow().peer
     }
 
     /// The local address (Twisted's `getHost`), looked up on first use.
-    pub fn host(&self) -> Option<SocketAddr> {
-        let mut st = self.conn.state.borrow_mut();
+    fn host(&self) -> Option<SocketAddr> {
+        let mut st = self.state.borrow_mut();
         if st.host.is_none() {
             st.host = st.stream.as_ref().and_then(|s| s.local_addr().ok());
         }
@@ -737,14 +518,14 @@ impl Transport {
     }
 
     /// Whether the connection is open and not closing.
-    pub fn connected(&self) -> bool {
-        let st = self.conn.state.borrow();
+    fn connected(&self) -> bool {
+        let st = self.state.borrow();
         matches!(st.phase, Phase::Connected) && !st.closing
     }
 
     /// Turns Nagle's algorithm off (`true`) or on (Twisted's `setTcpNoDelay`).
-    pub fn set_tcp_nodelay(&self, enabled: bool) -> io::Result<()> {
-        match self.conn.state.borrow().stream.as_ref() {
+    fn set_tcp_nodelay(&self, enabled: bool) -> io::Result<()> {
+        match self.state.borrow().stream.as_ref() {
             Some(stream) => stream.set_nodelay(enabled),
             None => Err(io::Error::new(
                 io::ErrorKind::NotConnected,
@@ -756,15 +537,15 @@ impl Transport {
     /// Stops reading from the socket: `data_received` is not called until
     /// [`resume_producing`](Self::resume_producing) (Twisted's
     /// `transport.pauseProducing`, the transport as a producer).
-    pub fn pause_producing(&self) {
-        self.conn.state.borrow_mut().reading_paused = true;
+    fn pause_producing(&self) {
+        self.state.borrow_mut().reading_paused = true;
     }
 
     /// Reads again after [`pause_producing`](Self::pause_producing); data that
     /// arrived meanwhile is delivered on the next iteration.
-    pub fn resume_producing(&self) {
+    fn resume_producing(&self) {
         let schedule = {
-            let mut st = self.conn.state.borrow_mut();
+            let mut st = self.state.borrow_mut();
             let was = std::mem::replace(&mut st.reading_paused, false);
             let schedule = was && !st.read_scheduled && matches!(st.phase, Phase::Connected);
             if schedule {
@@ -773,28 +554,28 @@ impl Transport {
             schedule
         };
         if schedule {
-            self.conn.schedule_read();
+            self.schedule_read();
         }
     }
 
     /// Sets the write buffer's high-water mark (the protocol is paused above
     /// it) and low-water mark (it is resumed at or below it). Defaults: 64 KiB
     /// and 0 (resume once everything is sent, as Twisted does).
-    pub fn set_write_buffer_limits(&self, high: usize, low: usize) {
-        let mut st = self.conn.state.borrow_mut();
+    fn set_write_buffer_limits(&self, high: usize, low: usize) {
+        let mut st = self.state.borrow_mut();
         st.high_water = high;
         st.low_water = low.min(high);
     }
 
     /// Bytes written but not yet taken by the kernel.
-    pub fn write_buffer_size(&self) -> usize {
-        self.conn.state.borrow().buffered()
+    fn write_buffer_size(&self) -> usize {
+        self.state.borrow().buffered()
     }
 }
 
-impl fmt::Debug for Transport {
+impl fmt::Debug for Conn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let st = self.conn.state.borrow();
+        let st = self.state.borrow();
         let phase = match (&st.phase, st.closing) {
             (Phase::Connecting(_), _) => "connecting",
             (Phase::Connected, false) => "connected",

@@ -1,5 +1,11 @@
-//! The one way into a reactor from another thread: a queue of calls and a
-//! `mio::Waker` that interrupts the reactor's poll.
+//! The one way into a thread's reactor from another thread: a queue of calls
+//! and a wake hook that the reactor installs to interrupt its poll.
+//!
+//! The queue lives here, below the reactor, so that code which only needs to
+//! get back onto its own thread (the executor behind
+//! [`ensure_deferred`](crate::defer::ensure_deferred)) can do it without
+//! knowing about the reactor: the reactor drains the queue each iteration and
+//! hands in the hook that wakes it.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -8,13 +14,17 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 /// A call sent from another thread.
 pub(crate) type RemoteCall = Box<dyn FnOnce() + Send>;
 
+/// Wakes the thread that drains an [`Inbox`] (the reactor's poll waker).
+pub(crate) type WakeHook = Arc<dyn Fn() + Send + Sync>;
+
+/// One thread's queue of calls from other threads.
 #[derive(Default)]
-pub(crate) struct Remote {
+pub(crate) struct Inbox {
     queue: Mutex<VecDeque<RemoteCall>>,
-    waker: Mutex<Option<Arc<mio::Waker>>>,
+    wake: Mutex<Option<WakeHook>>,
 }
 
-impl Remote {
+impl Inbox {
     fn lock_queue(&self) -> MutexGuard<'_, VecDeque<RemoteCall>> {
         // A panic while holding this lock cannot leave the queue inconsistent
         // (push/drain only), so a poisoned lock is still usable.
@@ -23,15 +33,13 @@ impl Remote {
 
     pub(crate) fn push(&self, call: RemoteCall) {
         self.lock_queue().push_back(call);
-        let waker = self
-            .waker
+        let wake = self
+            .wake
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        if let Some(waker) = waker {
-            if let Err(e) = waker.wake() {
-                log::error!("could not wake the reactor: {e}");
-            }
+        if let Some(wake) = wake {
+            wake();
         }
     }
 
@@ -44,13 +52,15 @@ impl Remote {
         self.lock_queue().is_empty()
     }
 
-    pub(crate) fn set_waker(&self, waker: Arc<mio::Waker>) {
-        *self.waker.lock().unwrap_or_else(PoisonError::into_inner) = Some(waker);
+    /// Installs the hook that wakes the draining thread after a push.
+    pub(crate) fn set_wake_hook(&self, wake: WakeHook) {
+        *self.wake.lock().unwrap_or_else(PoisonError::into_inner) = Some(wake);
     }
 }
 
 /// A `Send + Clone` handle on one thread's reactor, for other threads (Twisted's
-/// `reactor.callFromThread`).
+/// `reactor.callFromThread`); [`reactor::handle`](crate::reactor::handle)
+/// gives the current thread's.
 ///
 /// Calls sent through a handle run on the reactor thread, in the order each
 /// sending thread sent them, and never before that reactor runs.
@@ -68,13 +78,20 @@ impl Remote {
 /// ```
 #[derive(Clone)]
 pub struct Handle {
-    pub(crate) remote: Arc<Remote>,
+    pub(crate) inbox: Arc<Inbox>,
 }
 
 impl Handle {
+    /// The current thread's handle.
+    pub(crate) fn current() -> Handle {
+        Handle {
+            inbox: super::thread_inbox(),
+        }
+    }
+
     /// Runs `f` on the reactor's thread at its next iteration.
     pub fn call_from_thread(&self, f: impl FnOnce() + Send + 'static) {
-        self.remote.push(Box::new(f));
+        self.inbox.push(Box::new(f));
     }
 }
 

@@ -1,0 +1,264 @@
+//! Stream connections as the reactor drives them: the [`Protocol`] a
+//! connection calls, the [`Factory`] that builds one per connection, and the
+//! [`Transport`] handle a protocol writes through.
+//!
+//! A `Transport` is a cheap, cloneable handle over any [`ITransport`]: the
+//! TCP connection today, and any other stream (a TLS wrapper, a Unix socket,
+//! a test transport that records what was written) tomorrow, so one
+//! `Protocol` runs over all of them. The Twisted-named face of these types is
+//! [`crate::protocol`].
+
+use std::cell::RefCell;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use crate::defer::Failure;
+
+/// The code of one stream connection (Twisted's `Protocol`).
+///
+/// Every method runs on the reactor thread. A method may call anything on the
+/// transport, the reactor or other Deferreds. A panic in a method is logged
+/// and aborts the connection (Twisted disconnects a protocol that raises);
+/// `connection_lost` then gets the panic as its reason.
+pub trait Protocol: 'static {
+    /// The connection is up; keep `transport` to write to it.
+    fn connection_made(&mut self, transport: Transport) {
+        let _ = transport;
+    }
+
+    /// Bytes arrived. Chunk boundaries mean nothing: a message may arrive in
+    /// several calls, and several messages in one.
+    fn data_received(&mut self, data: &[u8]);
+
+    /// The connection is closed; called exactly once, after which the protocol
+    /// is dropped. The reason is a [`ConnectionDone`](crate::protocol::ConnectionDone)
+    /// for a clean close, a [`ConnectionLost`](crate::protocol::ConnectionLost)
+    /// for an error or reset, a
+    /// [`ConnectionAborted`](crate::protocol::ConnectionAborted) after
+    /// [`Transport::abort_connection`].
+    fn connection_lost(&mut self, reason: Failure) {
+        let _ = reason;
+    }
+
+    /// The transport's write buffer went past its high-water mark (64 KiB by
+    /// default): stop writing until [`resume_producing`](Self::resume_producing).
+    /// Writes are never lost either way; this is flow control. A protocol
+    /// that relays what it reads (a proxy, an echo) calls
+    /// [`Transport::pause_producing`] here to stop reading.
+    fn pause_producing(&mut self) {}
+
+    /// The write buffer drained below its low-water mark: writing may go on.
+    fn resume_producing(&mut self) {}
+}
+
+impl Protocol for Box<dyn Protocol> {
+    fn connection_made(&mut self, transport: Transport) {
+        (**self).connection_made(transport)
+    }
+    fn data_received(&mut self, data: &[u8]) {
+        (**self).data_received(data)
+    }
+    fn connection_lost(&mut self, reason: Failure) {
+        (**self).connection_lost(reason)
+    }
+    fn pause_producing(&mut self) {
+        (**self).pause_producing()
+    }
+    fn resume_producing(&mut self) {
+        (**self).resume_producing()
+    }
+}
+
+/// A protocol shared with other code: keep a clone of the `Rc` to reach the
+/// protocol's state from outside its callbacks. Do not hold a borrow of it
+/// across a point where the reactor may call it.
+impl<P: Protocol> Protocol for Rc<RefCell<P>> {
+    fn connection_made(&mut self, transport: Transport) {
+        self.borrow_mut().connection_made(transport)
+    }
+    fn data_received(&mut self, data: &[u8]) {
+        self.borrow_mut().data_received(data)
+    }
+    fn connection_lost(&mut self, reason: Failure) {
+        self.borrow_mut().connection_lost(reason)
+    }
+    fn pause_producing(&mut self) {
+        self.borrow_mut().pause_producing()
+    }
+    fn resume_producing(&mut self) {
+        self.borrow_mut().resume_producing()
+    }
+}
+
+/// Builds a protocol for each connection (Twisted's `Factory` and
+/// `ClientFactory`). Any `FnMut(SocketAddr) -> P` closure is one.
+pub trait Factory: 'static {
+    /// A protocol for a new connection with `peer`, or `None` to close it at once.
+    fn build_protocol(&mut self, peer: SocketAddr) -> Option<Box<dyn Protocol>>;
+
+    /// A listening port opened (Twisted's `startFactory`).
+    fn start_factory(&mut self) {}
+
+    /// The listening port closed (Twisted's `stopFactory`).
+    fn stop_factory(&mut self) {}
+
+    /// A [`connect_tcp`](crate::reactor::connect_tcp) attempt failed. The
+    /// default logs the reason.
+    fn client_connection_failed(&mut self, reason: Failure) {
+        log::info!("connection failed: {reason}");
+    }
+
+    /// A connection made by [`connect_tcp`](crate::reactor::connect_tcp)
+    /// closed, after its protocol's `connection_lost`.
+    fn client_connection_lost(&mut self, reason: Failure) {
+        let _ = reason;
+    }
+}
+
+impl<F, P> Factory for F
+where
+    F: FnMut(SocketAddr) -> P + 'static,
+    P: Protocol,
+{
+    fn build_protocol(&mut self, peer: SocketAddr) -> Option<Box<dyn Protocol>> {
+        Some(Box::new(self(peer)))
+    }
+}
+
+/// What a stream transport does (Twisted's `ITransport`, `ITCPTransport` and
+/// the transport's `IPushProducer` side). Implement it to make a new kind of
+/// stream usable as a [`Transport`]; protocols only ever see the handle.
+///
+/// Every method runs on the reactor thread and must not call back into the
+/// protocol synchronously except through the reactor (as the TCP transport
+/// does), so a protocol may call any of them from any of its own methods.
+pub trait ITransport: fmt::Debug {
+    /// Sends `data`, buffering what cannot be sent now.
+    fn write(&self, data: &[u8]);
+    /// Sends several buffers in order.
+    fn write_sequence(&self, parts: &[&[u8]]);
+    /// Closes once everything written has been sent.
+    fn lose_connection(&self);
+    /// Closes now, discarding unsent data.
+    fn abort_connection(&self);
+    /// The remote address, if the transport has one.
+    fn peer(&self) -> Option<SocketAddr>;
+    /// The local address, if the transport has one.
+    fn host(&self) -> Option<SocketAddr>;
+    /// Whether the connection is open and not closing.
+    fn connected(&self) -> bool;
+    /// Turns Nagle's algorithm off (`true`) or on; transports that are not
+    /// TCP sockets answer with an `Unsupported` error (the default).
+    fn set_tcp_nodelay(&self, enabled: bool) -> io::Result<()> {
+        let _ = enabled;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the transport is not a TCP socket",
+        ))
+    }
+    /// Stops delivering received data until [`resume_producing`](Self::resume_producing).
+    fn pause_producing(&self);
+    /// Delivers received data again.
+    fn resume_producing(&self);
+    /// Sets the write buffer's high- and low-water marks.
+    fn set_write_buffer_limits(&self, high: usize, low: usize);
+    /// Bytes written but not yet sent.
+    fn write_buffer_size(&self) -> usize;
+}
+
+/// A handle on one stream connection (Twisted's `ITransport`, here a TCP
+/// connection's `ITCPTransport`): cheap to clone, usable from any code on the
+/// reactor thread. Writes after the connection closed or after
+/// [`lose_connection`](Self::lose_connection) are ignored.
+#[derive(Clone)]
+pub struct Transport(Rc<dyn ITransport>);
+
+impl Transport {
+    /// A handle on `transport`: how a new kind of stream hands itself to a
+    /// [`Protocol`].
+    pub fn new(transport: Rc<dyn ITransport>) -> Transport {
+        Transport(transport)
+    }
+
+    /// Sends `data`: written at once when the socket takes it, buffered
+    /// otherwise. Past the high-water mark the protocol's
+    /// [`pause_producing`](Protocol::pause_producing) is called; nothing is
+    /// ever dropped while the connection is open.
+    pub fn write(&self, data: &[u8]) {
+        self.0.write(data);
+    }
+
+    /// Sends several buffers in order, with one system call when the socket
+    /// takes them (Twisted's `writeSequence`).
+    pub fn write_sequence(&self, parts: &[&[u8]]) {
+        self.0.write_sequence(parts);
+    }
+
+    /// Closes the connection once everything written has been sent (Twisted's
+    /// `loseConnection`). Reading stops at once; the protocol's
+    /// `connection_lost` gets [`ConnectionDone`](crate::protocol::ConnectionDone).
+    pub fn lose_connection(&self) {
+        self.0.lose_connection();
+    }
+
+    /// Closes the connection now, discarding unsent data, with a reset
+    /// (Twisted's `abortConnection`). The protocol's `connection_lost` gets
+    /// [`ConnectionAborted`](crate::protocol::ConnectionAborted); the peer
+    /// sees the connection reset.
+    pub fn abort_connection(&self) {
+        self.0.abort_connection();
+    }
+
+    /// The remote address (Twisted's `getPeer`).
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.0.peer()
+    }
+
+    /// The local address (Twisted's `getHost`), looked up on first use.
+    pub fn host(&self) -> Option<SocketAddr> {
+        self.0.host()
+    }
+
+    /// Whether the connection is open and not closing.
+    pub fn connected(&self) -> bool {
+        self.0.connected()
+    }
+
+    /// Turns Nagle's algorithm off (`true`) or on (Twisted's `setTcpNoDelay`).
+    pub fn set_tcp_nodelay(&self, enabled: bool) -> io::Result<()> {
+        self.0.set_tcp_nodelay(enabled)
+    }
+
+    /// Stops reading from the socket: `data_received` is not called until
+    /// [`resume_producing`](Self::resume_producing) (Twisted's
+    /// `transport.pauseProducing`, the transport as a producer).
+    pub fn pause_producing(&self) {
+        self.0.pause_producing();
+    }
+
+    /// Reads again after [`pause_producing`](Self::pause_producing); data that
+    /// arrived meanwhile is delivered on the next iteration.
+    pub fn resume_producing(&self) {
+        self.0.resume_producing();
+    }
+
+    /// Sets the write buffer's high-water mark (the protocol is paused above
+    /// it) and low-water mark (it is resumed at or below it). Defaults: 64 KiB
+    /// and 0 (resume once everything is sent, as Twisted does).
+    pub fn set_write_buffer_limits(&self, high: usize, low: usize) {
+        self.0.set_write_buffer_limits(high, low);
+    }
+
+    /// Bytes written but not yet taken by the kernel.
+    pub fn write_buffer_size(&self) -> usize {
+        self.0.write_buffer_size()
+    }
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
