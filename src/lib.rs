@@ -113,7 +113,10 @@
 //!
 //! Each module's docs say where twined differs from Twisted on purpose (for
 //! example: constant-stack chains, FIFO order for equal-time timers,
-//! deterministic unhandled-error reports, a restartable reactor).
+//! deterministic unhandled-error reports, a restartable reactor, and
+//! `reactor::stop()` before `reactor::run()`, which Twisted refuses with
+//! `ReactorNotRunning` and twined keeps for the next `run()`: one full pass,
+//! then a normal shutdown).
 //!
 //! ## Out of scope
 //!

@@ -67,6 +67,10 @@ pub(crate) struct Reactor {
     state: Cell<State>,
     /// `stop()` was called and the shutdown has not started yet.
     stop_requested: Cell<bool>,
+    /// `stop()` was called while the reactor was idle: the next `run` makes
+    /// one full pass, then shuts down (asyncio's `stop()` before
+    /// `run_forever()`).
+    stop_pending: Cell<bool>,
     /// The shutdown is in progress.
     shutting_down: Cell<bool>,
     /// Leave the loop at the end of this iteration.
@@ -111,6 +115,7 @@ impl Reactor {
         Reactor {
             state: Cell::new(State::Idle),
             stop_requested: Cell::new(false),
+            stop_pending: Cell::new(false),
             shutting_down: Cell::new(false),
             exit: Cell::new(false),
             timers: TimerQueue::real(),
@@ -207,8 +212,14 @@ impl Reactor {
     }
 
     pub(crate) fn stop(&self) -> Result<(), ReactorError> {
-        if self.state.get() == State::Idle || self.stop_requested.get() || self.shutting_down.get()
-        {
+        if self.state.get() == State::Idle {
+            // Not running: the next `run` does one pass and then stops.
+            if self.stop_pending.replace(true) {
+                return Err(ReactorError::NotRunning);
+            }
+            return Ok(());
+        }
+        if self.stop_requested.get() || self.shutting_down.get() {
             return Err(ReactorError::NotRunning);
         }
         self.stop_requested.set(true);
@@ -236,6 +247,8 @@ impl Reactor {
             None
         };
         self.state.set(State::Starting);
+        // A stop asked for before this run: one full pass, then shut down.
+        let mut stop_after_pass = self.stop_pending.replace(false);
         self.stop_requested.set(false);
         self.shutting_down.set(false);
         self.exit.set(false);
@@ -258,9 +271,13 @@ impl Reactor {
 
         let mut events = Events::with_capacity(1024);
         let result = loop {
-            self.iterate(&io, &mut events, signals.as_mut());
+            self.iterate(&io, &mut events, signals.as_mut(), stop_after_pass);
             if self.exit.get() {
                 break Ok(());
+            }
+            if std::mem::take(&mut stop_after_pass) {
+                // Refused only if a stop is already under way: nothing to do.
+                let _ = self.stop();
             }
         };
         if let Some(watch) = signals.take() {
@@ -343,7 +360,14 @@ impl Reactor {
     }
 
     /// One turn of the loop: thread calls, queued calls, due timers, poll, I/O.
-    fn iterate(self: &Rc<Self>, io: &Io, events: &mut Events, signals: Option<&mut SignalWatch>) {
+    /// `last_pass`: a stop is pending, so the poll must not wait.
+    fn iterate(
+        self: &Rc<Self>,
+        io: &Io,
+        events: &mut Events,
+        signals: Option<&mut SignalWatch>,
+        last_pass: bool,
+    ) {
         if self.stop_requested.get() {
             self.begin_shutdown();
         }
@@ -366,8 +390,10 @@ impl Reactor {
             return;
         }
 
-        let busy =
-            self.stop_requested.get() || !self.soon.borrow().is_empty() || !self.remote.is_empty();
+        let busy = last_pass
+            || self.stop_requested.get()
+            || !self.soon.borrow().is_empty()
+            || !self.remote.is_empty();
         let timeout = if busy {
             Some(Duration::ZERO)
         } else {

@@ -20,6 +20,12 @@
 //!   epoch), and calls due at the same time run in the order they were
 //!   scheduled (Twisted issue 6718).
 //! - A stopped reactor can be run again (`ReactorNotRestartable` is gone).
+//! - [`stop`] before [`run`] is not an error (Twisted raises
+//!   `ReactorNotRunning`): the stop is kept, and the next `run` makes one
+//!   full pass (startup triggers, due calls, ready I/O) and then shuts down
+//!   normally, as asyncio's `loop.stop()` before `run_forever()` does. So a
+//!   program whose every Deferred failed before the loop started, and whose
+//!   `all_done` callback called `stop()`, still terminates.
 //! - A panic in a timed call, a trigger or an I/O callback is logged and the
 //!   loop goes on.
 //!
@@ -74,8 +80,9 @@ pub enum ReactorError {
     /// `run()` was called while this thread's reactor was running
     /// (Twisted's `ReactorAlreadyRunning`).
     AlreadyRunning,
-    /// `stop()` was called while the reactor was not running or already
-    /// stopping (Twisted's `ReactorNotRunning`).
+    /// `stop()` was called while the reactor was already stopping, or while a
+    /// stop asked for before `run()` is still pending (Twisted's
+    /// `ReactorNotRunning`).
     NotRunning,
     /// The poller could not be created.
     Io(io::Error),
@@ -86,7 +93,7 @@ impl fmt::Display for ReactorError {
         match self {
             ReactorError::AlreadyRunning => f.write_str("the reactor is already running"),
             ReactorError::NotRunning => {
-                f.write_str("the reactor is not running (or is already stopping)")
+                f.write_str("the reactor is already stopping (or a stop is already pending)")
             }
             ReactorError::Io(e) => write!(f, "the reactor could not start its poller: {e}"),
         }
@@ -180,8 +187,25 @@ pub fn run_with(options: RunOptions) -> Result<(), ReactorError> {
 }
 
 /// Asks the reactor to stop. The shutdown triggers run after `stop` returns,
-/// then [`run`] returns. An error if the reactor is not running or is already
-/// stopping.
+/// then [`run`] returns.
+///
+/// Called while the reactor is not running, `stop` returns `Ok(())` and the
+/// stop is kept for the next [`run`], which makes one full pass (startup
+/// triggers, calls already due, ready I/O) and then shuts down normally
+/// (asyncio's `loop.stop()` before `run_forever()`; Twisted raises
+/// `ReactorNotRunning` instead, and the program would hang in `run()`).
+/// `Err(`[`ReactorError::NotRunning`]`)` when the reactor is already stopping
+/// or a stop is already pending.
+///
+/// ```
+/// use twined::defer::{self, DeferredList};
+/// use twined::reactor;
+///
+/// // Every Deferred has failed before the loop starts: all_done runs now.
+/// let ds = vec![defer::fail::<u32>(defer::CancelledError)];
+/// DeferredList::new(ds).add_both(|_| reactor::stop().unwrap());
+/// reactor::run().unwrap(); // one pass, then returns
+/// ```
 pub fn stop() -> Result<(), ReactorError> {
     current_reactor().stop()
 }
