@@ -28,6 +28,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
+use crate::defer::report::report_error;
 use crate::defer::{succeed, Deferred, Failure, Panicked};
 use crate::reactor;
 
@@ -113,7 +114,7 @@ impl Pool {
                     drop(state);
                     // Each job catches its own panics; this is a last guard.
                     if catch_unwind(AssertUnwindSafe(job)).is_err() {
-                        log::error!("a pool job panicked");
+                        report_error!("a pool job panicked");
                     }
                     state = self.lock();
                 }
@@ -256,7 +257,7 @@ pub fn defer_to_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static
 pub fn call_in_thread(f: impl FnOnce() + Send + 'static) {
     pool().submit(Box::new(move || {
         if let Err(panic) = catch_unwind(AssertUnwindSafe(f)) {
-            log::error!(
+            report_error!(
                 "a call_in_thread function panicked: {}",
                 Panicked::from_payload(panic).message()
             );

@@ -45,9 +45,11 @@ use super::{AlreadyCalled, Failure, TriggerDropped};
 /// ```
 ///
 /// A dropped handle is not an error. If the chain ends in a failure that no
-/// errback handled, the failure is logged once through `log::error!`
-/// ("Unhandled error in Deferred: ...") when the last reference to the chain
-/// goes away: deterministically, not when a garbage collector gets to it.
+/// errback handled, the failure is reported once ("Unhandled error in
+/// Deferred: ...") when the last reference to the chain goes away:
+/// deterministically, not when a garbage collector gets to it. The report goes
+/// through `log::error!` when a logger would record it, and to standard error
+/// when none would (no logger installed), so it is never silent.
 pub struct Deferred<T> {
     pub(crate) chain: Rc<Chain>,
     _type: PhantomData<fn() -> T>,

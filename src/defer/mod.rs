@@ -33,8 +33,10 @@
 //!   levels run synchronously inside the firing call, as in Twisted; deeper
 //!   ones are taken up by the outermost firing call before it returns
 //!   (Twisted overflows its recursion limit there).
-//! - An unhandled failure is logged when the last reference to its chain is
-//!   dropped: deterministic, not at the garbage collector's leisure.
+//! - An unhandled failure is reported when the last reference to its chain is
+//!   dropped: deterministic, not at the garbage collector's leisure. Reports
+//!   go to the `log` crate when a logger would record them, else to standard
+//!   error (a program without a logger does not lose them).
 //! - A panicking canceller fails the Deferred with the panic instead of leaving
 //!   it unfired.
 //! - Combinators own the Deferreds they are given, so their inputs' failures
@@ -59,6 +61,7 @@ mod error;
 mod failure;
 mod future;
 mod list;
+pub(crate) mod report;
 mod sync;
 mod timeout;
 mod value;

@@ -22,6 +22,7 @@ use super::signals::SignalWatch;
 use super::sources::{self, Handler, Ready, SourceKey, Sources, SIGNAL_TOKEN, WAKER_TOKEN};
 use super::timers::TimerQueue;
 use super::{Event, Phase, ReactorError, RunOptions, TriggerId};
+use crate::defer::report::report_error;
 use crate::defer::{Deferred, DeferredList, Panicked};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -103,7 +104,7 @@ pub(crate) fn current() -> Rc<Reactor> {
 /// Runs `f`, logging a panic instead of unwinding into the reactor.
 pub(crate) fn guard(what: &str, f: impl FnOnce()) {
     if let Err(panic) = catch_unwind(AssertUnwindSafe(f)) {
-        log::error!(
+        report_error!(
             "{what} panicked: {}",
             Panicked::from_payload(panic).message()
         );
@@ -329,7 +330,7 @@ impl Reactor {
                             // Only "before" triggers can hold an event; make
                             // sure a failure here is not lost.
 
-                            d.add_errback(|f| log::error!("system event trigger failed: {f}"));
+                            d.add_errback(|f| report_error!("system event trigger failed: {f}"));
                         }
                     });
                 }
@@ -341,7 +342,7 @@ impl Reactor {
         } else {
             DeferredList::new(waits).add_callback(move |results| {
                 for failure in results.into_iter().filter_map(Result::err) {
-                    log::error!("a before-{event:?} trigger failed: {failure}");
+                    report_error!("a before-{event:?} trigger failed: {failure}");
                 }
                 rest();
             });
@@ -404,7 +405,7 @@ impl Reactor {
         let polled = io.poll.borrow_mut().poll(events, timeout);
         if let Err(e) = polled {
             if e.kind() != io::ErrorKind::Interrupted {
-                log::error!("poll failed: {e}");
+                report_error!("poll failed: {e}");
             }
             return;
         }

@@ -9,6 +9,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::WorkResult;
+use crate::defer::report::report_error;
 use crate::defer::{Deferred, Failure, Trigger};
 use crate::reactor::{Current, ReactorTime, WeakDelayedCall};
 
@@ -412,7 +413,7 @@ impl Inner {
         }
         match trigger {
             Some(trigger) => trigger.errback(failure),
-            None => log::error!("a LoopingCall's function failed after its run ended: {failure}"),
+            None => report_error!("a LoopingCall's function failed after its run ended: {failure}"),
         }
     }
 }
