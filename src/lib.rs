@@ -92,9 +92,9 @@
 //! | `reactor.spawnProcess(proto, exe, args, env, path)` / `utils.getProcessOutput` | [`reactor::spawn_process(program, args, ProcessOptions { env, cwd }, proto)`](reactor::spawn_process) with a [`ProcessProtocol`](reactor::ProcessProtocol) / [`utils::get_process_output`] (also errbacks on a failing exit status) |
 //! | `d = Deferred()` | `let (d, trigger) = Deferred::new();` |
 //! | `d.callback(v)` / `d.errback(e)` | `trigger.callback(v)` / `trigger.errback(e)` (consumes the trigger: firing twice does not compile) |
-//! | `d.addCallback(f)` | `d.add_callback(f)` when `f` returns a value; `d.and_then(f)` when it may raise (`Err`/`?`) or returns a Deferred |
-//! | `d.addErrback(f)` / `addBoth` / `addCallbacks(f, g)` | `d.add_errback(f)` or `d.or_else(f)` / `add_both` or `then` / `add_callbacks(f, g)` |
-//! | callback returns a Deferred (chaining) | `and_then(\|v\| other_deferred)`: the outer chain waits for the inner one |
+//! | `d.addCallback(f)` | `d.add_callback(f)` when `f` returns a value or a Deferred; `d.and_then(f)` when it may raise (`Err`/`?`) |
+//! | `d.addErrback(f)` / `addBoth` / `addCallbacks(f, g)` | `d.add_errback(f)` or `d.or_else(f)` (re-raise, or return a Deferred) / `add_both` or `then` / `add_callbacks(f, g)` |
+//! | callback returns a Deferred (chaining) | `add_callback(\|v\| other_deferred)` (or `add_both`, `and_then`, `or_else`): the outer chain waits for the inner one, as in Twisted; a value that merely holds a Deferred (or a future) does not compile, so a Deferred is never silently nested |
 //! | `d.pause()` / `d.unpause()` / `d.cancel()` / `d.addTimeout(t, clock, onTimeoutCancel)` | `d.pause()` / `d.unpause()` / `d.cancel()` / `d.add_timeout(Duration)` (`add_timeout_on(&clock, t)`, `add_timeout_with(&clock, t, f)`; fails with `TimeoutError`) |
 //! | `d.chainDeferred(d2)` | `d.chain_deferred(trigger2)` |
 //! | `defer.succeed(v)` / `defer.fail(e)` / `defer.maybeDeferred(f)` | `defer::succeed(v)` / `defer::fail(e)` / `defer::maybe_deferred(f)` |

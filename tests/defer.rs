@@ -312,6 +312,61 @@ fn item_06_callback_returns_deferred_pauses_outer() {
     assert!(!outer.is_waiting());
 }
 
+/// Twisted's `test_callbackReturnsDeferred` through `add_callback` itself:
+/// a callback returning a Deferred makes a `Deferred<U>`, not a nested
+/// `Deferred<Deferred<U>>`, and the outer chain waits for the inner one,
+/// fired later.
+#[test]
+fn add_callback_returning_a_deferred_chains_and_waits() {
+    let results = calls();
+    let r = results.clone();
+    let (outer, outer_trigger) = Deferred::<&str>::new();
+    let (inner, inner_trigger) = Deferred::<usize>::new();
+    let outer: Deferred<usize> = outer.add_callback(move |_| inner);
+    let outer = outer.add_callback(move |n| r.borrow_mut().push(n));
+    outer_trigger.callback("outer");
+    assert!(taken(&results).is_empty(), "the outer chain waits");
+    assert!(outer.is_waiting());
+    inner_trigger.callback(7);
+    assert_eq!(taken(&results), [7]);
+    assert!(!outer.is_waiting());
+
+    // The same through add_both, and with an inner that fails.
+    let (outer, outer_trigger) = Deferred::<u32>::new();
+    let (inner, inner_trigger) = Deferred::<u32>::new();
+    let outer = outer.add_both(move |_| inner);
+    outer_trigger.errback(Boom("outer"));
+    assert!(outer.is_waiting());
+    inner_trigger.errback(Boom("inner"));
+    let failure = outer.result().unwrap().unwrap_err();
+    assert_eq!(failure.downcast_ref::<Boom>(), Some(&Boom("inner")));
+}
+
+/// The README's pattern `get_page(a).add_callback(|_| get_page(b))`: the
+/// inner Deferred fires later, from the reactor, and the outer result is the
+/// inner's value.
+#[test]
+fn add_callback_waits_for_a_deferred_fired_later_by_the_reactor() {
+    use std::time::Duration;
+    use twined::{reactor, task};
+
+    let got = Rc::new(Cell::new(0));
+    let g = got.clone();
+    let d = task::defer_later(Duration::from_millis(1), || Ok::<_, Failure>(1u32))
+        .add_callback(|n| task::defer_later(Duration::from_millis(5), move || Ok(n + 41)))
+        .add_callback(move |n| {
+            g.set(n);
+            reactor::stop().unwrap();
+        });
+    let watchdog = reactor::call_later(Duration::from_secs(10), || {
+        let _ = reactor::stop();
+    });
+    reactor::run().unwrap();
+    let _ = watchdog.cancel();
+    assert_eq!(got.get(), 42);
+    drop(d);
+}
+
 /// Item 6, second half — D `test_chainedPausedDeferredWithResult`: a *paused*
 /// inner blocks the outer even though it already has a result.
 ///
