@@ -1416,6 +1416,24 @@ fn item_33_race_winner_and_losers_cancelled_once() {
     assert!(ts.iter().all(Trigger::is_called));
 }
 
+/// Twisted's `RaceTests.test_success` checks the losers' cancellation from
+/// the winner's callback: the losers are cancelled before the winner's
+/// result reaches the race's callbacks.
+#[test]
+fn race_cancels_the_losers_before_the_callbacks_see_the_winner() {
+    let cancels: Vec<Rc<Cell<u32>>> = (0..3).map(|_| Rc::new(Cell::new(0))).collect();
+    let (mut ds, mut ts): (Vec<_>, Vec<_>) = cancels.iter().map(counted).unzip();
+    let seen = Rc::new(RefCell::new(None));
+    let (s, c) = (seen.clone(), cancels.clone());
+    let d = defer::race(ds.drain(..)).add_callback(move |winner| {
+        *s.borrow_mut() = Some(c.iter().map(|c| c.get()).collect::<Vec<u32>>());
+        winner
+    });
+    ts.remove(0).callback(7);
+    assert_eq!(d.result(), Some(Ok((0, 7))));
+    assert_eq!(seen.borrow().as_deref(), Some(&[0, 1, 1][..]));
+}
+
 /// Item 33 — D `RaceTests.test_failure`: if every input fails, the race fails
 /// with a `FailureGroup` of their failures in input order.
 #[test]
