@@ -42,18 +42,13 @@ struct Triggers {
 }
 
 impl Triggers {
-    fn take(&mut self, event: Event, phase: Phase) -> Vec<TriggerFn> {
-        let mut taken = Vec::new();
-        let mut kept = Vec::with_capacity(self.list.len());
-        for (e, p, id, f) in self.list.drain(..) {
-            if e == event && p == phase {
-                taken.push(f);
-            } else {
-                kept.push((e, p, id, f));
-            }
-        }
-        self.list = kept;
-        taken
+    /// Removes and returns the first trigger for `event` in `phase`.
+    fn take_next(&mut self, event: Event, phase: Phase) -> Option<TriggerFn> {
+        let at = self
+            .list
+            .iter()
+            .position(|(e, p, _, _)| *e == event && *p == phase)?;
+        Some(self.list.remove(at).3)
     }
 }
 
@@ -300,9 +295,14 @@ impl Reactor {
         first_during: Box<dyn FnOnce()>,
         finally: Box<dyn FnOnce()>,
     ) {
-        let before = self.triggers.borrow_mut().take(event, Phase::Before);
+        // Taken one at a time (Twisted's `_ThreePhaseEvent.fireEvent`): a
+        // "before" trigger that removes a pending one stops it from running,
+        // and one that adds another gets it run in this same event.
         let mut waits = Vec::new();
-        for trigger in before {
+        loop {
+            // A statement of its own: no borrow is held while the trigger runs.
+            let next = self.triggers.borrow_mut().take_next(event, Phase::Before);
+            let Some(trigger) = next else { break };
             guard("a system event trigger", || {
                 if let Some(d) = trigger() {
                     waits.push(d);
@@ -316,14 +316,7 @@ impl Reactor {
                 // Taken one at a time, so a trigger removed by an earlier one
                 // does not run.
                 loop {
-                    let next = {
-                        let mut triggers = me.triggers.borrow_mut();
-                        let at = triggers
-                            .list
-                            .iter()
-                            .position(|(e, p, _, _)| *e == event && *p == phase);
-                        at.map(|at| triggers.list.remove(at).3)
-                    };
+                    let next = me.triggers.borrow_mut().take_next(event, phase);
                     let Some(trigger) = next else { break };
                     guard("a system event trigger", || {
                         if let Some(d) = trigger() {
@@ -347,6 +340,12 @@ impl Reactor {
                 rest();
             });
         }
+    }
+
+    /// Fires `event`'s triggers (`reactor::fire_system_event`); `done` runs
+    /// after the "after" phase.
+    pub(crate) fn fire_system_event(self: &Rc<Self>, event: Event, done: Box<dyn FnOnce()>) {
+        self.fire_event(event, Box::new(|| {}), done);
     }
 
     fn begin_shutdown(self: &Rc<Self>) {

@@ -9,6 +9,7 @@
 //! | `reactor.getDelayedCalls()` | [`get_delayed_calls`] |
 //! | `reactor.callWhenRunning(f)` | [`call_when_running`] |
 //! | `reactor.addSystemEventTrigger(phase, event, f)` | [`add_system_event_trigger`] / [`remove_system_event_trigger`] |
+//! | `reactor.fireSystemEvent('myevent')` | [`fire_system_event(Event::Custom("myevent"))`](fire_system_event) |
 //! | `reactor.callFromThread(f)` | [`handle()`](handle)`.call_from_thread(f)` |
 //! | `reactor.addReader(obj)` / `addWriter` / `removeReader` / `removeWriter` | [`add_reader(&fd, callback)`](add_reader), [`add_writer`], [`remove_reader`], [`remove_writer`] (any `AsRawFd`; level-triggered) |
 //! | `reactor.removeAll()`, `getReaders()`, `getWriters()` | [`remove_all`], [`get_readers`], [`get_writers`] |
@@ -120,13 +121,17 @@ pub enum Phase {
     After,
 }
 
-/// A system event (Twisted's `'startup'` and `'shutdown'`).
+/// A system event (Twisted's `'startup'`, `'shutdown'`, or any name given to
+/// `addSystemEventTrigger` and `fireSystemEvent`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Event {
     /// `run()` starting.
     Startup,
     /// `stop()` (or SIGINT/SIGTERM) shutting the reactor down.
     Shutdown,
+    /// An event of the program's own, fired by [`fire_system_event`]
+    /// (Twisted's `fireSystemEvent('myevent')`).
+    Custom(&'static str),
 }
 
 /// Identifies a system event trigger, for [`remove_system_event_trigger`].
@@ -272,6 +277,38 @@ pub fn add_system_event_trigger<R: TriggerResult>(
     f: impl FnOnce() -> R + 'static,
 ) -> TriggerId {
     current_reactor().add_trigger(phase, event, Box::new(move || f().into_wait()))
+}
+
+/// Fires `event`'s triggers now, in three phases (Twisted's
+/// `reactor.fireSystemEvent(name)`): the "before" triggers one at a time,
+/// then, once every Deferred they returned has fired, the "during" and
+/// "after" triggers. Each trigger runs once; a panicking or failing trigger is
+/// reported and the others still run. The returned Deferred fires when the
+/// "after" phase is done.
+///
+/// Meant for [`Event::Custom`] events. Firing [`Event::Startup`] or
+/// [`Event::Shutdown`] this way only runs their triggers; it does not start
+/// or stop the reactor (use [`run`] and [`stop`]).
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc};
+/// use twined::reactor::{self, Event, Phase};
+///
+/// let log = Rc::new(RefCell::new(Vec::new()));
+/// for (phase, name) in [(Phase::After, "after"), (Phase::Before, "before"), (Phase::During, "during")] {
+///     let log = log.clone();
+///     reactor::add_system_event_trigger(phase, Event::Custom("reload"), move || {
+///         log.borrow_mut().push(name)
+///     });
+/// }
+/// let done = reactor::fire_system_event(Event::Custom("reload"));
+/// assert_eq!(*log.borrow(), ["before", "during", "after"]);
+/// assert!(done.called());
+/// ```
+pub fn fire_system_event(event: Event) -> Deferred<()> {
+    let (d, trigger) = Deferred::new();
+    current_reactor().fire_system_event(event, Box::new(move || trigger.callback(())));
+    d
 }
 
 /// Removes a trigger that has not run yet; returns whether it was there.
