@@ -199,7 +199,7 @@ fn before_trigger_removing_a_pending_before_trigger_stops_it() {
     pending.set(Some(reactor::add_system_event_trigger(
         Phase::Before,
         Event::Custom("three-phase"),
-        move || second(),
+        second,
     )));
     let during = rec("during");
     reactor::add_system_event_trigger(Phase::During, Event::Custom("three-phase"), move || {
@@ -240,7 +240,7 @@ fn before_trigger_adding_a_before_trigger_runs_it_in_the_same_event() {
         reactor::add_system_event_trigger(Phase::Before, Event::Shutdown, added);
     });
     let during = rec("during");
-    reactor::add_system_event_trigger(Phase::During, Event::Shutdown, move || during());
+    reactor::add_system_event_trigger(Phase::During, Event::Shutdown, during);
     reactor::call_when_running(|| reactor::stop().unwrap());
     reactor::run().unwrap();
     assert_eq!(*log.borrow(), ["first", "added", "during"]);
@@ -259,11 +259,11 @@ fn custom_event_runs_its_phases_and_waits_for_before_deferreds() {
         d
     });
     let during = rec("during");
-    reactor::add_system_event_trigger(Phase::During, Event::Custom("reload"), move || during());
+    reactor::add_system_event_trigger(Phase::During, Event::Custom("reload"), during);
     let after = rec("after");
-    reactor::add_system_event_trigger(Phase::After, Event::Custom("reload"), move || after());
+    reactor::add_system_event_trigger(Phase::After, Event::Custom("reload"), after);
     let other = rec("other event");
-    reactor::add_system_event_trigger(Phase::During, Event::Custom("other"), move || other());
+    reactor::add_system_event_trigger(Phase::During, Event::Custom("other"), other);
     let done = reactor::fire_system_event(Event::Custom("reload"));
     assert_eq!(*log.borrow(), ["before"]);
     assert!(!done.called());
