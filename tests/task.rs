@@ -205,6 +205,24 @@ fn with_count_reports_the_intervals_skipped() {
     lc.stop().unwrap();
 }
 
+/// After `reset()`, the first call counts one interval, as Twisted's
+/// `LoopingCall.reset` + `withCount` give (its interval number of the call
+/// before the reset truncates to 0).
+#[test]
+fn with_count_first_call_after_reset_counts_one() {
+    let clock = Clock::new();
+    let (lc, times) = counting_loop(&clock);
+    lc.start(secs(1.0), true).unwrap();
+    assert_eq!(times.borrow_mut().pop(), Some((0.0, 1)));
+    clock.advance(secs(0.5));
+    lc.reset().unwrap();
+    clock.advance(secs(1.0));
+    assert_eq!(*times.borrow(), [(1.5, 1)]);
+    clock.advance(secs(1.0));
+    assert_eq!(*times.borrow(), [(1.5, 1), (2.5, 1)]);
+    lc.stop().unwrap();
+}
+
 #[test]
 fn with_count_counts_only_interval_boundaries_crossed() {
     // T test_countLengthyIntervalCounts
@@ -1377,4 +1395,43 @@ fn stopping_a_cooperator_also_finishes_paused_tasks() {
         fired(d).unwrap_err().downcast_ref::<TaskError>(),
         Some(&TaskError::SchedulerStopped)
     );
+}
+
+/// Twisted code calls `lc.stop()` from inside the loop's function; with
+/// `LoopingCall::with_handle` the function receives the loop and can. The
+/// run's Deferred fires with the loop after the call that stopped it; when
+/// that call returned a pending Deferred, only once it fires.
+#[test]
+fn looping_call_with_handle_stops_itself_from_its_function() {
+    let clock = Clock::new();
+    let calls = Rc::new(Cell::new(0));
+    let c = calls.clone();
+    let lc = LoopingCall::with_handle(move |lc| {
+        c.set(c.get() + 1);
+        if c.get() == 3 {
+            lc.stop().unwrap();
+        }
+    })
+    .with_clock(clock.clone());
+    let done = lc.start(secs(1.0), true).unwrap();
+    clock.pump([secs(1.0); 5]);
+    assert_eq!(calls.get(), 3);
+    assert!(!lc.running());
+    assert_eq!(done.result().unwrap().unwrap(), lc);
+
+    let pending: Rc<RefCell<Option<Trigger<()>>>> = Rc::new(RefCell::new(None));
+    let p = pending.clone();
+    let lc = LoopingCall::with_handle(move |lc| {
+        lc.stop().unwrap();
+        let (d, t) = Deferred::<()>::new();
+        *p.borrow_mut() = Some(t);
+        d
+    })
+    .with_clock(clock.clone());
+    let done = lc.start(secs(1.0), true).unwrap();
+    let done = done
+        .try_result()
+        .expect_err("waits for the function's Deferred");
+    pending.borrow_mut().take().unwrap().callback(());
+    assert_eq!(done.result().unwrap().unwrap(), lc);
 }
