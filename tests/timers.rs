@@ -723,3 +723,31 @@ fn timeout_error_message_gives_the_duration() {
     };
     assert_eq!(e.to_string(), "Deferred timed out after 2.5s");
 }
+
+/// Twisted's tests find their call with `call in reactor.getDelayedCalls()`
+/// (`DelayedTests.testGetDelayedCalls`): handles compare by identity, and
+/// order by when they are due, then by scheduling order.
+#[test]
+fn delayed_calls_compare_by_identity_and_order_by_time() {
+    let clock = Clock::new();
+    let late = clock.call_later(Duration::from_secs(5), || {});
+    let early = clock.call_later(Duration::from_secs(1), || {});
+    let tie = clock.call_later(Duration::from_secs(1), || {});
+    let calls = clock.get_delayed_calls();
+    assert!(calls.contains(&late) && calls.contains(&early) && calls.contains(&tie));
+    assert_eq!(calls, [early.clone(), tie.clone(), late.clone()]);
+    assert_eq!(early, early.clone());
+    assert_ne!(early, tie);
+    assert!(early < tie && tie < late);
+    let mut sorted = vec![late.clone(), tie.clone(), early.clone()];
+    sorted.sort();
+    assert_eq!(sorted, [early.clone(), tie.clone(), late.clone()]);
+    early.cancel().unwrap();
+    assert!(!clock.get_delayed_calls().contains(&early));
+
+    // The reactor's calls too.
+    let call = reactor::call_later(Duration::from_secs(60), || {});
+    assert!(reactor::get_delayed_calls().contains(&call));
+    call.cancel().unwrap();
+    assert!(!reactor::get_delayed_calls().contains(&call));
+}
