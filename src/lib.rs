@@ -83,6 +83,8 @@
 //! | `reactor.callWhenRunning(f)` | `reactor::call_when_running(f)` |
 //! | `reactor.addSystemEventTrigger('before', 'shutdown', f)` | `reactor::add_system_event_trigger(Phase::Before, Event::Shutdown, f)` (f may return a Deferred that holds shutdown) |
 //! | `reactor.callFromThread(f)` | `reactor::handle().call_from_thread(f)` (the handle is `Send + Clone`) |
+//! | `threads.blockingCallFromThread(reactor, f)` | [`threads::blocking_call_from_thread(&handle, f)`](threads::blocking_call_from_thread) (fails instead of hanging on the reactor thread or after shutdown) |
+//! | `reactor.fireSystemEvent('myevent')` | [`reactor::fire_system_event(Event::Custom("myevent"))`](reactor::fire_system_event) |
 //! | `threads.deferToThread(f)` / `reactor.callInThread(f)` | [`threads::defer_to_thread(f)`](threads::defer_to_thread) / [`threads::call_in_thread(f)`](threads::call_in_thread) (a process-wide pool of 10 threads, [`threads::set_pool_size`]) |
 //! | `reactor.suggestThreadPoolSize(n)` / `reactor.resolve(name)` | [`threads::set_pool_size(n)`](threads::set_pool_size) / [`threads::resolve(name, port)`](threads::resolve) -> `Deferred<Vec<SocketAddr>>` (IP literals at once, names on the pool, [`threads::ResolveError`]) |
 //! | `reactor.addReader(obj)` | [`reactor::add_reader(&fd, callback)`](reactor::add_reader), [`add_writer`](reactor::add_writer), [`remove_reader`](reactor::remove_reader), [`remove_writer`](reactor::remove_writer), [`remove_all`](reactor::remove_all) (any `AsRawFd`, level-triggered like Twisted's) |

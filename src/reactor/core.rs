@@ -84,6 +84,13 @@ thread_local! {
     static REACTOR: Rc<Reactor> = Rc::new(Reactor::new());
 }
 
+impl Drop for Reactor {
+    fn drop(&mut self) {
+        // The thread is exiting: its queued thread calls will never run.
+        self.remote.set_life(|life| life.gone = true);
+    }
+}
+
 /// The current thread's reactor.
 ///
 /// While the thread exits, its reactor's thread-local is being destroyed, and
@@ -243,6 +250,7 @@ impl Reactor {
             None
         };
         self.state.set(State::Starting);
+        self.remote.set_life(|life| life.running = true);
         // A stop asked for before this run: one full pass, then shut down.
         let mut stop_after_pass = self.stop_pending.replace(false);
         self.stop_requested.set(false);
@@ -283,6 +291,10 @@ impl Reactor {
         self.stop_requested.set(false);
         self.shutting_down.set(false);
         self.exit.set(false);
+        self.remote.set_life(|life| {
+            life.running = false;
+            life.runs_ended += 1;
+        });
         result
     }
 

@@ -12,6 +12,20 @@ pub(crate) type RemoteCall = Box<dyn FnOnce() + Send>;
 pub(crate) struct Remote {
     queue: Mutex<VecDeque<RemoteCall>>,
     waker: Mutex<Option<Arc<mio::Waker>>>,
+    /// Where the reactor is in its life, for threads blocked on it
+    /// (`threads::blocking_call_from_thread`).
+    life: Mutex<Life>,
+}
+
+/// What a thread waiting on a reactor needs to know about it.
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Life {
+    /// Whether `run` is under way.
+    pub(crate) running: bool,
+    /// How many runs have ended.
+    pub(crate) runs_ended: u64,
+    /// The reactor's thread has exited: queued calls will never run.
+    pub(crate) gone: bool,
 }
 
 impl Remote {
@@ -42,6 +56,20 @@ impl Remote {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.lock_queue().is_empty()
+    }
+
+    fn lock_life(&self) -> MutexGuard<'_, Life> {
+        self.life.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The reactor's life now.
+    pub(crate) fn life(&self) -> Life {
+        *self.lock_life()
+    }
+
+    /// Records a change of the reactor's life.
+    pub(crate) fn set_life(&self, change: impl FnOnce(&mut Life)) {
+        change(&mut self.lock_life());
     }
 
     pub(crate) fn set_waker(&self, waker: Arc<mio::Waker>) {
