@@ -95,6 +95,8 @@
 //! | `d = Deferred()` | `let (d, trigger) = Deferred::new();` |
 //! | `d.callback(v)` / `d.errback(e)` | `trigger.callback(v)` / `trigger.errback(e)` (consumes the trigger: firing twice does not compile) |
 //! | `d.addCallback(f)` | `d.add_callback(f)` when `f` returns a value or a Deferred; `d.and_then(f)` when it may raise (`Err`/`?`) |
+//! | `d.addCallback(f)` as a statement (Python changes `d` in place) | `let d = d.add_callback(f);` (or chain the calls): `add_*` takes the handle and returns the next one, whose type is the callback's result; `d.add_callback(f);` alone keeps the chain running but drops the handle |
+//! | a callback using a local (`lambda r: seen.append(r)`, `callbackArgs`) | `move \|r\| ...`: callbacks are `'static`, so move owned values in; share state with `Rc<RefCell<_>>` (clone the `Rc` first), send across threads with `Arc<Mutex<_>>` |
 //! | `d.addErrback(f)` / `addBoth` / `addCallbacks(f, g)` | `d.add_errback(f)` or `d.or_else(f)` (re-raise, or return a Deferred) / `add_both` or `then` / `add_callbacks(f, g)` |
 //! | callback returns a Deferred (chaining) | `add_callback(\|v\| other_deferred)` (or `add_both`, `and_then`, `or_else`): the outer chain waits for the inner one, as in Twisted; a value that merely holds a Deferred (or a future) does not compile, so a Deferred is never silently nested |
 //! | `d.pause()` / `d.unpause()` / `d.cancel()` / `d.addTimeout(t, clock, onTimeoutCancel)` | `d.pause()` / `d.unpause()` / `d.cancel()` / `d.add_timeout(Duration)` (`add_timeout_on(&clock, t)`, `add_timeout_with(&clock, t, f)`; fails with `TimeoutError`) |
@@ -103,9 +105,9 @@
 //! | `DeferredList(ds, fireOnOneCallback, fireOnOneErrback, consumeErrors)` | `DeferredList::new(ds)`, `DeferredList::with_options(ds, ListOptions)`, `DeferredList::first_success(ds)`; results `Vec<Result<T, Failure>>` in input order |
 //! | `defer.gatherResults(ds)` / `defer.race(ds)` | `defer::gather_results(ds)` (errback `FirstError { index, failure }`) / `defer::race(ds)` |
 //! | `DeferredLock`, `DeferredSemaphore(n).run(f)`, `DeferredQueue` | the same names in `twined::defer` (guards release on drop) |
-//! | `@inlineCallbacks` / `ensureDeferred(coro)` / `Deferred.fromCoroutine` | [`defer::ensure_deferred(async move { ... })`](defer::ensure_deferred); `Deferred<T>` is a `Future<Output = Result<T, Failure>>` (see below); `task.react(lambda r: ensureDeferred(main()))` is [`task::react_async(|| async { ... })`](task::react_async); `deferLater(reactor, t)` awaited is [`task::sleep(t)`](task::sleep) |
+//! | `@inlineCallbacks` / `ensureDeferred(coro)` / `Deferred.fromCoroutine` | [`defer::ensure_deferred(async move { ... })`](defer::ensure_deferred); `Deferred<T>` is a `Future<Output = Result<T, Failure>>` (see below); `task.react(lambda r: ensureDeferred(main()))` is [`task::react_async(\|\| async { ... })`](task::react_async); `deferLater(reactor, t)` awaited is [`task::sleep(t)`](task::sleep) |
 //! | `task.react(main)` | `task::react(main)` (returns main's result; `task::exit_code` maps it to 0, 1 or a `SystemExit` code) |
-//! | `task.deferLater`, `LoopingCall(f)`, `LoopingCall.withCount(f)`, `coiterate`/`cooperate`/`Cooperator`, `Clock` | `task::defer_later`, `task::LoopingCall::new(f)`, `LoopingCall::with_count(f)`, `task::coiterate`/`cooperate`/`Cooperator`, `task::Clock` |
+//! | `task.deferLater`, `LoopingCall(f)`, `LoopingCall.withCount(f)`, `coiterate`/`cooperate`/`Cooperator`, `Clock` | `task::defer_later`, `task::LoopingCall::new(f)`, `LoopingCall::with_count(f)`, `LoopingCall::with_handle(f)` (`f` receives the loop: `lc.stop()` from inside `f`), `task::coiterate`/`cooperate`/`Cooperator`, `task::Clock` |
 //! | `Failure.trap(E)` / `check(E)` / `value` / `getErrorMessage()` | `failure.trap::<E>()` / `check::<E>()` / `downcast_ref::<E>()` / `Display` |
 //! | `defer.setDebugging(True)` | `defer::set_debugging(true)` |
 //! | `client.getPage(url, ...)` / `downloadPage(url, file)` | [`web::client::get_page(url)`](web::client::get_page) -> `Deferred<Vec<u8>>` / [`get_page_with(url, PageOptions)`](web::client::get_page_with) / [`download_page(url, path)`](web::client::download_page) |

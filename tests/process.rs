@@ -30,7 +30,10 @@ fn wait<T: 'static>(d: Deferred<T>) -> Result<T, Failure> {
     let r = result.clone();
     d.then(move |res| {
         *r.borrow_mut() = Some(res);
-        let _ = reactor::stop();
+        // Fired before `run`: no stop to keep for a later run.
+        if reactor::running() {
+            let _ = reactor::stop();
+        }
         Ok::<(), Failure>(())
     });
     if result.borrow().is_none() {

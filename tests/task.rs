@@ -1,6 +1,5 @@
 //! `twined::task`: LoopingCall, defer_later, react and Cooperator, ported from
-//! `/work/shared/twisted-semantics.md` items 56 and 57, one test per
-//! behaviour.
+//! Twisted's `test_task.py` and `test_cooperator.py`, one test per behaviour.
 //!
 //! T = `twisted/test/test_task.py`, CO = `twisted/test/test_cooperator.py`.
 //! Most tests run on a `task::Clock` (or, for the Cooperator, a scheduler the
@@ -67,7 +66,7 @@ fn fired<T: 'static>(d: Deferred<T>) -> Result<T, Failure> {
 }
 
 // ---------------------------------------------------------------------------
-// Item 56: LoopingCall
+// LoopingCall
 // ---------------------------------------------------------------------------
 
 /// A loop on `clock` that records the clock's time at each call.
@@ -585,7 +584,7 @@ fn looping_call_failure_on_the_reactor_errbacks() {
 }
 
 // ---------------------------------------------------------------------------
-// Item 57: defer_later (T DeferLaterTests)
+// defer_later (T DeferLaterTests)
 // ---------------------------------------------------------------------------
 
 #[test]
@@ -677,7 +676,7 @@ fn defer_later_on_the_reactor() {
 }
 
 // ---------------------------------------------------------------------------
-// Item 57: react (T ReactTests)
+// react (T ReactTests)
 // ---------------------------------------------------------------------------
 
 /// Counts shutdowns of this thread's reactor.
@@ -846,7 +845,7 @@ fn react_accepts_a_plain_result_and_can_run_twice() {
 }
 
 // ---------------------------------------------------------------------------
-// Item 57: Cooperator (CO CooperatorTests, RunStateTests, AliasTests)
+// Cooperator (CO CooperatorTests, RunStateTests, AliasTests)
 // ---------------------------------------------------------------------------
 
 #[test]

@@ -1,9 +1,9 @@
-//! Timed calls and timeouts: Twisted's behaviours from
-//! `/work/shared/twisted-semantics.md` items 47–51 and 55, one test per
-//! behaviour, plus 100,000 random timers on a `Clock` and on the reactor.
+//! Timed calls and timeouts: Twisted's `Clock`, `DelayedCall` and
+//! `addTimeout` behaviours, one test per behaviour, plus 100,000 random
+//! timers on a `Clock` and on the reactor.
 //!
 //! T = `twisted/test/test_task.py`, N = `twisted/test/test_internet.py`,
-//! D = `twisted/test/test_defer.py`. Reactor-core behaviours (items 52–54) are
+//! D = `twisted/test/test_defer.py`. Reactor-core behaviours are
 //! in `tests/reactor_core.rs`.
 
 use std::cell::{Cell, RefCell};
@@ -42,7 +42,7 @@ impl Rng {
 }
 
 // ---------------------------------------------------------------------------
-// Item 48: Clock basics (T testSeconds, testCallLater, testAdvance,
+// Clock basics (T testSeconds, testCallLater, testAdvance,
 // testAdvanceCancel)
 // ---------------------------------------------------------------------------
 
@@ -94,7 +94,7 @@ fn called_is_set_before_the_function_runs() {
 }
 
 // ---------------------------------------------------------------------------
-// Item 49: delay / reset and ordering (T testCallLaterDelayed,
+// delay / reset and ordering (T testCallLaterDelayed,
 // testCallLaterResetLater, testCallLaterResetSooner,
 // test_callLaterKeepsCallsOrdered, test_callLaterResetKeepsCallsOrdered,
 // test_callLaterResetInsideCallKeepsCallsOrdered)
@@ -189,7 +189,7 @@ fn reset_and_delay_after_the_call_are_already_called() {
 }
 
 // ---------------------------------------------------------------------------
-// Item 50: cancel errors and active() (N test_cancelCancelledDelayedCall,
+// cancel errors and active() (N test_cancelCancelledDelayedCall,
 // test_cancelCalledDelayedCallSynchronous/Asynchronous, DelayedTests.test_active)
 // ---------------------------------------------------------------------------
 
@@ -257,7 +257,7 @@ fn active_is_true_until_the_call_runs() {
 }
 
 // ---------------------------------------------------------------------------
-// Item 51: getDelayedCalls excludes cancelled calls (N testGetDelayedCalls,
+// getDelayedCalls excludes cancelled calls (N testGetDelayedCalls,
 // T test_getDelayedCalls)
 // ---------------------------------------------------------------------------
 
@@ -298,7 +298,7 @@ fn reactor_get_delayed_calls_excludes_cancelled_calls() {
 }
 
 // ---------------------------------------------------------------------------
-// Item 55: equal deadlines are FIFO (Twisted's Clock is; its reactors are
+// equal deadlines are FIFO (Twisted's Clock is; its reactors are
 // not, issue 6718; twined is FIFO on both, the reactor in reactor_core.rs)
 // ---------------------------------------------------------------------------
 
@@ -473,7 +473,7 @@ fn hundred_thousand_random_timers_fire_in_deadline_order_on_the_reactor() {
 }
 
 // ---------------------------------------------------------------------------
-// Item 47: Deferred::add_timeout (D DeferredAddTimeoutTests)
+// Deferred::add_timeout (D DeferredAddTimeoutTests)
 // ---------------------------------------------------------------------------
 
 /// `Some(result)` if `d` has fired, else `None` (the handle is consumed).

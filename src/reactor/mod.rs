@@ -202,6 +202,11 @@ pub fn run_with(options: RunOptions) -> Result<(), ReactorError> {
 /// `Err(`[`ReactorError::NotRunning`]`)` when the reactor is already stopping
 /// or a stop is already pending.
 ///
+/// A kept stop waits for the next `run` on this thread, however late. Code
+/// that stops the reactor from a callback that may run before `run()`, and
+/// then skips `run()` because the work is already done, should check
+/// [`running`] first, or the stop will end its next run after one pass.
+///
 /// ```
 /// use twined::defer::{self, DeferredList};
 /// use twined::reactor;
