@@ -130,6 +130,11 @@ pub struct Chained;
 /// Deferreds) or an `async` block, so returning one of those is refused at
 /// compile time rather than silently nested. Return such a value through
 /// [`Deferred::and_then`] with `Ok(..)`, or box it.
+#[diagnostic::on_unimplemented(
+    message = "a callback passed to `add_callback`/`add_both` returned `{Self}`, which is neither a plain (`Unpin`) value nor a `Deferred`",
+    label = "returns `{Self}`",
+    note = "a returned `Deferred` is waited for; return a future as a Deferred with `ensure_deferred`, and a value that holds a Deferred through `and_then(|v| Ok(..))` or in a `Box`"
+)]
 pub trait CallbackOutput<U, M> {
     /// Converts the value into the chain's next step. Not meant to be called
     /// by users; the return type cannot be named outside twined.
