@@ -83,6 +83,8 @@
 //! | `reactor.callWhenRunning(f)` | `reactor::call_when_running(f)` |
 //! | `reactor.addSystemEventTrigger('before', 'shutdown', f)` | `reactor::add_system_event_trigger(Phase::Before, Event::Shutdown, f)` (f may return a Deferred that holds shutdown) |
 //! | `reactor.callFromThread(f)` | `reactor::handle().call_from_thread(f)` (the handle is `Send + Clone`) |
+//! | `threads.blockingCallFromThread(reactor, f)` | [`threads::blocking_call_from_thread(&handle, f)`](threads::blocking_call_from_thread) (fails instead of hanging on the reactor thread or after shutdown) |
+//! | `reactor.fireSystemEvent('myevent')` | [`reactor::fire_system_event(Event::Custom("myevent"))`](reactor::fire_system_event) |
 //! | `threads.deferToThread(f)` / `reactor.callInThread(f)` | [`threads::defer_to_thread(f)`](threads::defer_to_thread) / [`threads::call_in_thread(f)`](threads::call_in_thread) (a process-wide pool of 10 threads, [`threads::set_pool_size`]) |
 //! | `reactor.suggestThreadPoolSize(n)` / `reactor.resolve(name)` | [`threads::set_pool_size(n)`](threads::set_pool_size) / [`threads::resolve(name, port)`](threads::resolve) -> `Deferred<Vec<SocketAddr>>` (IP literals at once, names on the pool, [`threads::ResolveError`]) |
 //! | `reactor.addReader(obj)` | [`reactor::add_reader(&fd, callback)`](reactor::add_reader), [`add_writer`](reactor::add_writer), [`remove_reader`](reactor::remove_reader), [`remove_writer`](reactor::remove_writer), [`remove_all`](reactor::remove_all) (any `AsRawFd`, level-triggered like Twisted's) |
@@ -92,9 +94,11 @@
 //! | `reactor.spawnProcess(proto, exe, args, env, path)` / `utils.getProcessOutput` | [`reactor::spawn_process(program, args, ProcessOptions { env, cwd }, proto)`](reactor::spawn_process) with a [`ProcessProtocol`](reactor::ProcessProtocol) / [`utils::get_process_output`] (also errbacks on a failing exit status) |
 //! | `d = Deferred()` | `let (d, trigger) = Deferred::new();` |
 //! | `d.callback(v)` / `d.errback(e)` | `trigger.callback(v)` / `trigger.errback(e)` (consumes the trigger: firing twice does not compile) |
-//! | `d.addCallback(f)` | `d.add_callback(f)` when `f` returns a value; `d.and_then(f)` when it may raise (`Err`/`?`) or returns a Deferred |
-//! | `d.addErrback(f)` / `addBoth` / `addCallbacks(f, g)` | `d.add_errback(f)` or `d.or_else(f)` / `add_both` or `then` / `add_callbacks(f, g)` |
-//! | callback returns a Deferred (chaining) | `and_then(\|v\| other_deferred)`: the outer chain waits for the inner one |
+//! | `d.addCallback(f)` | `d.add_callback(f)` when `f` returns a value or a Deferred; `d.and_then(f)` when it may raise (`Err`/`?`) |
+//! | `d.addCallback(f)` as a statement (Python changes `d` in place) | `let d = d.add_callback(f);` (or chain the calls): `add_*` takes the handle and returns the next one, whose type is the callback's result; `d.add_callback(f);` alone keeps the chain running but drops the handle |
+//! | a callback using a local (`lambda r: seen.append(r)`, `callbackArgs`) | `move \|r\| ...`: callbacks are `'static`, so move owned values in; share state with `Rc<RefCell<_>>` (clone the `Rc` first), send across threads with `Arc<Mutex<_>>` |
+//! | `d.addErrback(f)` / `addBoth` / `addCallbacks(f, g)` | `d.add_errback(f)` or `d.or_else(f)` (re-raise, or return a Deferred) / `add_both` or `then` / `add_callbacks(f, g)` |
+//! | callback returns a Deferred (chaining) | `add_callback(\|v\| other_deferred)` (or `add_both`, `and_then`, `or_else`): the outer chain waits for the inner one, as in Twisted; a value that merely holds a Deferred (or a future) does not compile, so a Deferred is never silently nested |
 //! | `d.pause()` / `d.unpause()` / `d.cancel()` / `d.addTimeout(t, clock, onTimeoutCancel)` | `d.pause()` / `d.unpause()` / `d.cancel()` / `d.add_timeout(Duration)` (`add_timeout_on(&clock, t)`, `add_timeout_with(&clock, t, f)`; fails with `TimeoutError`) |
 //! | `d.chainDeferred(d2)` | `d.chain_deferred(trigger2)` |
 //! | `defer.succeed(v)` / `defer.fail(e)` / `defer.maybeDeferred(f)` | `defer::succeed(v)` / `defer::fail(e)` / `defer::maybe_deferred(f)` |
@@ -103,7 +107,7 @@
 //! | `DeferredLock`, `DeferredSemaphore(n).run(f)`, `DeferredQueue` | the same names in `twined::defer` (guards release on drop) |
 //! | `@inlineCallbacks` / `ensureDeferred(coro)` / `Deferred.fromCoroutine` | [`defer::ensure_deferred(async move { ... })`](defer::ensure_deferred); `Deferred<T>` is a `Future<Output = Result<T, Failure>>` (see below); `task.react(lambda r: ensureDeferred(main()))` is [`task::react_async(\|\| async { ... })`](task::react_async); `deferLater(reactor, t)` awaited is [`task::sleep(t)`](task::sleep) |
 //! | `task.react(main)` | `task::react(main)` (returns main's result; `task::exit_code` maps it to 0, 1 or a `SystemExit` code) |
-//! | `task.deferLater`, `LoopingCall(f)`, `LoopingCall.withCount(f)`, `coiterate`/`cooperate`/`Cooperator`, `Clock` | `task::defer_later`, `task::LoopingCall::new(f)`, `LoopingCall::with_count(f)`, `task::coiterate`/`cooperate`/`Cooperator`, `task::Clock` |
+//! | `task.deferLater`, `LoopingCall(f)`, `LoopingCall.withCount(f)`, `coiterate`/`cooperate`/`Cooperator`, `Clock` | `task::defer_later`, `task::LoopingCall::new(f)`, `LoopingCall::with_count(f)`, `LoopingCall::with_handle(f)` (`f` receives the loop: `lc.stop()` from inside `f`), `task::coiterate`/`cooperate`/`Cooperator`, `task::Clock` |
 //! | `Failure.trap(E)` / `check(E)` / `value` / `getErrorMessage()` | `failure.trap::<E>()` / `check::<E>()` / `downcast_ref::<E>()` / `Display` |
 //! | `defer.setDebugging(True)` | `defer::set_debugging(true)` |
 //! | `client.getPage(url, ...)` / `downloadPage(url, file)` | [`web::client::get_page(url)`](web::client::get_page) -> `Deferred<Vec<u8>>` / [`get_page_with(url, PageOptions)`](web::client::get_page_with) / [`download_page(url, path)`](web::client::download_page) |
@@ -113,7 +117,10 @@
 //!
 //! Each module's docs say where twined differs from Twisted on purpose (for
 //! example: constant-stack chains, FIFO order for equal-time timers,
-//! deterministic unhandled-error reports, a restartable reactor).
+//! deterministic unhandled-error reports, a restartable reactor, and
+//! `reactor::stop()` before `reactor::run()`, which Twisted refuses with
+//! `ReactorNotRunning` and twined keeps for the next `run()`: one full pass,
+//! then a normal shutdown).
 //!
 //! ## Out of scope
 //!

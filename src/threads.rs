@@ -8,6 +8,7 @@
 //! | `reactor.callInThread(f)` | [`call_in_thread(f)`](call_in_thread) |
 //! | `reactor.suggestThreadPoolSize(n)` | [`set_pool_size(n)`](set_pool_size) |
 //! | `reactor.resolve(name)` | [`resolve(name, port)`](resolve) |
+//! | `threads.blockingCallFromThread(reactor, f)` | [`blocking_call_from_thread(&handle, f)`](blocking_call_from_thread) |
 //!
 //! The pool is one per process, shared by every thread's reactor: threads
 //! are a process resource, and one bound (10 by default, as in Twisted) is
@@ -26,9 +27,11 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
 
-use crate::defer::{succeed, Deferred, Failure, Panicked};
+use crate::defer::report::report_error;
+use crate::defer::{succeed, CallbackOutput, Deferred, Failure, Panicked};
 use crate::time::Handle;
 
 /// Twisted's default thread pool size.
@@ -92,7 +95,7 @@ impl Pool {
                 Err(e) => {
                     // The job stays queued for a running worker (or the
                     // next submit's attempt).
-                    log::error!("could not start a pool thread: {e}");
+                    report_error!("could not start a pool thread: {e}");
                     break;
                 }
             }
@@ -113,7 +116,7 @@ impl Pool {
                     drop(state);
                     // Each job catches its own panics; this is a last guard.
                     if catch_unwind(AssertUnwindSafe(job)).is_err() {
-                        log::error!("a pool job panicked");
+                        report_error!("a pool job panicked");
                     }
                     state = self.lock();
                 }
@@ -256,7 +259,7 @@ pub fn defer_to_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static
 pub fn call_in_thread(f: impl FnOnce() + Send + 'static) {
     pool().submit(Box::new(move || {
         if let Err(panic) = catch_unwind(AssertUnwindSafe(f)) {
-            log::error!(
+            report_error!(
                 "a call_in_thread function panicked: {}",
                 Panicked::from_payload(panic).message()
             );
@@ -335,4 +338,150 @@ pub fn resolve(host: impl AsRef<str>, port: u16) -> Deferred<Vec<SocketAddr>> {
         }
     })
     .and_then(|r| r.map_err(Failure::new))
+}
+
+/// Why [`blocking_call_from_thread`] could not deliver a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BlockingCallError {
+    /// Called on the reactor's own thread, where waiting would deadlock.
+    OnReactorThread,
+    /// The reactor is not running and has run before (it has shut down), or
+    /// its run ended before the call's result arrived.
+    ReactorStopped,
+    /// The reactor's thread has exited.
+    ReactorGone,
+}
+
+impl fmt::Display for BlockingCallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BlockingCallError::OnReactorThread => {
+                "blocking_call_from_thread was called on the reactor's own thread \
+                 (it would wait for itself forever); call the function directly"
+            }
+            BlockingCallError::ReactorStopped => {
+                "the reactor stopped before blocking_call_from_thread got its result"
+            }
+            BlockingCallError::ReactorGone => {
+                "the reactor's thread exited before blocking_call_from_thread got its result"
+            }
+        })
+    }
+}
+
+impl Error for BlockingCallError {}
+
+/// Where a call sent by [`blocking_call_from_thread`] is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    Queued,
+    Started,
+    Abandoned,
+}
+
+/// How often a blocked thread looks at whether the reactor is still running.
+const LIFE_CHECK: Duration = Duration::from_millis(20);
+
+/// Runs `f` on the reactor of `handle` and blocks this (non-reactor) thread
+/// until its result is there (Twisted's `threads.blockingCallFromThread`):
+/// `f` returns a value, or a Deferred whose result is waited for. A failure
+/// (the Deferred failed, or `f` panicked) is the `Err`.
+///
+/// Unlike Twisted's, it never hangs on a reactor that will not answer:
+///
+/// - called on the reactor's own thread, it fails at once with
+///   [`BlockingCallError::OnReactorThread`] instead of deadlocking;
+/// - if the reactor has shut down (it is not running and has run before),
+///   it fails at once with [`BlockingCallError::ReactorStopped`], without
+///   running `f`; a reactor that has not started yet is waited for, as
+///   `call_from_thread` calls are;
+/// - if the reactor's run ends before the result arrives, it fails with
+///   `ReactorStopped` (a shutdown trigger waiting on this thread still gets
+///   its answer: the reactor runs until the shutdown is over); `f` is not
+///   run if it had not started, and a result that comes later is dropped;
+/// - if the reactor's thread exits, it fails with
+///   [`BlockingCallError::ReactorGone`].
+///
+/// ```
+/// use std::time::Duration;
+/// use twined::{reactor, task, threads};
+///
+/// let handle = reactor::handle();
+/// let worker = std::thread::spawn(move || {
+///     // A plain value...
+///     let n = threads::blocking_call_from_thread(&handle, || 20).unwrap();
+///     // ...or a Deferred, waited for on the reactor.
+///     let m = threads::blocking_call_from_thread(&handle, move || {
+///         task::defer_later(Duration::from_millis(5), move || Ok(n + 22))
+///     });
+///     handle.call_from_thread(|| reactor::stop().unwrap());
+///     m.unwrap()
+/// });
+/// reactor::run().unwrap();
+/// assert_eq!(worker.join().unwrap(), 42);
+/// ```
+pub fn blocking_call_from_thread<T: Send + 'static, M, R: CallbackOutput<T, M>>(
+    handle: &Handle,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<T, Failure> {
+    let remote = &handle.inbox;
+    if Arc::ptr_eq(remote, &crate::time::thread_inbox()) {
+        return Err(Failure::new(BlockingCallError::OnReactorThread));
+    }
+    let at_call = remote.life();
+    if at_call.gone {
+        return Err(Failure::new(BlockingCallError::ReactorGone));
+    }
+    if !at_call.running && at_call.runs_ended > 0 {
+        return Err(Failure::new(BlockingCallError::ReactorStopped));
+    }
+    let (tx, rx) = mpsc::channel::<Result<T, Failure>>();
+    let claim = Arc::new(Mutex::new(Claim::Queued));
+    let c = claim.clone();
+    handle.call_from_thread(move || {
+        {
+            let mut claim = c.lock().unwrap_or_else(PoisonError::into_inner);
+            if *claim == Claim::Abandoned {
+                return;
+            }
+            *claim = Claim::Started;
+        }
+        // `add_callback` runs `f` now, catches a panic, and waits for a
+        // returned Deferred.
+        succeed(())
+            .add_callback(move |()| f())
+            .add_both(move |result| {
+                // The caller may have given up: then nobody wants it.
+                let _ = tx.send(result);
+            });
+    });
+    let give_up = |error: BlockingCallError| {
+        let mut claim = claim.lock().unwrap_or_else(PoisonError::into_inner);
+        if *claim == Claim::Queued {
+            *claim = Claim::Abandoned;
+        }
+        Err(Failure::new(error))
+    };
+    loop {
+        match rx.recv_timeout(LIFE_CHECK) {
+            Ok(result) => return result,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // The call was dropped unrun: its reactor is going away.
+                return give_up(BlockingCallError::ReactorGone);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        let now = remote.life();
+        if now.gone {
+            return give_up(BlockingCallError::ReactorGone);
+        }
+        if now.runs_ended > at_call.runs_ended {
+            // A last look: the result may have come with the run's end.
+            if let Ok(result) = rx.try_recv() {
+                return result;
+            }
+            return give_up(BlockingCallError::ReactorStopped);
+        }
+    }
 }

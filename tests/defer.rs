@@ -1,14 +1,14 @@
-//! Ports of Twisted's Deferred behaviours (`/work/shared/twisted-semantics.md`,
-//! section 1, items 1–34 and 44–46), one test per behaviour, plus re-entrancy
+//! Ports of Twisted's Deferred behaviours (chain mechanics, cancellation,
+//! combinators, locks and queues), one test per behaviour, plus re-entrancy
 //! tests for the chain runner.
 //!
-//! Each test names its item and the Twisted tests it ports (D =
+//! Each test names the Twisted tests it ports (D =
 //! `src/twisted/test/test_defer.py`). Where a behaviour cannot apply in Rust
 //! the test is replaced by a one-line comment saying why; where twined differs
 //! from Twisted on purpose (see the `twined::defer` module docs), the test
 //! checks twined's documented behaviour and says so.
 //!
-//! Unhandled-error logging (items 12, 42, 43 and friends) is asserted in
+//! Unhandled-error logging is asserted in
 //! `tests/defer_log.rs`; chains of a million links in `tests/defer_stack.rs`.
 
 use std::cell::{Cell, RefCell};
@@ -97,15 +97,15 @@ fn failure_of<T: fmt::Debug + 'static>(d: Deferred<T>) -> Failure {
 }
 
 // ---------------------------------------------------------------------------
-// Chain mechanics (items 1–20)
+// Chain mechanics
 // ---------------------------------------------------------------------------
 
-/// Item 1 — D `testCallbackWithArgs`, `testCallbackWithKwArgs`: extra
+/// D `testCallbackWithArgs`, `testCallbackWithKwArgs`: extra
 /// arguments given to a callback come after the result. In twined they are
 /// captured by the closure; keyword arguments have no Rust equivalent (a
 /// captured variable plays their part), so both Twisted tests port to this one.
 #[test]
-fn item_01_callback_with_args_come_after_the_result() {
+fn callback_with_args_come_after_the_result() {
     fn cb(result: &str, arg: &str, kwarg: &str) -> String {
         format!("{result}{arg}{kwarg}")
     }
@@ -116,12 +116,12 @@ fn item_01_callback_with_args_come_after_the_result() {
     assert_eq!(d.result(), Some(Ok("hello world!".to_owned())));
 }
 
-/// Item 2 — D `test_addCallbacksNoneErrback`: a callback without an errback
+/// D `test_addCallbacksNoneErrback`: a callback without an errback
 /// (twined's `add_callback`) passes a failure through untouched, to the next
 /// errback. (`test_addCallbacksNoneCallbackArgs`/`NoneErrbackArgs`: there are
 /// no argument tuples in Rust, so `None` tuples cannot occur.)
 #[test]
-fn item_02_callback_without_errback_passes_failures_through() {
+fn callback_without_errback_passes_failures_through() {
     let order = calls();
     let (d, trigger) = Deferred::<u32>::new();
     let (o1, o2) = (order.clone(), order.clone());
@@ -142,12 +142,12 @@ fn item_02_callback_without_errback_passes_failures_through() {
     assert_eq!(taken(&order), ["errback"]);
 }
 
-/// Item 3 — D `testCallbackErrors`, `test_callbackMaybeReturnsFailure`: a
+/// D `testCallbackErrors`, `test_callbackMaybeReturnsFailure`: a
 /// callback that raises (twined: returns `Err`, or panics) or returns a Failure
 /// (twined: `Err(failure)`) switches the chain to the errbacks; an errback
 /// that returns a plain value switches back to the callbacks.
 #[test]
-fn item_03_raise_switches_to_errbacks_and_recovery_switches_back() {
+fn raise_switches_to_errbacks_and_recovery_switches_back() {
     let order = calls();
     let (d, trigger) = Deferred::<u32>::new();
     let (o1, o2, o3, o4, o5, o6) = (
@@ -209,11 +209,11 @@ fn item_03_raise_switches_to_errbacks_and_recovery_switches_back() {
     assert!(failure_of(d) == expected);
 }
 
-/// Item 4 — D `test_succeedMatchesManualSuccess`, `testImmediateSuccess`,
+/// D `test_succeedMatchesManualSuccess`, `testImmediateSuccess`,
 /// `testImmediateFailure`: `succeed(x)` leaves the same state as
 /// `new()` + `callback(x)`, and callbacks added to a fired Deferred run at once.
 #[test]
-fn item_04_succeed_matches_manual_success_and_runs_callbacks_at_once() {
+fn succeed_matches_manual_success_and_runs_callbacks_at_once() {
     let (manual, trigger) = Deferred::new();
     trigger.callback(7u32);
     let automatic = defer::succeed(7u32);
@@ -249,11 +249,11 @@ fn item_04_succeed_matches_manual_success_and_runs_callbacks_at_once() {
     assert_eq!(d.result(), Some(Ok(0)));
 }
 
-/// Item 5 — D `testPausedFailure`, `testUnpauseBeforeCallback`: a paused
+/// D `testPausedFailure`, `testUnpauseBeforeCallback`: a paused
 /// Deferred holding a result runs nothing until `unpause()` brings the counter
 /// back to 0; an unpause before firing just lets the later firing run.
 #[test]
-fn item_05_paused_deferred_runs_nothing_until_unpaused() {
+fn paused_deferred_runs_nothing_until_unpaused() {
     let order = calls();
     let (o1, o2) = (order.clone(), order.clone());
     let (d, trigger) = Deferred::<u32>::new();
@@ -289,11 +289,11 @@ fn item_05_paused_deferred_runs_nothing_until_unpaused() {
     assert_eq!(d.result(), Some(Ok(42)));
 }
 
-/// Item 6 — D `test_callbackReturnsDeferred`: a callback returning an unfired
+/// D `test_callbackReturnsDeferred`: a callback returning an unfired
 /// Deferred pauses the outer chain until the inner fires, then the outer
 /// resumes with the inner's result.
 #[test]
-fn item_06_callback_returns_deferred_pauses_outer() {
+fn callback_returns_deferred_pauses_outer() {
     let results = calls();
     let r = results.clone();
     let (outer, outer_trigger) = Deferred::<&str>::new();
@@ -312,15 +312,70 @@ fn item_06_callback_returns_deferred_pauses_outer() {
     assert!(!outer.is_waiting());
 }
 
-/// Item 6, second half — D `test_chainedPausedDeferredWithResult`: a *paused*
+/// Twisted's `test_callbackReturnsDeferred` through `add_callback` itself:
+/// a callback returning a Deferred makes a `Deferred<U>`, not a nested
+/// `Deferred<Deferred<U>>`, and the outer chain waits for the inner one,
+/// fired later.
+#[test]
+fn add_callback_returning_a_deferred_chains_and_waits() {
+    let results = calls();
+    let r = results.clone();
+    let (outer, outer_trigger) = Deferred::<&str>::new();
+    let (inner, inner_trigger) = Deferred::<usize>::new();
+    let outer: Deferred<usize> = outer.add_callback(move |_| inner);
+    let outer = outer.add_callback(move |n| r.borrow_mut().push(n));
+    outer_trigger.callback("outer");
+    assert!(taken(&results).is_empty(), "the outer chain waits");
+    assert!(outer.is_waiting());
+    inner_trigger.callback(7);
+    assert_eq!(taken(&results), [7]);
+    assert!(!outer.is_waiting());
+
+    // The same through add_both, and with an inner that fails.
+    let (outer, outer_trigger) = Deferred::<u32>::new();
+    let (inner, inner_trigger) = Deferred::<u32>::new();
+    let outer = outer.add_both(move |_| inner);
+    outer_trigger.errback(Boom("outer"));
+    assert!(outer.is_waiting());
+    inner_trigger.errback(Boom("inner"));
+    let failure = outer.result().unwrap().unwrap_err();
+    assert_eq!(failure.downcast_ref::<Boom>(), Some(&Boom("inner")));
+}
+
+/// The README's pattern `get_page(a).add_callback(|_| get_page(b))`: the
+/// inner Deferred fires later, from the reactor, and the outer result is the
+/// inner's value.
+#[test]
+fn add_callback_waits_for_a_deferred_fired_later_by_the_reactor() {
+    use std::time::Duration;
+    use twined::{reactor, task};
+
+    let got = Rc::new(Cell::new(0));
+    let g = got.clone();
+    let d = task::defer_later(Duration::from_millis(1), || Ok::<_, Failure>(1u32))
+        .add_callback(|n| task::defer_later(Duration::from_millis(5), move || Ok(n + 41)))
+        .add_callback(move |n| {
+            g.set(n);
+            reactor::stop().unwrap();
+        });
+    let watchdog = reactor::call_later(Duration::from_secs(10), || {
+        let _ = reactor::stop();
+    });
+    reactor::run().unwrap();
+    let _ = watchdog.cancel();
+    assert_eq!(got.get(), 42);
+    drop(d);
+}
+
+/// D `test_chainedPausedDeferredWithResult`: a *paused*
 /// inner blocks the outer even though it already has a result.
 ///
 /// Twisted's test then unpauses the inner and sees the outer resume. That is
 /// impossible in twined: returning the inner from a callback moves its handle
 /// into the chain, so nobody can call `unpause` on it any more. The outer
-/// stays blocked for good (the API gap is noted in the report).
+/// stays blocked for good; a paused Deferred handed to a chain cannot be unpaused.
 #[test]
-fn item_06_paused_inner_with_result_blocks_outer() {
+fn paused_inner_with_result_blocks_outer() {
     let results = calls();
     let r = results.clone();
     let (paused, paused_trigger) = Deferred::<&str>::new();
@@ -339,11 +394,11 @@ fn item_06_paused_inner_with_result_blocks_outer() {
     assert!(outer.try_result().is_err());
 }
 
-/// Item 7 — D `test_errbackReturnsDeferred`: errbacks may return Deferreds
+/// D `test_errbackReturnsDeferred`: errbacks may return Deferreds
 /// too; the chain waits for them and goes on with their result, success or
 /// failure.
 #[test]
-fn item_07_errback_returns_deferred() {
+fn errback_returns_deferred() {
     let (outer, outer_trigger) = Deferred::<&str>::new();
     let (inner, inner_trigger) = Deferred::<&str>::new();
     let outer = outer.or_else(move |_| inner);
@@ -364,14 +419,14 @@ fn item_07_errback_returns_deferred() {
     );
 }
 
-/// Item 8 — D `test_pausedDeferredChained`: pausing the outer does not stop
+/// D `test_pausedDeferredChained`: pausing the outer does not stop
 /// the inner's callbacks; the inner's result waits in the paused outer.
 ///
 /// Twisted's test adds the inner's callback *after* the inner was returned;
 /// in twined the returned handle has been moved, so the inner's callbacks are
 /// added before it is returned. The behaviour checked is the same.
 #[test]
-fn item_08_pausing_outer_does_not_stop_inner_callbacks() {
+fn pausing_outer_does_not_stop_inner_callbacks() {
     let order = calls();
     let (o1, o2) = (order.clone(), order.clone());
     let (first, first_trigger) = Deferred::<()>::new();
@@ -390,10 +445,10 @@ fn item_08_pausing_outer_does_not_stop_inner_callbacks() {
     assert_eq!(taken(&order), ["inner callback", "outer callback"]);
 }
 
-/// Item 9 — D `test_innerCallbacksPreserved`: the inner's own callbacks run
+/// D `test_innerCallbacksPreserved`: the inner's own callbacks run
 /// before the outer continues.
 #[test]
-fn item_09_inner_callbacks_preserved() {
+fn inner_callbacks_preserved() {
     let results = calls();
     let failures = calls::<String>();
     let (inner, inner_trigger) = Deferred::<String>::new();
@@ -440,11 +495,11 @@ fn item_09_inner_callbacks_preserved() {
     assert_eq!(outer.result(), Some(Ok(())));
 }
 
-/// Item 9 — D `test_continueCallbackNotFirst`, `test_callbackOrderPreserved`:
+/// D `test_continueCallbackNotFirst`, `test_callbackOrderPreserved`:
 /// the step that resumes the outer need not be the inner's first pending step,
 /// and the outer's later callbacks keep their order after the inner's.
 #[test]
-fn item_09_continue_callback_not_first_and_order_preserved() {
+fn continue_callback_not_first_and_order_preserved() {
     let results = calls::<String>();
     let failures = calls::<String>();
     let (a, a_trigger) = Deferred::<&str>::new();
@@ -485,11 +540,11 @@ fn item_09_continue_callback_not_first_and_order_preserved() {
     );
 }
 
-/// Item 10 — D `test_reentrantRunCallbacks`, `test_nonReentrantCallbacks`: a
+/// D `test_reentrantRunCallbacks`, `test_nonReentrantCallbacks`: a
 /// callback added from inside a running callback of the same Deferred is
 /// appended and runs only after the current callback returns.
 #[test]
-fn item_10_callback_added_while_running_runs_after_current_returns() {
+fn callback_added_while_running_runs_after_current_returns() {
     let called = calls();
     let slot: Slot<()> = Rc::new(RefCell::new(None));
     let (d, trigger) = Deferred::<()>::new();
@@ -512,10 +567,10 @@ fn item_10_callback_added_while_running_runs_after_current_returns() {
     assert_eq!(d.result(), Some(Ok(())));
 }
 
-/// Item 10 — D `test_reentrantRunCallbacksWithFailure`: the same holds when the
+/// D `test_reentrantRunCallbacksWithFailure`: the same holds when the
 /// callback added re-entrantly fails: its failure is the chain's result.
 #[test]
-fn item_10_reentrant_callback_with_failure() {
+fn reentrant_callback_with_failure() {
     let slot: Slot<()> = Rc::new(RefCell::new(None));
     let (d, trigger) = Deferred::<()>::new();
     let s = slot.clone();
@@ -533,12 +588,12 @@ fn item_10_reentrant_callback_with_failure() {
     );
 }
 
-/// Item 11 — D `test_synchronousImplicitChain`, `test_asynchronousImplicitChain`:
+/// D `test_synchronousImplicitChain`, `test_asynchronousImplicitChain`:
 /// returning a Deferred hands its result to the outer, by moving it: the value
 /// that arrives is the very value the inner had, and the inner keeps no
 /// reference to it (Twisted: the inner's result becomes `None`).
 #[test]
-fn item_11_implicit_chain_moves_the_result() {
+fn implicit_chain_moves_the_result() {
     // Synchronous: the inner has already fired.
     let value = Rc::new("result");
     let first = defer::succeed(value.clone());
@@ -570,12 +625,12 @@ fn item_11_implicit_chain_moves_the_result() {
     );
 }
 
-/// Item 12 — D `test_synchronousImplicitErrorChain`,
+/// D `test_synchronousImplicitErrorChain`,
 /// `test_asynchronousImplicitErrorChain`: the same move happens for failures:
 /// the outer gets the inner's very failure. (That the inner then never logs
 /// an unhandled error is checked in `tests/defer_log.rs`.)
 #[test]
-fn item_12_implicit_chain_moves_failures() {
+fn implicit_chain_moves_failures() {
     let failure = Failure::new(Boom("sync"));
     let first = defer::fail::<()>(failure.clone());
     let second = defer::succeed(()).and_then(move |()| first);
@@ -590,10 +645,10 @@ fn item_12_implicit_chain_moves_failures() {
     assert!(failure_of(second) == failure);
 }
 
-/// Item 13 — D `test_doubleAsynchronousImplicitChaining`: chaining is
+/// D `test_doubleAsynchronousImplicitChaining`: chaining is
 /// transitive: third waits on second, which waits on first.
 #[test]
-fn item_13_double_asynchronous_implicit_chaining() {
+fn double_asynchronous_implicit_chaining() {
     let (first, first_trigger) = Deferred::<&str>::new();
     let (second, second_trigger) = Deferred::<()>::new();
     let second = second.and_then(move |()| first);
@@ -606,7 +661,7 @@ fn item_13_double_asynchronous_implicit_chaining() {
     assert_eq!(third.result(), Some(Ok("result")));
 }
 
-/// Item 13 — D `test_nestedAsynchronousChainedDeferreds`,
+/// D `test_nestedAsynchronousChainedDeferreds`,
 /// `test_nestedAsynchronousChainedDeferredsWithExtraCallbacks`: nested chains
 /// with extra callbacks on every level run in order.
 ///
@@ -614,7 +669,7 @@ fn item_13_double_asynchronous_implicit_chaining() {
 /// after returning it; twined moves the returned handle, so they are added
 /// before it is returned.
 #[test]
-fn item_13_nested_asynchronous_chained_deferreds_with_extra_callbacks() {
+fn nested_asynchronous_chained_deferreds_with_extra_callbacks() {
     let results = calls::<String>();
     let (inner, inner_trigger) = Deferred::<Vec<&str>>::new();
     let inner = Rc::new(RefCell::new(Some(inner)));
@@ -664,11 +719,11 @@ fn item_13_nested_asynchronous_chained_deferreds_with_extra_callbacks() {
     assert_eq!(outer.result(), Some(Ok(2)));
 }
 
-/// Item 13 — D `test_resultOfDeferredResultOfDeferredOfFiredDeferredCalled`:
+/// D `test_resultOfDeferredResultOfDeferredOfFiredDeferredCalled`:
 /// first waits on second, which waits on third; firing third last delivers
 /// its result all the way up.
 #[test]
-fn item_13_result_of_deferred_result_of_deferred_of_fired_deferred() {
+fn result_of_deferred_result_of_deferred_of_fired_deferred() {
     let (first, first_trigger) = Deferred::<()>::new();
     let (second, second_trigger) = Deferred::<()>::new();
     let (third, third_trigger) = Deferred::<&str>::new();
@@ -681,11 +736,11 @@ fn item_13_result_of_deferred_result_of_deferred_of_fired_deferred() {
     assert_eq!(first.result(), Some(Ok("third")));
 }
 
-/// Item 14 — D `test_chainDeferredRecordsImplicitChain`,
+/// D `test_chainDeferredRecordsImplicitChain`,
 /// `test_explicitChainClearedWhenResolved`: the Deferred a chain waits on is
 /// recorded (Twisted's `_chainedTo`) and cleared once it resolves.
 #[test]
-fn item_14_implicit_chain_is_recorded_and_cleared() {
+fn implicit_chain_is_recorded_and_cleared() {
     let (a, a_trigger) = Deferred::<u32>::new();
     let (b, b_trigger) = Deferred::<u32>::new();
     let a_repr = format!("{a:?}");
@@ -707,11 +762,11 @@ fn item_14_implicit_chain_is_recorded_and_cleared() {
     assert_eq!(b.result(), Some(Ok(3)));
 }
 
-/// Item 14 — D `test_chainDeferredRecordsExplicitChain`,
+/// D `test_chainDeferredRecordsExplicitChain`,
 /// `test_explicitChainClearedWhenResolved`: `a.chain_deferred(b)` records that
 /// `b` waits on `a`, until `a` fires.
 #[test]
-fn item_14_explicit_chain_is_recorded_and_cleared() {
+fn explicit_chain_is_recorded_and_cleared() {
     let (a, a_trigger) = Deferred::<u32>::new();
     let (b, b_trigger) = Deferred::<u32>::new();
     let a_repr = format!("{a:?}");
@@ -744,13 +799,13 @@ fn item_14_explicit_chain_is_recorded_and_cleared() {
     assert!(failure_of(b).check::<CancelledError>());
 }
 
-// Item 15 — D `test_circularChainWarning`, `test_circularChainException`: Rust
+// D `test_circularChainWarning`, `test_circularChainException`: Rust
 // has no warnings at run time, so the Twisted "warnings as errors" variant is
 // twined's only behaviour: the chain fails with `CircularChain`.
-/// Item 15 (twined's documented behaviour) — a callback that returns the
+/// twined's documented behaviour: a callback that returns the
 /// Deferred it belongs to fails the chain with [`CircularChain`].
 #[test]
-fn item_15_circular_chain_fails_with_circular_chain() {
+fn circular_chain_fails_with_circular_chain() {
     let slot: Slot<u32> = Rc::new(RefCell::new(None));
     let seen = calls();
     let (d, trigger) = Deferred::<u32>::new();
@@ -766,11 +821,11 @@ fn item_15_circular_chain_fails_with_circular_chain() {
     assert_eq!(taken(&seen), [true]);
 }
 
-/// Item 16 — D `test_repr`, `test_reprWithResult`, `test_reprWithChaining`:
+/// D `test_repr`, `test_reprWithResult`, `test_reprWithChaining`:
 /// the Debug output is Twisted's repr: plain, with the current result, or
 /// "waiting on".
 #[test]
-fn item_16_repr() {
+fn repr() {
     let (d, trigger) = Deferred::<u32>::new();
     let repr = format!("{d:?}");
     assert_eq!(repr_without_addresses(&repr), "<Deferred at ADDR>");
@@ -788,13 +843,13 @@ fn item_16_repr() {
     d.add_errback(|_| 0);
 }
 
-/// Item 17 — D `test_boundedStackDepth`: the stack depth stays constant however
+/// D `test_boundedStackDepth`: the stack depth stays constant however
 /// long the implicit chain is. Twisted's test compares the depth for 10 and
 /// 20 links; here 100,000 links run on a 128 KiB stack, which recursion could
 /// not survive. (A million links, and `chain_deferred`, in
 /// `tests/defer_stack.rs`.)
 #[test]
-fn item_17_bounded_stack_depth() {
+fn bounded_stack_depth() {
     let handle = std::thread::Builder::new()
         .stack_size(128 * 1024)
         .spawn(|| {
@@ -826,16 +881,16 @@ fn item_17_bounded_stack_depth() {
     assert_eq!(handle.join().unwrap(), Some(Ok(100_000)));
 }
 
-// Item 18 — D `test_errbackWithNoArgs*`, `test_errorInCallback*Vars*`: Rust has
+// D `test_errbackWithNoArgs*`, `test_errorInCallback*Vars*`: Rust has
 // no "exception currently being handled" and no frame locals; an errback always
 // takes its error explicitly.
 
-/// Item 19 — D `test_canceller_circular_reference_callback`, `_errback`,
+/// D `test_canceller_circular_reference_callback`, `_errback`,
 /// `_non_final`: the canceller (and whatever it holds, here a reference cycle
 /// back to the Deferred itself) is dropped as soon as the Deferred fires,
 /// even when the result is not final because a callback returned a Deferred.
 #[test]
-fn item_19_canceller_dropped_once_fired() {
+fn canceller_dropped_once_fired() {
     fn deferred_holding_itself() -> (Slot<u32>, Trigger<u32>) {
         let slot: Slot<u32> = Rc::new(RefCell::new(None));
         let s = slot.clone();
@@ -871,7 +926,7 @@ fn item_19_canceller_dropped_once_fired() {
     assert_eq!(slot.borrow_mut().take().unwrap().result(), Some(Ok(2)));
 }
 
-/// Item 20 — D `AlreadyCalledTests.testAlreadyCalled_CC` (and `_CE`, `_EC`,
+/// D `AlreadyCalledTests.testAlreadyCalled_CC` (and `_CE`, `_EC`,
 /// `_EE`): firing twice. In twined `callback`/`errback` consume the
 /// `Trigger`, so firing twice does not compile. The one way a Deferred can
 /// already have fired when its trigger is used is a cancel whose canceller did
@@ -880,7 +935,7 @@ fn item_19_canceller_dropped_once_fired() {
 /// `testSwitchDebugging`: `AlreadyCalled` is returned to the caller, who has
 /// the stack; it carries no creator/invoker stacks.)
 #[test]
-fn item_20_already_called() {
+fn already_called() {
     let (d, trigger) = Deferred::<u32>::with_canceller(|_| {});
     d.cancel();
     assert!(trigger.is_called());
@@ -895,13 +950,13 @@ fn item_20_already_called() {
 }
 
 // ---------------------------------------------------------------------------
-// Cancellation (items 21–27)
+// Cancellation
 // ---------------------------------------------------------------------------
 
-/// Item 21 — D `test_noCanceller`: with no canceller, `cancel()` errbacks with
+/// D `test_noCanceller`: with no canceller, `cancel()` errbacks with
 /// `CancelledError`.
 #[test]
-fn item_21_no_canceller_errbacks_cancelled_error() {
+fn no_canceller_errbacks_cancelled_error() {
     let (d, trigger) = Deferred::<u32>::new();
     d.cancel();
     assert!(trigger.is_called());
@@ -909,12 +964,12 @@ fn item_21_no_canceller_errbacks_cancelled_error() {
     assert!(failure_of(d).check::<CancelledError>());
 }
 
-/// Item 22 — D `test_raisesAfterCancelAndCallback`,
+/// D `test_raisesAfterCancelAndCallback`,
 /// `test_raisesAfterCancelAndErrback`: after a canceller-less cancel, one late
 /// `callback` or `errback` is swallowed. (Twisted's "a second one raises"
 /// cannot happen: a Deferred has one trigger, and firing consumes it.)
 #[test]
-fn item_22_one_late_result_is_swallowed_after_cancel() {
+fn one_late_result_is_swallowed_after_cancel() {
     let (d, trigger) = Deferred::<u32>::new();
     d.cancel();
     assert!(trigger.try_callback(1).is_ok(), "swallowed, not rejected");
@@ -926,11 +981,11 @@ fn item_22_one_late_result_is_swallowed_after_cancel() {
     assert!(failure_of(d).check::<CancelledError>());
 }
 
-/// Item 23 — D `test_noCancellerMultipleCancel`, `test_cancellerMultipleCancel`,
+/// D `test_noCancellerMultipleCancel`, `test_cancellerMultipleCancel`,
 /// `test_noCancellerMultipleCancelsAfterCancelAndCallback`: further `cancel()`
 /// calls are no-ops, and a canceller runs at most once.
 #[test]
-fn item_23_multiple_cancels_are_noops() {
+fn multiple_cancels_are_noops() {
     let (d, _trigger) = Deferred::<u32>::new();
     d.cancel();
     d.cancel();
@@ -952,12 +1007,12 @@ fn item_23_multiple_cancels_are_noops() {
     assert!(failure_of(d).check::<CancelledError>());
 }
 
-/// Item 24 — D `test_simpleCanceller`, `test_cancellerArg`: a canceller that
+/// D `test_simpleCanceller`, `test_cancellerArg`: a canceller that
 /// does not fire the Deferred leaves it failed with `CancelledError`, and a
 /// late result is *not* swallowed; the canceller receives the Deferred itself
 /// (twined: a `Canceller` that fires that very Deferred).
 #[test]
-fn item_24_canceller_that_does_not_fire() {
+fn canceller_that_does_not_fire() {
     let seen = Rc::new(RefCell::new(String::new()));
     let s = seen.clone();
     let (d, trigger) = Deferred::<u32>::with_canceller(move |c| *s.borrow_mut() = format!("{c:?}"));
@@ -970,10 +1025,10 @@ fn item_24_canceller_that_does_not_fire() {
     assert!(failure_of(d).check::<CancelledError>());
 }
 
-/// Item 25 — D `test_cancellerThatCallbacks`, `test_cancellerThatErrbacks`: a
+/// D `test_cancellerThatCallbacks`, `test_cancellerThatErrbacks`: a
 /// canceller may fire the Deferred with a success or with any failure.
 #[test]
-fn item_25_canceller_may_fire() {
+fn canceller_may_fire() {
     let (d, trigger) = Deferred::<&str>::with_canceller(|c| c.callback("hello!"));
     d.cancel();
     assert!(trigger.is_called());
@@ -984,10 +1039,10 @@ fn item_25_canceller_may_fire() {
     assert_eq!(failure_of(d).downcast_ref::<Boom>(), Some(&Boom("cancel")));
 }
 
-/// Item 26 — D `test_cancelAfterCallback`, `test_cancelAfterErrback`:
+/// D `test_cancelAfterCallback`, `test_cancelAfterErrback`:
 /// cancelling a fired Deferred does nothing, and its canceller is not called.
 #[test]
-fn item_26_cancel_after_fire_does_nothing() {
+fn cancel_after_fire_does_nothing() {
     let runs = Rc::new(Cell::new(0));
     let r = runs.clone();
     let (d, trigger) = Deferred::<&str>::with_canceller(move |_| r.set(r.get() + 1));
@@ -1004,11 +1059,11 @@ fn item_26_cancel_after_fire_does_nothing() {
     assert_eq!(failure_of(d).downcast_ref::<Boom>(), Some(&Boom("biff")));
 }
 
-/// Item 27 — D `test_cancelNestedDeferred`: cancelling an outer Deferred that
+/// D `test_cancelNestedDeferred`: cancelling an outer Deferred that
 /// waits on an inner one cancels the inner instead (the outer's canceller is
 /// not called), and the inner's `CancelledError` flows into the outer.
 #[test]
-fn item_27_cancel_nested_deferred_cancels_inner() {
+fn cancel_nested_deferred_cancels_inner() {
     let inner_runs = Rc::new(Cell::new(0));
     let r = inner_runs.clone();
     let (inner, _inner_trigger) = Deferred::<u32>::with_canceller(move |_| r.set(r.get() + 1));
@@ -1040,15 +1095,15 @@ fn item_27_cancel_nested_deferred_cancels_inner() {
 }
 
 // ---------------------------------------------------------------------------
-// Combinators (items 28–34)
+// Combinators
 // ---------------------------------------------------------------------------
 
-/// Item 28 — D `testDeferredList`, `testEmptyDeferredList`: a DeferredList
+/// D `testDeferredList`, `testEmptyDeferredList`: a DeferredList
 /// fires with every result in input order (twined: `Ok(value)` /
 /// `Err(failure)` for Twisted's `(True, value)` / `(False, failure)`), once
 /// all have fired; an empty list fires `[]` at once.
 #[test]
-fn item_28_deferred_list_results_in_input_order() {
+fn deferred_list_results_in_input_order() {
     let (d1, t1) = Deferred::<&str>::new();
     let (d2, t2) = Deferred::<&str>::new();
     let (d3, t3) = Deferred::<&str>::new();
@@ -1086,12 +1141,12 @@ fn item_28_deferred_list_results_in_input_order() {
     assert!(empty.result().unwrap().unwrap().is_empty());
 }
 
-/// Item 28 — D `DeferredListEmptyTests.testDeferredListEmpty`: Twisted's empty
+/// D `DeferredListEmptyTests.testDeferredListEmpty`: Twisted's empty
 /// list with `fireOnOneCallback` never fires. twined differs on purpose
 /// (documented on `DeferredList::first_success`): it errbacks at once with an
 /// empty `FailureGroup`.
 #[test]
-fn item_28_empty_first_success_errbacks_at_once() {
+fn empty_first_success_errbacks_at_once() {
     let d = DeferredList::first_success(Vec::<Deferred<u32>>::new());
     let failure = failure_of(d);
     assert!(failure
@@ -1101,11 +1156,11 @@ fn item_28_empty_first_success_errbacks_at_once() {
         .is_empty());
 }
 
-/// Item 29 — D `testDeferredListFireOnOneError`: with `fire_on_one_errback`,
+/// D `testDeferredListFireOnOneError`: with `fire_on_one_errback`,
 /// the list errbacks with `FirstError` (the failed input's index and its very
 /// failure) as soon as one input fails.
 #[test]
-fn item_29_fire_on_one_errback() {
+fn fire_on_one_errback() {
     let (d1, t1) = Deferred::<&str>::new();
     let (d2, t2) = Deferred::<&str>::new();
     let (d3, _t3) = Deferred::<&str>::new();
@@ -1123,11 +1178,11 @@ fn item_29_fire_on_one_errback() {
     assert_eq!(first.failure.to_string(), "boom: from deferred 2");
 }
 
-/// Item 29 — D `testDeferredListFireOnOneErrorWithAlreadyFiredDeferreds`,
+/// D `testDeferredListFireOnOneErrorWithAlreadyFiredDeferreds`,
 /// `testDeferredListWithAlreadyFiredDeferreds`: inputs that had already fired
 /// are processed at construction.
 #[test]
-fn item_29_already_fired_inputs_processed_at_construction() {
+fn already_fired_inputs_processed_at_construction() {
     let list = DeferredList::with_options(
         vec![defer::fail::<u32>(Boom("first")), defer::succeed(1)],
         ListOptions::new().fire_on_one_errback(true),
@@ -1143,7 +1198,7 @@ fn item_29_already_fired_inputs_processed_at_construction() {
     assert_eq!(results[1].as_ref().ok(), Some(&1));
 }
 
-/// Item 30 — D `testDeferredListConsumeErrors`,
+/// D `testDeferredListConsumeErrors`,
 /// `testDeferredListDontConsumeErrors`: Twisted's `consumeErrors` decides
 /// whether the inputs' callbacks added *after* the list see the failure or
 /// `None`. twined's combinators own their inputs, so no callback can be added
@@ -1151,7 +1206,7 @@ fn item_29_already_fired_inputs_processed_at_construction() {
 /// `consume_errors(false)` additionally reports each as unhandled (checked in
 /// `tests/defer_log.rs`).
 #[test]
-fn item_30_consume_errors_list_still_gets_the_failures() {
+fn consume_errors_list_still_gets_the_failures() {
     for consume in [true, false] {
         let failure = Failure::new(Boom("input"));
         let (d, t) = Deferred::<u32>::new();
@@ -1162,11 +1217,11 @@ fn item_30_consume_errors_list_still_gets_the_failures() {
     }
 }
 
-/// Item 31 — D `test_cancelDeferredList`, `test_cancelDeferredListCallback`:
+/// D `test_cancelDeferredList`, `test_cancelDeferredListCallback`:
 /// cancelling a DeferredList cancels its inputs: those without a canceller
 /// fail with `CancelledError`, one whose canceller fires gives that result.
 #[test]
-fn item_31_cancel_deferred_list_cancels_inputs() {
+fn cancel_deferred_list_cancels_inputs() {
     let (d1, t1) = Deferred::<&str>::new();
     let (d2, t2) = Deferred::<&str>::new();
     let list = DeferredList::new(vec![d1, d2]);
@@ -1186,13 +1241,13 @@ fn item_31_cancel_deferred_list_cancels_inputs() {
     assert!(results[1].as_ref().unwrap_err().check::<CancelledError>());
 }
 
-/// Item 31 — D `test_cancelDeferredListWithFireOnOneCallback`,
+/// D `test_cancelDeferredListWithFireOnOneCallback`,
 /// `test_cancelDeferredListWithFireOnOneCallbackAndDeferredCallback`: a
 /// first-success list, cancelled, fires with the result of a canceller that
 /// callbacks, or (twined, documented on `first_success`) errbacks with the
 /// `FailureGroup` of every `CancelledError`.
 #[test]
-fn item_31_cancel_first_success_list() {
+fn cancel_first_success_list() {
     let (d1, t1) = Deferred::<&str>::new();
     let (d2, t2) = Deferred::<&str>::new();
     let list = DeferredList::first_success(vec![d1, d2]);
@@ -1210,10 +1265,10 @@ fn item_31_cancel_first_success_list() {
     assert_eq!(list.result(), Some(Ok((0, "hello"))));
 }
 
-/// Item 31 — D `test_cancelDeferredListWithFireOnOneErrback`,
+/// D `test_cancelDeferredListWithFireOnOneErrback`,
 /// `test_cancelDeferredListWithFireOnOneErrbackAllDeferredsCallback`.
 #[test]
-fn item_31_cancel_fire_on_one_errback_list() {
+fn cancel_fire_on_one_errback_list() {
     let (d1, _t1) = Deferred::<&str>::new();
     let (d2, _t2) = Deferred::<&str>::new();
     let options = ListOptions::new().fire_on_one_errback(true);
@@ -1238,10 +1293,10 @@ fn item_31_cancel_fire_on_one_errback_list() {
     assert_eq!(results, ["hello", "world"]);
 }
 
-/// Item 31 — D `test_cancelDeferredListWithOriginalDeferreds`: only the
+/// D `test_cancelDeferredListWithOriginalDeferreds`: only the
 /// Deferreds passed in are cancelled, not others created alongside.
 #[test]
-fn item_31_cancel_reaches_only_the_inputs() {
+fn cancel_reaches_only_the_inputs() {
     let (d1, t1) = Deferred::<u32>::new();
     let (d2, t2) = Deferred::<u32>::new();
     let (d3, t3) = Deferred::<u32>::new();
@@ -1255,13 +1310,13 @@ fn item_31_cancel_reaches_only_the_inputs() {
     assert!(!inputs[0].called());
 }
 
-/// Item 31 — D `test_cancelDeferredListWithException`: a canceller that fails
+/// D `test_cancelDeferredListWithException`: a canceller that fails
 /// does not stop the others. Twisted logs the exception and leaves that input
 /// unfired; twined (documented on `with_canceller`) fails it with the panic,
 /// so the list still fires. (The log record is checked in
 /// `tests/defer_log.rs`.)
 #[test]
-fn item_31_cancel_with_panicking_canceller() {
+fn cancel_with_panicking_canceller() {
     let (d1, _t1) = Deferred::<u32>::with_canceller(|_| panic!("canceller bug"));
     let (d2, t2) = Deferred::<u32>::new();
     let list = DeferredList::new(vec![d1, d2]);
@@ -1276,11 +1331,11 @@ fn item_31_cancel_with_panicking_canceller() {
     assert!(results[1].as_ref().unwrap_err().check::<CancelledError>());
 }
 
-/// Item 31 — D `test_cancelFiredOnOneCallbackDeferredList`,
+/// D `test_cancelFiredOnOneCallbackDeferredList`,
 /// `test_cancelFiredOnOneErrbackDeferredList`: once the list has fired,
 /// cancelling it does nothing to the inputs still running.
 #[test]
-fn item_31_cancel_fired_list_does_nothing() {
+fn cancel_fired_list_does_nothing() {
     let (d1, t1) = Deferred::<u32>::new();
     let (d2, t2) = Deferred::<u32>::new();
     let list = DeferredList::first_success(vec![d1, d2]);
@@ -1299,12 +1354,12 @@ fn item_31_cancel_fired_list_does_nothing() {
     assert!(failure_of(list).check::<FirstError>());
 }
 
-/// Item 32 — D `test_gatherResults`, `test_gatherResultsWithConsumeErrors`:
+/// D `test_gatherResults`, `test_gatherResultsWithConsumeErrors`:
 /// `gather_results` fires with the values in input order, or errbacks with
 /// `FirstError` on the first failure. (twined always consumes the inputs'
-/// errors: it owns them; see item 30.)
+/// errors: it owns them; see the combinator tests.)
 #[test]
-fn item_32_gather_results() {
+fn gather_results() {
     let (d1, t1) = Deferred::<u32>::new();
     let (d2, t2) = Deferred::<u32>::new();
     let all = defer::gather_results(vec![d1, d2]);
@@ -1320,11 +1375,11 @@ fn item_32_gather_results() {
     assert!(first.failure == failure);
 }
 
-/// Item 32 — D `test_cancelGatherResults`,
+/// D `test_cancelGatherResults`,
 /// `test_cancelGatherResultsWithAllDeferredsCallback`: cancelling
 /// `gather_results` cancels every input.
 #[test]
-fn item_32_cancel_gather_results() {
+fn cancel_gather_results() {
     let (d1, t1) = Deferred::<u32>::new();
     let (d2, t2) = Deferred::<u32>::new();
     let all = defer::gather_results(vec![d1, d2]);
@@ -1347,10 +1402,10 @@ fn counted(cancels: &Rc<Cell<u32>>) -> (Deferred<u32>, Trigger<u32>) {
     Deferred::with_canceller(move |_| c.set(c.get() + 1))
 }
 
-/// Item 33 — D `RaceTests.test_success`: the winner is `(index, value)` and
+/// D `RaceTests.test_success`: the winner is `(index, value)` and
 /// every loser is cancelled exactly once.
 #[test]
-fn item_33_race_winner_and_losers_cancelled_once() {
+fn race_winner_and_losers_cancelled_once() {
     let cancels: Vec<Rc<Cell<u32>>> = (0..3).map(|_| Rc::new(Cell::new(0))).collect();
     let (mut ds, mut ts): (Vec<_>, Vec<_>) = cancels.iter().map(counted).unzip();
     let d = defer::race(ds.drain(..));
@@ -1361,10 +1416,28 @@ fn item_33_race_winner_and_losers_cancelled_once() {
     assert!(ts.iter().all(Trigger::is_called));
 }
 
-/// Item 33 — D `RaceTests.test_failure`: if every input fails, the race fails
+/// Twisted's `RaceTests.test_success` checks the losers' cancellation from
+/// the winner's callback: the losers are cancelled before the winner's
+/// result reaches the race's callbacks.
+#[test]
+fn race_cancels_the_losers_before_the_callbacks_see_the_winner() {
+    let cancels: Vec<Rc<Cell<u32>>> = (0..3).map(|_| Rc::new(Cell::new(0))).collect();
+    let (mut ds, mut ts): (Vec<_>, Vec<_>) = cancels.iter().map(counted).unzip();
+    let seen = Rc::new(RefCell::new(None));
+    let (s, c) = (seen.clone(), cancels.clone());
+    let d = defer::race(ds.drain(..)).add_callback(move |winner| {
+        *s.borrow_mut() = Some(c.iter().map(|c| c.get()).collect::<Vec<u32>>());
+        winner
+    });
+    ts.remove(0).callback(7);
+    assert_eq!(d.result(), Some(Ok((0, 7))));
+    assert_eq!(seen.borrow().as_deref(), Some(&[0, 1, 1][..]));
+}
+
+/// D `RaceTests.test_failure`: if every input fails, the race fails
 /// with a `FailureGroup` of their failures in input order.
 #[test]
-fn item_33_race_all_fail_gives_failure_group() {
+fn race_all_fail_gives_failure_group() {
     let (d1, t1) = Deferred::<u32>::new();
     let (d2, t2) = Deferred::<u32>::new();
     let race = defer::race(vec![d1, d2]);
@@ -1377,11 +1450,11 @@ fn item_33_race_all_fail_gives_failure_group() {
     assert_eq!(group.failures, [f1, f2]);
 }
 
-/// Item 33 — D `RaceTests.test_resultAfterCancel`, `test_resultFromCancel`: a
+/// D `RaceTests.test_resultAfterCancel`, `test_resultFromCancel`: a
 /// loser that fires after being cancelled, or whose canceller fires it with a
 /// value, goes nowhere.
 #[test]
-fn item_33_late_losers_go_nowhere() {
+fn late_losers_go_nowhere() {
     let (d1, t1) = Deferred::<u32>::new();
     let (d2, t2) = Deferred::<u32>::new();
     let race = defer::race(vec![d1, d2]);
@@ -1396,10 +1469,10 @@ fn item_33_late_losers_go_nowhere() {
     assert_eq!(race.result(), Some(Ok((1, 2))));
 }
 
-/// Item 33 — D `RaceTests.test_cancel`: cancelling the race cancels every
+/// D `RaceTests.test_cancel`: cancelling the race cancels every
 /// input.
 #[test]
-fn item_33_cancel_race_cancels_all() {
+fn cancel_race_cancels_all() {
     let cancels: Vec<Rc<Cell<u32>>> = (0..2).map(|_| Rc::new(Cell::new(0))).collect();
     let (ds, _ts): (Vec<_>, Vec<_>) = cancels.iter().map(counted).unzip();
     let race = defer::race(ds);
@@ -1411,10 +1484,10 @@ fn item_33_cancel_race_cancels_all() {
     assert!(group.failures.iter().all(|f| f.check::<CancelledError>()));
 }
 
-/// Item 34 — D `FirstErrorTests.*`: `FirstError` has a defined Display, Debug
+/// D `FirstErrorTests.*`: `FirstError` has a defined Display, Debug
 /// and equality (same index and the same failure).
 #[test]
-fn item_34_first_error_repr_str_and_equality() {
+fn first_error_repr_str_and_equality() {
     let failure = Failure::new(Boom("some text"));
     let error = FirstError {
         index: 3,
@@ -1447,13 +1520,13 @@ fn item_34_first_error_repr_str_and_equality() {
 }
 
 // ---------------------------------------------------------------------------
-// Primitives (items 44–46)
+// Primitives
 // ---------------------------------------------------------------------------
 
-/// Item 44 — D `testLock`: a DeferredLock serves waiters in order, and `run`
+/// D `testLock`: a DeferredLock serves waiters in order, and `run`
 /// releases the lock only once the Deferred the function returned has fired.
 #[test]
-fn item_44_lock_fifo_and_run_releases_after_returned_deferred() {
+fn lock_fifo_and_run_releases_after_returned_deferred() {
     let lock = DeferredLock::new();
     let order = calls();
     let o = order.clone();
@@ -1501,11 +1574,11 @@ fn item_44_lock_fifo_and_run_releases_after_returned_deferred() {
     assert!(!lock.locked());
 }
 
-/// Item 44 — D `test_cancelLockBeforeAcquired`, `test_cancelLockAfterAcquired`:
+/// D `test_cancelLockBeforeAcquired`, `test_cancelLockAfterAcquired`:
 /// cancelling a waiting acquire errbacks it with `CancelledError` and removes
 /// it from the queue; cancelling after acquisition does nothing.
 #[test]
-fn item_44_cancel_lock_waiter() {
+fn cancel_lock_waiter() {
     let lock = DeferredLock::new();
     let held = lock.acquire();
     held.cancel();
@@ -1559,11 +1632,11 @@ fn lock_released_during_a_handoff_goes_to_the_next_waiter_in_order() {
     assert!(!lock.locked());
 }
 
-/// Item 45 — D `testSemaphore`, `test_semaphoreInvalidTokens`: a semaphore caps
+/// D `testSemaphore`, `test_semaphoreInvalidTokens`: a semaphore caps
 /// concurrency at N (max concurrency observed is N), and zero tokens is an
 /// error.
 #[test]
-fn item_45_semaphore_caps_concurrency() {
+fn semaphore_caps_concurrency() {
     assert_eq!(DeferredSemaphore::new(0).unwrap_err(), InvalidTokens);
 
     let sem = DeferredSemaphore::new(2).unwrap();
@@ -1601,10 +1674,10 @@ fn item_45_semaphore_caps_concurrency() {
     assert_eq!(values, [0, 11, 22, 33, 44, 55]);
 }
 
-/// Item 45 — D `test_cancelSemaphoreBeforeAcquired`,
+/// D `test_cancelSemaphoreBeforeAcquired`,
 /// `test_cancelSemaphoreAfterAcquired`.
 #[test]
-fn item_45_cancel_semaphore_waiter() {
+fn cancel_semaphore_waiter() {
     let sem = DeferredSemaphore::new(1).unwrap();
     let held = sem.acquire();
     held.cancel();
@@ -1617,11 +1690,11 @@ fn item_45_cancel_semaphore_waiter() {
     assert_eq!(sem.tokens(), 1);
 }
 
-/// Item 46 — D `testQueue`: a DeferredQueue hands values to waiting gets in
+/// D `testQueue`: a DeferredQueue hands values to waiting gets in
 /// order, enforces `size` (`QueueOverflow` gives the value back) and
 /// `backlog` (`QueueUnderflow`).
 #[test]
-fn item_46_queue_size_and_backlog() {
+fn queue_size_and_backlog() {
     let queue = DeferredQueue::<u32>::with_limits(Some(2), Some(2));
     let got: Vec<Deferred<u32>> = (0..2).map(|_| queue.get().unwrap()).collect();
     assert_eq!(queue.get().unwrap_err(), QueueUnderflow);
@@ -1643,11 +1716,11 @@ fn item_46_queue_size_and_backlog() {
     assert_eq!(queue.pending(), 0);
 }
 
-/// Item 46 — D `test_cancelQueueAfterSynchronousGet`, `test_cancelQueueAfterGet`:
+/// D `test_cancelQueueAfterSynchronousGet`, `test_cancelQueueAfterGet`:
 /// cancelling a get that already has its value does nothing; cancelling a
 /// pending get removes it (the next value goes to the next get).
 #[test]
-fn item_46_cancel_queue_get() {
+fn cancel_queue_get() {
     let queue = DeferredQueue::<u32>::new();
     queue.put(1).unwrap();
     let d = queue.get().unwrap();

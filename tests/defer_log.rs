@@ -1,6 +1,6 @@
-//! Unhandled-error reporting (`/work/shared/twisted-semantics.md` items 42–43,
-//! and the log side of items 12, 22, 24, 30 and 31), asserted on the `log`
-//! records twined emits.
+//! Unhandled-error reporting, ported from Twisted's `test_defer.py`
+//! `LogTests` and the log side of its implicit-chaining, cancellation and
+//! DeferredList tests, asserted on the `log` records twined emits.
 //!
 //! `log::set_logger` is process-global, so this file installs one capturing
 //! logger and keeps the records per thread: each test runs on its own thread
@@ -90,16 +90,16 @@ impl fmt::Display for Boom {
 impl Error for Boom {}
 
 // ---------------------------------------------------------------------------
-// Item 42: an unhandled failure is logged once
+// an unhandled failure is logged once
 // ---------------------------------------------------------------------------
 
-/// Item 42 — D `LogTests.test_errorLog`: a Deferred whose final result is a
+/// D `LogTests.test_errorLog`: a Deferred whose final result is a
 /// failure logs it once the last reference to it goes: here, at once, because
 /// nobody holds the Deferred when its callback fails. Twisted logs two events
 /// (the header and the traceback); twined logs one record that carries both
 /// the message and the error's detail.
 #[test]
-fn item_42_unhandled_failure_is_logged_once_when_last_reference_goes() {
+fn unhandled_failure_is_logged_once_when_last_reference_goes() {
     let _mode = setup();
     let (d, trigger) = Deferred::<u32>::new();
     drop(d.and_then(|_| Err::<u32, _>(Failure::new(Boom("zero division")))));
@@ -116,11 +116,11 @@ fn item_42_unhandled_failure_is_logged_once_when_last_reference_goes() {
     assert!(take_records().is_empty(), "nothing else was logged");
 }
 
-/// Item 42 — the report comes when the last handle is dropped, not before:
+/// the report comes when the last handle is dropped, not before:
 /// as long as someone could still add an errback, nothing is logged
 /// (deterministic, unlike Twisted's garbage collector).
 #[test]
-fn item_42_logged_when_the_handle_is_dropped_not_before() {
+fn logged_when_the_handle_is_dropped_not_before() {
     let _mode = setup();
     let d = defer::fail::<u32>(Boom("later"));
     assert!(unhandled().is_empty());
@@ -146,15 +146,15 @@ fn item_42_logged_when_the_handle_is_dropped_not_before() {
     assert_eq!(unhandled().len(), 1);
 }
 
-// Item 42 — D `test_errorLogWithInnerFrameRef`, `test_errorLogWithInnerFrameCycle`:
+// D `test_errorLogWithInnerFrameRef`, `test_errorLogWithInnerFrameCycle`:
 // these guard against a traceback frame keeping the Deferred alive in a
 // reference cycle. A `Failure` is `Send + Sync` and a Deferred is not, so a
 // failure cannot hold its Deferred, and reporting does not wait for a collector.
 
-/// Item 42 — D `test_errorLogNoRepr`: the record starts with the report's
+/// D `test_errorLogNoRepr`: the record starts with the report's
 /// header and the error's message, not the repr of a failure object.
 #[test]
-fn item_42_log_message_is_header_then_message() {
+fn log_message_is_header_then_message() {
     let _mode = setup();
     drop(defer::fail::<()>(Failure::msg("plain words")));
     let records = unhandled();
@@ -166,10 +166,10 @@ fn item_42_log_message_is_header_then_message() {
     );
 }
 
-/// Item 42 — D `test_errorLogDebugInfo`: with debugging on, the report says
+/// D `test_errorLogDebugInfo`: with debugging on, the report says
 /// where the Deferred was created and where it was fired.
 #[test]
-fn item_42_debug_mode_reports_where_the_deferred_was_created() {
+fn debug_mode_reports_where_the_deferred_was_created() {
     INSTALL.call_once(|| {
         log::set_logger(&LOGGER).expect("no other logger in this test binary");
         log::set_max_level(LevelFilter::Trace);
@@ -187,7 +187,15 @@ fn item_42_debug_mode_reports_where_the_deferred_was_created() {
     let _off = DebugOff;
     assert!(defer::get_debugging());
 
-    let (d, trigger) = Deferred::<u32>::new();
+    /// A frame of its own that the optimizer may not inline away, so the
+    /// creation backtrace names it in debug and release builds alike.
+    #[inline(never)]
+    fn create_the_deferred_here() -> (Deferred<u32>, defer::Trigger<u32>) {
+        let made = Deferred::<u32>::new();
+        std::hint::black_box(&made);
+        made
+    }
+    let (d, trigger) = create_the_deferred_here();
     trigger.errback(Boom("debug"));
     drop(d);
     let records = unhandled();
@@ -199,23 +207,23 @@ fn item_42_debug_mode_reports_where_the_deferred_was_created() {
     );
     assert!(message.contains("and fired at:"), "{message}");
     assert!(
-        message.contains("item_42_debug_mode_reports_where_the_deferred_was_created"),
-        "the creation backtrace names this test:\n{message}"
+        message.contains("create_the_deferred_here"),
+        "the creation backtrace names the function that created it:\n{message}"
     );
     // The failure itself also records where it was created.
     assert!(message.contains("created at:"), "{message}");
 }
 
 // ---------------------------------------------------------------------------
-// Item 43 (and 12): a failure moved on or handled is never logged
+// a failure moved on or handled is never logged
 // ---------------------------------------------------------------------------
 
-/// Item 12 — D `test_synchronousImplicitErrorChain`,
-/// `test_asynchronousImplicitErrorChain`; item 43 — D `test_chainedErrorCleanup`:
+/// D `test_synchronousImplicitErrorChain`,
+/// `test_asynchronousImplicitErrorChain`; D `test_chainedErrorCleanup`:
 /// a failure moved into an outer Deferred by implicit chaining is not logged
 /// by the inner one; the outer logs it once if nobody handles it there.
 #[test]
-fn item_43_failure_moved_by_implicit_chaining_is_not_logged_by_the_inner() {
+fn failure_moved_by_implicit_chaining_is_not_logged_by_the_inner() {
     let _mode = setup();
     // Synchronous, handled in the outer.
     let d = defer::succeed(())
@@ -242,10 +250,10 @@ fn item_43_failure_moved_by_implicit_chaining_is_not_logged_by_the_inner() {
     assert_eq!(unhandled().len(), 1);
 }
 
-/// Item 43 — `chain_deferred` moves the failure too: only the last Deferred
+/// `chain_deferred` moves the failure too: only the last Deferred
 /// of the chain can log it, and does not if it is handled.
 #[test]
-fn item_43_failure_moved_by_chain_deferred_is_not_logged() {
+fn failure_moved_by_chain_deferred_is_not_logged() {
     let _mode = setup();
     let (a, a_trigger) = Deferred::<u32>::new();
     let (b, b_trigger) = Deferred::<u32>::new();
@@ -263,7 +271,7 @@ fn item_43_failure_moved_by_chain_deferred_is_not_logged() {
     assert_eq!(unhandled().len(), 1);
 }
 
-/// Item 43 — D `test_errorClearedByChaining`: an errback that chains the
+/// D `test_errorClearedByChaining`: an errback that chains the
 /// failing Deferred to another Deferred clears the failure; nothing is logged.
 ///
 /// Twisted's test also drops the unfired `good` Deferred; in twined a dropped
@@ -271,7 +279,7 @@ fn item_43_failure_moved_by_chain_deferred_is_not_logged() {
 /// unhandled failure, so it is reported once: a different failure, not the
 /// original one.
 #[test]
-fn item_43_error_cleared_by_chaining() {
+fn error_cleared_by_chaining() {
     let _mode = setup();
     let (good, good_trigger) = Deferred::<()>::new();
     let bad = defer::fail::<()>(Boom("oh no")).or_else(move |_| good);
@@ -315,14 +323,14 @@ fn handled_failures_are_not_logged() {
 }
 
 // ---------------------------------------------------------------------------
-// Combinators: consumed failures (items 30–33)
+// Combinators: consumed failures
 // ---------------------------------------------------------------------------
 
-/// Item 30 — D `testDeferredListConsumeErrors`: by default a combinator
+/// D `testDeferredListConsumeErrors`: by default a combinator
 /// consumes its inputs' failures (twined's documented default: it owns them),
 /// so nothing is logged however they fail.
 #[test]
-fn item_30_combinators_consume_input_failures_by_default() {
+fn combinators_consume_input_failures_by_default() {
     let _mode = setup();
     let list = DeferredList::new(vec![defer::fail::<u32>(Boom("1")), defer::succeed(2)]);
     assert_eq!(list.result().unwrap().unwrap().len(), 2);
@@ -349,12 +357,12 @@ fn item_30_combinators_consume_input_failures_by_default() {
     assert!(unhandled().is_empty());
 }
 
-/// Item 30 — D `testDeferredListDontConsumeErrors`: with
+/// D `testDeferredListDontConsumeErrors`: with
 /// `consume_errors(false)`, each input failure is reported as unhandled, as in
 /// Twisted when nothing else handles the input; including a failure that
 /// arrives after a fire-on-one-errback list has fired.
 #[test]
-fn item_30_dont_consume_errors_logs_each_input_failure() {
+fn dont_consume_errors_logs_each_input_failure() {
     let _mode = setup();
     let options = ListOptions::new().consume_errors(false);
     let list = DeferredList::with_options(
@@ -383,11 +391,11 @@ fn item_30_dont_consume_errors_logs_each_input_failure() {
     assert!(unhandled().is_empty());
 }
 
-/// Item 31 — D `test_cancelDeferredListWithException`: a canceller that fails
+/// D `test_cancelDeferredListWithException`: a canceller that fails
 /// (twined: panics) is logged; the Deferred fails with the panic (twined's
 /// documented behaviour), which the list consumes.
 #[test]
-fn item_31_panicking_canceller_is_logged() {
+fn panicking_canceller_is_logged() {
     let _mode = setup();
     let (d1, _t1) = Deferred::<u32>::with_canceller(|_| panic!("canceller bug"));
     let list = DeferredList::new(vec![d1]);
@@ -401,13 +409,13 @@ fn item_31_panicking_canceller_is_logged() {
 }
 
 // ---------------------------------------------------------------------------
-// Late results after a cancel (items 22, 24)
+// Late results after a cancel
 // ---------------------------------------------------------------------------
 
-/// Item 22 — the one late result after a canceller-less cancel is swallowed
+/// the one late result after a canceller-less cancel is swallowed
 /// silently, a failure included.
 #[test]
-fn item_22_swallowed_late_results_are_not_logged() {
+fn swallowed_late_results_are_not_logged() {
     let _mode = setup();
     let (d, trigger) = Deferred::<u32>::new();
     let d = d.add_errback(|f| {
@@ -424,11 +432,11 @@ fn item_22_swallowed_late_results_are_not_logged() {
     assert!(take_records().is_empty());
 }
 
-/// Item 24 — a late result after a canceller that did not stop the work is not
+/// a late result after a canceller that did not stop the work is not
 /// swallowed: `Trigger::callback` logs a warning that the value was dropped,
 /// `Trigger::errback` reports the failure as unhandled.
 #[test]
-fn item_24_late_results_after_a_canceller_are_logged() {
+fn late_results_after_a_canceller_are_logged() {
     let _mode = setup();
     let (d, trigger) = Deferred::<u32>::with_canceller(|_| {});
     d.cancel();

@@ -1,5 +1,5 @@
-//! Constant stack: chains of a million Deferreds (twisted-semantics.md item
-//! 17, D `test_boundedStackDepth`, and Twisted's recursion through
+//! Constant stack: chains of a million Deferreds (Twisted's
+//! `test_defer.py` `test_boundedStackDepth`, and Twisted's recursion through
 //! `chainDeferred`, which twined does not have).
 //!
 //! Every test runs on a thread with a 256 KiB stack: a runner (or a `Drop`)

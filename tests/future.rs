@@ -1,5 +1,7 @@
-//! async/await on Deferreds: items 35–41 of twisted-semantics.md, the two
-//! styles mixed on one reactor, cancellation, and wakes from other threads.
+//! async/await on Deferreds, ported from Twisted's `test_defer.py`
+//! (`maybeDeferred`, `ensureDeferred`, the future adapters) and
+//! `twisted/internet/test/test_inlinecb.py` (stack use, cancellation), the
+//! two styles mixed on one reactor, and wakes from other threads.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -34,9 +36,9 @@ fn later<T: 'static>(ms: u64, v: T) -> Deferred<T> {
     d
 }
 
-// Item 35: maybe_deferred handles a coroutine as it handles a Deferred.
+// maybe_deferred handles a coroutine as it handles a Deferred.
 #[test]
-fn item_35_maybe_deferred_of_a_coroutine() {
+fn maybe_deferred_of_a_coroutine() {
     let d = maybe_deferred(|| ensure_deferred(async { Ok::<_, Failure>(7) }));
     assert_eq!(d.result().unwrap().unwrap(), 7);
     let d = maybe_deferred(|| {
@@ -45,11 +47,11 @@ fn item_35_maybe_deferred_of_a_coroutine() {
     assert!(d.result().unwrap().unwrap_err().check::<TestError>());
 }
 
-// Item 36: ensure_deferred rejects non-coroutines at compile time (its
+// ensure_deferred rejects non-coroutines at compile time (its
 // argument must be a Future), so there is no runtime TypeError to test; it
 // passes a Deferred through.
 #[test]
-fn item_36_ensure_deferred_passes_a_deferred_through() {
+fn ensure_deferred_passes_a_deferred_through() {
     let d = ensure_deferred(succeed(5));
     assert_eq!(d.result().unwrap().unwrap(), 5);
     let (inner, trigger) = Deferred::new();
@@ -59,10 +61,10 @@ fn item_36_ensure_deferred_passes_a_deferred_through() {
     assert_eq!(d.result().unwrap().unwrap(), "later");
 }
 
-// Item 37: results and cancellation cross between futures and Deferreds in
+// results and cancellation cross between futures and Deferreds in
 // both directions.
 #[test]
-fn item_37_results_and_cancellation_cross_both_ways() {
+fn results_and_cancellation_cross_both_ways() {
     // Deferred -> future: a failure arrives as Err.
     let d = ensure_deferred(async {
         match fail::<u8>(TestError("boom")).await {
@@ -84,14 +86,14 @@ fn item_37_results_and_cancellation_cross_both_ways() {
     );
 }
 
-// Item 38: contextvars have no Rust counterpart that needs porting; a task's
+// contextvars have no Rust counterpart that needs porting; a task's
 // locals are the async block's own variables, which survive every await.
 
-// Item 39: 5000 (here 100,000) synchronous awaits do not overflow the stack;
+// 5000 (here 100,000) synchronous awaits do not overflow the stack;
 // awaiting a ready future returns its value; no await gives (); a raise is
 // an errback; a failure caught inside does not propagate.
 #[test]
-fn item_39_many_synchronous_awaits_run_in_constant_stack() {
+fn many_synchronous_awaits_run_in_constant_stack() {
     let run = || {
         let d = ensure_deferred(async {
             let mut sum = 0u64;
@@ -112,7 +114,7 @@ fn item_39_many_synchronous_awaits_run_in_constant_stack() {
 }
 
 #[test]
-fn item_39_awaiting_a_ready_future_and_no_await() {
+fn awaiting_a_ready_future_and_no_await() {
     let d = ensure_deferred(async { Ok::<_, Failure>(std::future::ready(3).await) });
     assert_eq!(d.result().unwrap().unwrap(), 3);
     let d = ensure_deferred(async { Ok::<_, Failure>(()) });
@@ -120,7 +122,7 @@ fn item_39_awaiting_a_ready_future_and_no_await() {
 }
 
 #[test]
-fn item_39_an_error_is_an_errback_and_a_caught_failure_is_not() {
+fn an_error_is_an_errback_and_a_caught_failure_is_not() {
     let d = ensure_deferred(async {
         succeed(1).await?;
         Err::<(), _>(Failure::new(TestError("raised")))
@@ -152,13 +154,13 @@ fn a_panic_inside_the_future_becomes_a_failure() {
         .contains("async panic"));
 }
 
-// Item 40: decorating a non-generator, returnValue: compile-time in Rust
+// decorating a non-generator, returnValue: compile-time in Rust
 // (an async block returns with `return`/its last expression), nothing to test.
 
-// Item 41: cancelling cascades into the awaited Deferred; the future sees
+// cancelling cascades into the awaited Deferred; the future sees
 // CancelledError and may translate or suppress it.
 #[test]
-fn item_41_cancel_cascades_and_the_future_sees_cancelled_error() {
+fn cancel_cascades_and_the_future_sees_cancelled_error() {
     let (inner, _trigger) = Deferred::<u8>::new();
     let seen = Rc::new(RefCell::new(None));
     let s = seen.clone();
@@ -177,7 +179,7 @@ fn item_41_cancel_cascades_and_the_future_sees_cancelled_error() {
 }
 
 #[test]
-fn item_41_error_to_error_translation() {
+fn error_to_error_translation() {
     let (inner, _t) = Deferred::<u8>::new();
     let d = ensure_deferred(async move {
         inner
@@ -189,7 +191,7 @@ fn item_41_error_to_error_translation() {
 }
 
 #[test]
-fn item_41_error_to_success_translation() {
+fn error_to_success_translation() {
     let (inner, _t) = Deferred::<u8>::new();
     let d = ensure_deferred(async move { Ok::<_, Failure>(inner.await.unwrap_or(99)) });
     d.cancel();
@@ -197,7 +199,7 @@ fn item_41_error_to_success_translation() {
 }
 
 #[test]
-fn item_41_a_suppressed_cancel_leaves_the_outer_waiting_until_the_next() {
+fn a_suppressed_cancel_leaves_the_outer_waiting_until_the_next() {
     let (first, _t1) = Deferred::<u8>::new();
     let (second, _t2) = Deferred::<u8>::new();
     let d = ensure_deferred(async move {
@@ -215,7 +217,7 @@ fn item_41_a_suppressed_cancel_leaves_the_outer_waiting_until_the_next() {
 }
 
 #[test]
-fn item_41_a_canceller_of_the_awaited_deferred_may_fire_it() {
+fn a_canceller_of_the_awaited_deferred_may_fire_it() {
     // The awaited Deferred's canceller fires it with a value of its own.
     let (inner, _t) = Deferred::<&str>::with_canceller(|c| c.callback("canceller's value"));
     // An async block on purpose: the point is a task awaiting `inner`.

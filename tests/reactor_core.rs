@@ -17,9 +17,16 @@ fn record() -> (Log, impl Fn(&'static str) -> Box<dyn Fn()>) {
     })
 }
 
+/// Twisted's `test_stopWhenNotStarted` expects `ReactorNotRunning`; twined
+/// accepts the stop and makes the next `run()` do one pass and return (as
+/// asyncio does), so a program whose work all failed before `run()` does not
+/// hang. A second stop while one is pending is refused.
 #[test]
-fn stop_when_not_running_is_an_error() {
+fn stop_when_not_running_is_kept_for_the_next_run() {
+    assert!(reactor::stop().is_ok());
     assert!(matches!(reactor::stop(), Err(ReactorError::NotRunning)));
+    reactor::run().unwrap();
+    assert!(!reactor::running());
 }
 
 #[test]
@@ -172,4 +179,97 @@ fn call_from_thread_from_8_threads_arrives_complete_and_in_per_thread_order() {
         assert_eq!(per_thread.len(), CALLS);
         assert!(per_thread.windows(2).all(|w| w[0] < w[1]));
     }
+}
+
+/// Twisted's `ThreePhaseEventTests.test_synchronousRemovePendingBefore`: a
+/// "before" trigger that removes another "before" trigger of the same event
+/// that has not run yet stops it from running, and the removal succeeds.
+#[test]
+fn before_trigger_removing_a_pending_before_trigger_stops_it() {
+    let (log, rec) = record();
+    let removed = Rc::new(std::cell::Cell::new(None));
+    let pending = Rc::new(std::cell::Cell::new(None));
+    let (r, p) = (removed.clone(), pending.clone());
+    let first = rec("first");
+    reactor::add_system_event_trigger(Phase::Before, Event::Custom("three-phase"), move || {
+        first();
+        r.set(Some(reactor::remove_system_event_trigger(p.get().unwrap())));
+    });
+    let second = rec("second");
+    pending.set(Some(reactor::add_system_event_trigger(
+        Phase::Before,
+        Event::Custom("three-phase"),
+        second,
+    )));
+    let during = rec("during");
+    reactor::add_system_event_trigger(Phase::During, Event::Custom("three-phase"), move || {
+        during()
+    });
+    let done = reactor::fire_system_event(Event::Custom("three-phase"));
+    assert!(done.called());
+    assert_eq!(*log.borrow(), ["first", "during"]);
+    assert_eq!(removed.get(), Some(true));
+}
+
+/// Twisted's `test_synchronousRemoveAlreadyExecutedBefore`: removing a
+/// "before" trigger that has already run finds nothing.
+#[test]
+fn removing_a_before_trigger_that_already_ran_finds_nothing() {
+    let removed = Rc::new(std::cell::Cell::new(None));
+    let first_id = Rc::new(std::cell::Cell::new(None));
+    reactor::add_system_event_trigger(Phase::Before, Event::Custom("ran"), || {});
+    let (r, f) = (removed.clone(), first_id.clone());
+    let id = reactor::add_system_event_trigger(Phase::Before, Event::Custom("ran"), move || {
+        r.set(Some(reactor::remove_system_event_trigger(f.get().unwrap())));
+    });
+    first_id.set(Some(id));
+    reactor::fire_system_event(Event::Custom("ran"));
+    assert_eq!(removed.get(), Some(false));
+}
+
+/// Twisted's `_ThreePhaseEvent.fireEvent` takes "before" triggers one at a
+/// time: one that adds another "before" trigger of the same event gets it run
+/// in the same event, before the "during" phase.
+#[test]
+fn before_trigger_adding_a_before_trigger_runs_it_in_the_same_event() {
+    let (log, rec) = record();
+    let added = rec("added");
+    let first = rec("first");
+    reactor::add_system_event_trigger(Phase::Before, Event::Shutdown, move || {
+        first();
+        reactor::add_system_event_trigger(Phase::Before, Event::Shutdown, added);
+    });
+    let during = rec("during");
+    reactor::add_system_event_trigger(Phase::During, Event::Shutdown, during);
+    reactor::call_when_running(|| reactor::stop().unwrap());
+    reactor::run().unwrap();
+    assert_eq!(*log.borrow(), ["first", "added", "during"]);
+}
+
+/// Twisted's `reactor.fireSystemEvent` on an event of the program's own:
+/// the "during" phase waits for a Deferred a "before" trigger returned, and
+/// each trigger runs once (`test_asynchronousBefore`, `test_triggersRunOnce`).
+#[test]
+fn custom_event_runs_its_phases_and_waits_for_before_deferreds() {
+    let (log, rec) = record();
+    let (d, trigger) = twined::defer::Deferred::<()>::new();
+    let before = rec("before");
+    reactor::add_system_event_trigger(Phase::Before, Event::Custom("reload"), move || {
+        before();
+        d
+    });
+    let during = rec("during");
+    reactor::add_system_event_trigger(Phase::During, Event::Custom("reload"), during);
+    let after = rec("after");
+    reactor::add_system_event_trigger(Phase::After, Event::Custom("reload"), after);
+    let other = rec("other event");
+    reactor::add_system_event_trigger(Phase::During, Event::Custom("other"), other);
+    let done = reactor::fire_system_event(Event::Custom("reload"));
+    assert_eq!(*log.borrow(), ["before"]);
+    assert!(!done.called());
+    trigger.callback(());
+    assert_eq!(*log.borrow(), ["before", "during", "after"]);
+    assert!(done.called());
+    reactor::fire_system_event(Event::Custom("reload"));
+    assert_eq!(log.borrow().len(), 3, "triggers run once");
 }

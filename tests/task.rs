@@ -1,6 +1,5 @@
 //! `twined::task`: LoopingCall, defer_later, react and Cooperator, ported from
-//! `/work/shared/twisted-semantics.md` items 56 and 57, one test per
-//! behaviour.
+//! Twisted's `test_task.py` and `test_cooperator.py`, one test per behaviour.
 //!
 //! T = `twisted/test/test_task.py`, CO = `twisted/test/test_cooperator.py`.
 //! Most tests run on a `task::Clock` (or, for the Cooperator, a scheduler the
@@ -67,7 +66,7 @@ fn fired<T: 'static>(d: Deferred<T>) -> Result<T, Failure> {
 }
 
 // ---------------------------------------------------------------------------
-// Item 56: LoopingCall
+// LoopingCall
 // ---------------------------------------------------------------------------
 
 /// A loop on `clock` that records the clock's time at each call.
@@ -202,6 +201,24 @@ fn with_count_reports_the_intervals_skipped() {
     assert_eq!(*times.borrow(), [(0.0, 1), (0.51, 1), (2.02, 3)]);
     clock.advance(secs(0.0));
     assert_eq!(times.borrow().len(), 3);
+    lc.stop().unwrap();
+}
+
+/// After `reset()`, the first call counts one interval, as Twisted's
+/// `LoopingCall.reset` + `withCount` give (its interval number of the call
+/// before the reset truncates to 0).
+#[test]
+fn with_count_first_call_after_reset_counts_one() {
+    let clock = Clock::new();
+    let (lc, times) = counting_loop(&clock);
+    lc.start(secs(1.0), true).unwrap();
+    assert_eq!(times.borrow_mut().pop(), Some((0.0, 1)));
+    clock.advance(secs(0.5));
+    lc.reset().unwrap();
+    clock.advance(secs(1.0));
+    assert_eq!(*times.borrow(), [(1.5, 1)]);
+    clock.advance(secs(1.0));
+    assert_eq!(*times.borrow(), [(1.5, 1), (2.5, 1)]);
     lc.stop().unwrap();
 }
 
@@ -567,7 +584,7 @@ fn looping_call_failure_on_the_reactor_errbacks() {
 }
 
 // ---------------------------------------------------------------------------
-// Item 57: defer_later (T DeferLaterTests)
+// defer_later (T DeferLaterTests)
 // ---------------------------------------------------------------------------
 
 #[test]
@@ -659,7 +676,7 @@ fn defer_later_on_the_reactor() {
 }
 
 // ---------------------------------------------------------------------------
-// Item 57: react (T ReactTests)
+// react (T ReactTests)
 // ---------------------------------------------------------------------------
 
 /// Counts shutdowns of this thread's reactor.
@@ -828,7 +845,7 @@ fn react_accepts_a_plain_result_and_can_run_twice() {
 }
 
 // ---------------------------------------------------------------------------
-// Item 57: Cooperator (CO CooperatorTests, RunStateTests, AliasTests)
+// Cooperator (CO CooperatorTests, RunStateTests, AliasTests)
 // ---------------------------------------------------------------------------
 
 #[test]
@@ -1377,4 +1394,43 @@ fn stopping_a_cooperator_also_finishes_paused_tasks() {
         fired(d).unwrap_err().downcast_ref::<TaskError>(),
         Some(&TaskError::SchedulerStopped)
     );
+}
+
+/// Twisted code calls `lc.stop()` from inside the loop's function; with
+/// `LoopingCall::with_handle` the function receives the loop and can. The
+/// run's Deferred fires with the loop after the call that stopped it; when
+/// that call returned a pending Deferred, only once it fires.
+#[test]
+fn looping_call_with_handle_stops_itself_from_its_function() {
+    let clock = Clock::new();
+    let calls = Rc::new(Cell::new(0));
+    let c = calls.clone();
+    let lc = LoopingCall::with_handle(move |lc| {
+        c.set(c.get() + 1);
+        if c.get() == 3 {
+            lc.stop().unwrap();
+        }
+    })
+    .with_clock(clock.clone());
+    let done = lc.start(secs(1.0), true).unwrap();
+    clock.pump([secs(1.0); 5]);
+    assert_eq!(calls.get(), 3);
+    assert!(!lc.running());
+    assert_eq!(done.result().unwrap().unwrap(), lc);
+
+    let pending: Rc<RefCell<Option<Trigger<()>>>> = Rc::new(RefCell::new(None));
+    let p = pending.clone();
+    let lc = LoopingCall::with_handle(move |lc| {
+        lc.stop().unwrap();
+        let (d, t) = Deferred::<()>::new();
+        *p.borrow_mut() = Some(t);
+        d
+    })
+    .with_clock(clock.clone());
+    let done = lc.start(secs(1.0), true).unwrap();
+    let done = done
+        .try_result()
+        .expect_err("waits for the function's Deferred");
+    pending.borrow_mut().take().unwrap().callback(());
+    assert_eq!(done.result().unwrap().unwrap(), lc);
 }

@@ -327,3 +327,145 @@ fn resolve_an_invalid_name_fails_with_a_named_error() {
         "{failure}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// blocking_call_from_thread (Twisted's `test_blockingCallFromThread*` in
+// `twisted/test/test_threads.py`), and the hangs Twisted's version has
+// ---------------------------------------------------------------------------
+
+mod blocking_call {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+    use std::time::{Duration, Instant};
+
+    use twined::defer::{self, Deferred, Failure, Panicked};
+    use twined::threads::{blocking_call_from_thread, BlockingCallError};
+    use twined::{reactor, task};
+
+    fn error_of(failure: &Failure) -> BlockingCallError {
+        *failure
+            .downcast_ref::<BlockingCallError>()
+            .unwrap_or_else(|| panic!("not a BlockingCallError: {failure:?}"))
+    }
+
+    /// Runs this thread's reactor while `worker` runs on another thread with
+    /// the reactor's handle; stops the reactor when the worker is done.
+    fn with_worker<T: Send + 'static>(
+        worker: impl FnOnce(reactor::Handle) -> T + Send + 'static,
+    ) -> T {
+        let handle = reactor::handle();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let h = handle.clone();
+            let _ = tx.send(worker(handle));
+            h.call_from_thread(|| {
+                let _ = reactor::stop();
+            });
+        });
+        let watchdog = reactor::call_later(Duration::from_secs(20), || {
+            let _ = reactor::stop();
+        });
+        reactor::run().unwrap();
+        let _ = watchdog.cancel();
+        rx.recv_timeout(Duration::from_secs(20))
+            .expect("the worker did not finish")
+    }
+
+    /// Twisted's `test_blockingCallFromThread`, `test_asyncBlockingCallFromThread`,
+    /// `test_errorBlockingCallFromThread`, `test_asyncErrorBlockingCallFromThread`.
+    #[test]
+    fn values_deferreds_and_failures_come_back() {
+        let (plain, later, failed, panicked) = with_worker(|h| {
+            let plain = blocking_call_from_thread(&h, || "foo".to_owned());
+            let later = blocking_call_from_thread(&h, || {
+                task::defer_later(Duration::from_millis(5), || Ok("egg".to_owned()))
+            });
+            let failed = blocking_call_from_thread(&h, || defer::fail::<u32>(Failure::msg("bar")));
+            let panicked = blocking_call_from_thread(&h, || -> u32 { panic!("baz") });
+            (plain, later, failed, panicked)
+        });
+        assert_eq!(plain.unwrap(), "foo");
+        assert_eq!(later.unwrap(), "egg");
+        assert_eq!(failed.unwrap_err().to_string(), "bar");
+        assert!(panicked.unwrap_err().check::<Panicked>());
+    }
+
+    #[test]
+    fn on_the_reactor_thread_it_fails_instead_of_deadlocking() {
+        let handle = reactor::handle();
+        let failure = blocking_call_from_thread(&handle, || 1).unwrap_err();
+        assert_eq!(error_of(&failure), BlockingCallError::OnReactorThread);
+    }
+
+    #[test]
+    fn after_the_reactor_shut_down_it_fails_at_once_without_running_f() {
+        reactor::call_when_running(|| reactor::stop().unwrap());
+        reactor::run().unwrap();
+        let handle = reactor::handle();
+        let ran = Arc::new(AtomicBool::new(false));
+        let r = ran.clone();
+        let result = std::thread::spawn(move || {
+            blocking_call_from_thread(&handle, move || r.store(true, Ordering::SeqCst))
+        })
+        .join()
+        .unwrap();
+        assert_eq!(
+            error_of(&result.unwrap_err()),
+            BlockingCallError::ReactorStopped
+        );
+        reactor::call_when_running(|| reactor::stop().unwrap());
+        reactor::run().unwrap();
+        assert!(!ran.load(Ordering::SeqCst), "an abandoned call never runs");
+    }
+
+    #[test]
+    fn a_run_that_ends_before_the_result_fails_the_wait() {
+        let handle = reactor::handle();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let h = handle.clone();
+            let started = Instant::now();
+            let result = blocking_call_from_thread(&handle, || {
+                // A Deferred that never fires; the reactor stops meanwhile.
+                let (d, trigger) = Deferred::<u32>::new();
+                std::mem::forget(trigger);
+                reactor::stop().unwrap();
+                d
+            });
+            let _ = tx.send((result, started.elapsed()));
+            drop(h);
+        });
+        let watchdog = reactor::call_later(Duration::from_secs(20), || {
+            let _ = reactor::stop();
+        });
+        reactor::run().unwrap();
+        let _ = watchdog.cancel();
+        let (result, waited) = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+        assert_eq!(
+            error_of(&result.unwrap_err()),
+            BlockingCallError::ReactorStopped
+        );
+        assert!(waited < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_reactor_thread_that_exits_fails_the_wait() {
+        let (handle_tx, handle_rx) = mpsc::channel();
+        let (exit_tx, exit_rx) = mpsc::channel::<()>();
+        let reactor_thread = std::thread::spawn(move || {
+            handle_tx.send(reactor::handle()).unwrap();
+            // Never runs its reactor; exits when told.
+            let _ = exit_rx.recv();
+        });
+        let handle = handle_rx.recv().unwrap();
+        let waiter = std::thread::spawn(move || blocking_call_from_thread(&handle, || 1));
+        std::thread::sleep(Duration::from_millis(50));
+        drop(exit_tx);
+        reactor_thread.join().unwrap();
+        let result = waiter.join().unwrap();
+        assert_eq!(
+            error_of(&result.unwrap_err()),
+            BlockingCallError::ReactorGone
+        );
+    }
+}

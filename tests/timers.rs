@@ -1,9 +1,9 @@
-//! Timed calls and timeouts: Twisted's behaviours from
-//! `/work/shared/twisted-semantics.md` items 47–51 and 55, one test per
-//! behaviour, plus 100,000 random timers on a `Clock` and on the reactor.
+//! Timed calls and timeouts: Twisted's `Clock`, `DelayedCall` and
+//! `addTimeout` behaviours, one test per behaviour, plus 100,000 random
+//! timers on a `Clock` and on the reactor.
 //!
 //! T = `twisted/test/test_task.py`, N = `twisted/test/test_internet.py`,
-//! D = `twisted/test/test_defer.py`. Reactor-core behaviours (items 52–54) are
+//! D = `twisted/test/test_defer.py`. Reactor-core behaviours are
 //! in `tests/reactor_core.rs`.
 
 use std::cell::{Cell, RefCell};
@@ -42,7 +42,7 @@ impl Rng {
 }
 
 // ---------------------------------------------------------------------------
-// Item 48: Clock basics (T testSeconds, testCallLater, testAdvance,
+// Clock basics (T testSeconds, testCallLater, testAdvance,
 // testAdvanceCancel)
 // ---------------------------------------------------------------------------
 
@@ -94,7 +94,7 @@ fn called_is_set_before_the_function_runs() {
 }
 
 // ---------------------------------------------------------------------------
-// Item 49: delay / reset and ordering (T testCallLaterDelayed,
+// delay / reset and ordering (T testCallLaterDelayed,
 // testCallLaterResetLater, testCallLaterResetSooner,
 // test_callLaterKeepsCallsOrdered, test_callLaterResetKeepsCallsOrdered,
 // test_callLaterResetInsideCallKeepsCallsOrdered)
@@ -189,7 +189,7 @@ fn reset_and_delay_after_the_call_are_already_called() {
 }
 
 // ---------------------------------------------------------------------------
-// Item 50: cancel errors and active() (N test_cancelCancelledDelayedCall,
+// cancel errors and active() (N test_cancelCancelledDelayedCall,
 // test_cancelCalledDelayedCallSynchronous/Asynchronous, DelayedTests.test_active)
 // ---------------------------------------------------------------------------
 
@@ -257,7 +257,7 @@ fn active_is_true_until_the_call_runs() {
 }
 
 // ---------------------------------------------------------------------------
-// Item 51: getDelayedCalls excludes cancelled calls (N testGetDelayedCalls,
+// getDelayedCalls excludes cancelled calls (N testGetDelayedCalls,
 // T test_getDelayedCalls)
 // ---------------------------------------------------------------------------
 
@@ -298,7 +298,7 @@ fn reactor_get_delayed_calls_excludes_cancelled_calls() {
 }
 
 // ---------------------------------------------------------------------------
-// Item 55: equal deadlines are FIFO (Twisted's Clock is; its reactors are
+// equal deadlines are FIFO (Twisted's Clock is; its reactors are
 // not, issue 6718; twined is FIFO on both, the reactor in reactor_core.rs)
 // ---------------------------------------------------------------------------
 
@@ -473,7 +473,7 @@ fn hundred_thousand_random_timers_fire_in_deadline_order_on_the_reactor() {
 }
 
 // ---------------------------------------------------------------------------
-// Item 47: Deferred::add_timeout (D DeferredAddTimeoutTests)
+// Deferred::add_timeout (D DeferredAddTimeoutTests)
 // ---------------------------------------------------------------------------
 
 /// `Some(result)` if `d` has fired, else `None` (the handle is consumed).
@@ -722,4 +722,32 @@ fn timeout_error_message_gives_the_duration() {
         timeout: Duration::from_millis(2500),
     };
     assert_eq!(e.to_string(), "Deferred timed out after 2.5s");
+}
+
+/// Twisted's tests find their call with `call in reactor.getDelayedCalls()`
+/// (`DelayedTests.testGetDelayedCalls`): handles compare by identity, and
+/// order by when they are due, then by scheduling order.
+#[test]
+fn delayed_calls_compare_by_identity_and_order_by_time() {
+    let clock = Clock::new();
+    let late = clock.call_later(Duration::from_secs(5), || {});
+    let early = clock.call_later(Duration::from_secs(1), || {});
+    let tie = clock.call_later(Duration::from_secs(1), || {});
+    let calls = clock.get_delayed_calls();
+    assert!(calls.contains(&late) && calls.contains(&early) && calls.contains(&tie));
+    assert_eq!(calls, [early.clone(), tie.clone(), late.clone()]);
+    assert_eq!(early, early.clone());
+    assert_ne!(early, tie);
+    assert!(early < tie && tie < late);
+    let mut sorted = vec![late.clone(), tie.clone(), early.clone()];
+    sorted.sort();
+    assert_eq!(sorted, [early.clone(), tie.clone(), late.clone()]);
+    early.cancel().unwrap();
+    assert!(!clock.get_delayed_calls().contains(&early));
+
+    // The reactor's calls too.
+    let call = reactor::call_later(Duration::from_secs(60), || {});
+    assert!(reactor::get_delayed_calls().contains(&call));
+    call.cancel().unwrap();
+    assert!(!reactor::get_delayed_calls().contains(&call));
 }

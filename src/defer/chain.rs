@@ -23,6 +23,7 @@ use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
 
+use super::report::{report_error, report_warn};
 use super::{debug, CancelledError, CircularChain, Failure};
 
 pub(crate) use super::value::Value;
@@ -356,12 +357,12 @@ fn report_unhandled(failure: &Failure, debug: Option<&DebugInfo>) {
                 .as_ref()
                 .map(|b| b.to_string())
                 .unwrap_or_else(|| "(not recorded)".to_owned());
-            log::error!(
+            report_error!(
                 "Unhandled error in Deferred: {failure}\n{failure:?}\n(debug: the Deferred was created at:\n{}\nand fired at:\n{fired})",
                 info.created
             );
         }
-        None => log::error!("Unhandled error in Deferred: {failure}\n{failure:?}"),
+        None => report_error!("Unhandled error in Deferred: {failure}\n{failure:?}"),
     }
 }
 
@@ -408,11 +409,11 @@ pub(crate) fn fire(chain: &Rc<Chain>, result: Res) -> Result<(), Res> {
 /// `AlreadyCalledError` at the caller; a Trigger has no caller to raise to).
 pub(crate) fn report_late(result: Res) {
     match result {
-        Ok(_) => log::warn!(
+        Ok(_) => report_warn!(
             "a result was delivered to a Deferred that had already fired (it was cancelled \
              and its canceller did not stop the work); the result was dropped"
         ),
-        Err(failure) => log::error!(
+        Err(failure) => report_error!(
             "Unhandled error in Deferred: a failure was delivered to a Deferred that had \
              already fired (it was cancelled): {failure}"
         ),
@@ -445,7 +446,7 @@ pub(crate) fn cancel(chain: &Rc<Chain>) {
             if let Some(canceller) = canceller {
                 let target = current.clone();
                 if let Err(panic) = catch_unwind(AssertUnwindSafe(move || canceller(target))) {
-                    log::error!(
+                    report_error!(
                         "a Deferred's canceller panicked; the Deferred fails with the panic"
                     );
                     let _ = fire(&current, Err(Failure::from_panic(panic)));

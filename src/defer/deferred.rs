@@ -2,7 +2,7 @@
 //! the one-shot handle that fires it.
 
 use std::fmt;
-use std::marker::PhantomData;
+use std::marker::{PhantomData, PhantomPinned};
 use std::rc::Rc;
 
 use super::chain::{self, Chain, Link, Next, Res, Step, Value};
@@ -21,11 +21,11 @@ use super::{AlreadyCalled, Failure, TriggerDropped};
 ///
 /// | method | the function returns | Twisted |
 /// |---|---|---|
-/// | [`add_callback`](Self::add_callback) | a plain value `U` | `addCallback(f)` |
+/// | [`add_callback`](Self::add_callback) | a plain value `U`, or a `Deferred<U>` (the chain waits for it) | `addCallback(f)` |
 /// | [`and_then`](Self::and_then) | `Result<U, Failure>` (an `Err` goes down the errbacks) or a `Deferred<U>` (the chain waits for it) | `addCallback(f)` where `f` may raise or return a Deferred |
 /// | [`add_errback`](Self::add_errback) | a plain value `T`: the failure is handled | `addErrback(f)` |
 /// | [`or_else`](Self::or_else) | `Result<T, Failure>` (an `Err` re-raises) or a `Deferred<T>` | `addErrback(f)` that may re-raise |
-/// | [`add_both`](Self::add_both) / [`then`](Self::then) | a plain value / an [`Outcome`] | `addBoth(f)` |
+/// | [`add_both`](Self::add_both) / [`then`](Self::then) | a plain value or a Deferred / an [`Outcome`] | `addBoth(f)` |
 /// | [`add_callbacks`](Self::add_callbacks) | a plain value from either function | `addCallbacks(f, g)` |
 ///
 /// Extra arguments (Twisted's `callbackArgs`) are captured by the closure.
@@ -45,12 +45,19 @@ use super::{AlreadyCalled, Failure, TriggerDropped};
 /// ```
 ///
 /// A dropped handle is not an error. If the chain ends in a failure that no
-/// errback handled, the failure is logged once through `log::error!`
-/// ("Unhandled error in Deferred: ...") when the last reference to the chain
-/// goes away: deterministically, not when a garbage collector gets to it.
+/// errback handled, the failure is reported once ("Unhandled error in
+/// Deferred: ...") when the last reference to the chain goes away:
+/// deterministically, not when a garbage collector gets to it. The report goes
+/// through `log::error!` when a logger would record it, and to standard error
+/// when none would (no logger installed), so it is never silent.
 pub struct Deferred<T> {
     pub(crate) chain: Rc<Chain>,
     _type: PhantomData<fn() -> T>,
+    /// Makes `Deferred` (and anything holding one) `!Unpin`, which is how
+    /// [`CallbackOutput`] tells a returned Deferred (chained) from a plain
+    /// value. Nothing relies on a Deferred's address: the chain lives behind
+    /// the `Rc`, and polling it as a future only needs `&self`.
+    _not_unpin: PhantomPinned,
 }
 
 /// The one-shot producer end of a [`Deferred`] (Twisted's `d.callback` /
@@ -96,6 +103,52 @@ impl<T: 'static> Outcome<T> for Result<T, Failure> {
 }
 
 impl<T: 'static> Outcome<T> for Deferred<T> {
+    #[inline]
+    fn into_next(self) -> Next {
+        Next::Wait(self.chain)
+    }
+}
+
+/// The marker for a plain value returned to [`Deferred::add_callback`] or
+/// [`add_both`](Deferred::add_both): the chain goes on with it.
+#[derive(Debug)]
+pub struct Plain;
+
+/// The marker for a Deferred returned to [`Deferred::add_callback`] or
+/// [`add_both`](Deferred::add_both): the chain waits for it.
+#[derive(Debug)]
+pub struct Chained;
+
+/// What [`add_callback`](Deferred::add_callback) and
+/// [`add_both`](Deferred::add_both) accept from their function: a plain value `U` (the chain goes on with it),
+/// or a `Deferred<U>` (the chain waits for it and goes on with its result,
+/// as Twisted's `addCallback` does with a returned Deferred).
+///
+/// The marker `M` ([`Plain`] or [`Chained`]) is inferred; it only keeps the
+/// two cases apart. A plain value must be `Unpin`: a `Deferred` is not, and
+/// neither is a value that holds one (a tuple, an `Option` or a `Vec` of
+/// Deferreds) or an `async` block, so returning one of those is refused at
+/// compile time rather than silently nested. Return such a value through
+/// [`Deferred::and_then`] with `Ok(..)`, or box it.
+#[diagnostic::on_unimplemented(
+    message = "a callback passed to `add_callback`/`add_both` returned `{Self}`, which is neither a plain (`Unpin`) value nor a `Deferred`",
+    label = "returns `{Self}`",
+    note = "a returned `Deferred` is waited for; return a future as a Deferred with `ensure_deferred`, and a value that holds a Deferred through `and_then(|v| Ok(..))` or in a `Box`"
+)]
+pub trait CallbackOutput<U, M> {
+    /// Converts the value into the chain's next step. Not meant to be called
+    /// by users; the return type cannot be named outside twined.
+    fn into_next(self) -> Next;
+}
+
+impl<U: Unpin + 'static> CallbackOutput<U, Plain> for U {
+    #[inline]
+    fn into_next(self) -> Next {
+        Next::Ready(Ok(box_value(self)))
+    }
+}
+
+impl<U: 'static> CallbackOutput<U, Chained> for Deferred<U> {
     #[inline]
     fn into_next(self) -> Next {
         Next::Wait(self.chain)
@@ -178,6 +231,7 @@ impl<T: 'static> Deferred<T> {
         Deferred {
             chain,
             _type: PhantomData,
+            _not_unpin: PhantomPinned,
         }
     }
 
@@ -191,14 +245,55 @@ impl<T: 'static> Deferred<T> {
         Deferred {
             chain: self.chain,
             _type: PhantomData,
+            _not_unpin: PhantomPinned,
         }
     }
 
-    /// Adds a callback that maps the success value to a plain value; a failure
-    /// passes it by (Twisted's `addCallback`).
-    pub fn add_callback<U: 'static>(self, f: impl FnOnce(T) -> U + 'static) -> Deferred<U> {
+    /// Adds a callback (Twisted's `addCallback`): it receives the success
+    /// value; a failure passes it by.
+    ///
+    /// The callback returns a plain value, which the chain goes on with, or a
+    /// `Deferred<U>`, which the chain **waits for** and goes on with its
+    /// result, as in Twisted (a Deferred never ends up nested in another).
+    /// For a callback that may fail, use [`and_then`](Self::and_then).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use twined::defer::Deferred;
+    /// use twined::{reactor, task};
+    ///
+    /// // `fetch` stands for anything that returns a Deferred, like get_page.
+    /// fn fetch(n: u32) -> Deferred<u32> {
+    ///     task::defer_later(Duration::from_millis(1), move || Ok(n * 2))
+    /// }
+    ///
+    /// let d = fetch(1)
+    ///     .add_callback(|n| n + 1)                // a plain value: Deferred<u32>
+    ///     .add_callback(|n| fetch(n))             // a Deferred: waited for, still Deferred<u32>
+    ///     .add_callback(|n| {
+    ///         assert_eq!(n, 6);
+    ///         reactor::stop().unwrap();
+    ///     });
+    /// reactor::run().unwrap();
+    /// # drop(d);
+    /// ```
+    ///
+    /// A plain value must be `Unpin` (see [`CallbackOutput`]); a value that
+    /// holds a Deferred, or a future, is refused rather than nested. Return
+    /// it through [`and_then`](Self::and_then) as `Ok(..)`, or box it:
+    ///
+    /// ```compile_fail
+    /// use twined::defer;
+    ///
+    /// // An async block is not a Deferred: it would not be waited for.
+    /// let d = defer::succeed(1).add_callback(|n| async move { n + 1 });
+    /// ```
+    pub fn add_callback<U: 'static, M, R: CallbackOutput<U, M>>(
+        self,
+        f: impl FnOnce(T) -> R + 'static,
+    ) -> Deferred<U> {
         self.push(Step::Callback(Box::new(move |value| {
-            Next::Ready(Ok(box_value(f(unbox::<T>(value)))))
+            f(unbox::<T>(value)).into_next()
         })))
     }
 
@@ -224,6 +319,12 @@ impl<T: 'static> Deferred<T> {
 
     /// Adds an errback that handles the failure, producing a success value; a
     /// success passes it by (Twisted's `addErrback` returning a value).
+    ///
+    /// Unlike [`add_callback`](Self::add_callback), it takes a plain `T` only,
+    /// so that a diverging errback (`|f| panic!("{f}")`) still infers. An
+    /// errback that returns a Deferred (Twisted's
+    /// `test_errbackReturnsDeferred`) or re-raises is
+    /// [`or_else`](Self::or_else).
     pub fn add_errback(self, f: impl FnOnce(Failure) -> T + 'static) -> Deferred<T> {
         self.push(Step::Errback(Box::new(move |failure| {
             Next::Ready(Ok(box_value(f(failure))))
@@ -238,14 +339,15 @@ impl<T: 'static> Deferred<T> {
         })))
     }
 
-    /// Adds a function that receives the result either way and produces a
-    /// plain value (Twisted's `addBoth`).
-    pub fn add_both<U: 'static>(
+    /// Adds a function that receives the result either way (Twisted's
+    /// `addBoth`). It returns a plain value, or a Deferred that the chain
+    /// waits for, as with [`add_callback`](Self::add_callback).
+    pub fn add_both<U: 'static, M, R: CallbackOutput<U, M>>(
         self,
-        f: impl FnOnce(Result<T, Failure>) -> U + 'static,
+        f: impl FnOnce(Result<T, Failure>) -> R + 'static,
     ) -> Deferred<U> {
         self.push(Step::Both(Box::new(move |result| {
-            Next::Ready(Ok(box_value(f(unbox_result::<T>(result)))))
+            f(unbox_result::<T>(result)).into_next()
         })))
     }
 

@@ -10,22 +10,7 @@
 //! already-fired awaits runs in a loop, not a recursion. A wake from another
 //! thread goes through the thread's [`Handle`]: the reactor drains it.
 //!
-//! ```
-//! use twined::defer::{ensure_deferred, succeed, Failure};
-//!
-//! // Twisted:
-//! //   @inlineCallbacks
-//! //   def total():
-//! //       a = yield succeed(1)
-//! //       b = yield succeed(2)
-//! //       returnValue(a + b)
-//! let d = ensure_deferred(async {
-//!     let a = succeed(1).await?;
-//!     let b = succeed(2).await?;
-//!     Ok::<_, Failure>(a + b)
-//! });
-//! assert_eq!(d.result().unwrap().unwrap(), 3);
-//! ```
+//! [`ensure_deferred`] shows the `@inlineCallbacks` pattern side by side.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -282,6 +267,25 @@ fn outer_deferred<T: 'static>(outer: &Rc<Outer<T>>) -> Deferred<T> {
 /// });
 /// reactor::run().unwrap();
 /// assert_eq!(d.result().unwrap().unwrap(), "done");
+/// ```
+///
+/// Side by side with `@inlineCallbacks`:
+///
+/// ```
+/// use twined::defer::{ensure_deferred, succeed, Failure};
+///
+/// // Twisted:
+/// //   @inlineCallbacks
+/// //   def total():
+/// //       a = yield succeed(1)
+/// //       b = yield succeed(2)
+/// //       returnValue(a + b)
+/// let d = ensure_deferred(async {
+///     let a = succeed(1).await?;
+///     let b = succeed(2).await?;
+///     Ok::<_, Failure>(a + b)
+/// });
+/// assert_eq!(d.result().unwrap().unwrap(), 3);
 /// ```
 pub fn ensure_deferred<T: 'static>(
     future: impl Future<Output = Result<T, Failure>> + 'static,

@@ -234,11 +234,15 @@ fn arrive<T: 'static, P: Policy<T>>(
         let cancel = (g.remaining > 0 && g.policy.cancel_rest()).then(|| g.inputs.clone());
         (g.output.take(), outcome, cancel)
     };
-    if let Some(trigger) = trigger {
-        trigger.fire_with(outcome);
-    }
+    // The losers are cancelled before the winner's result reaches the
+    // output's callbacks (Twisted's `race`), so those callbacks never see a
+    // loser still running. Their results arrive here as late ones: the
+    // output trigger was taken above.
     if let Some(inputs) = cancel {
         cancel_all(&inputs);
+    }
+    if let Some(trigger) = trigger {
+        trigger.fire_with(outcome);
     }
 }
 

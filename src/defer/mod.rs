@@ -6,8 +6,8 @@
 //! | `d = Deferred()` | `let (d, trigger) = Deferred::new();` |
 //! | `Deferred(canceller)` | [`Deferred::with_canceller`] |
 //! | `d.callback(v)` / `d.errback(e)` | `trigger.callback(v)` / `trigger.errback(e)` (consumes the trigger) |
-//! | `d.addCallback(f)` | [`d.add_callback(f)`](Deferred::add_callback), or [`d.and_then(f)`](Deferred::and_then) when `f` may fail or returns a Deferred |
-//! | `d.addErrback(f)` | [`d.add_errback(f)`](Deferred::add_errback), or [`d.or_else(f)`](Deferred::or_else) when `f` may re-raise |
+//! | `d.addCallback(f)` | [`d.add_callback(f)`](Deferred::add_callback) (a returned Deferred is waited for), or [`d.and_then(f)`](Deferred::and_then) when `f` may fail |
+//! | `d.addErrback(f)` | [`d.add_errback(f)`](Deferred::add_errback), or [`d.or_else(f)`](Deferred::or_else) when `f` may re-raise or returns a Deferred |
 //! | `d.addBoth(f)` / `d.addCallbacks(f, g)` | [`add_both`](Deferred::add_both) or [`then`](Deferred::then) / [`add_callbacks`](Deferred::add_callbacks) |
 //! | `d.pause()` / `d.unpause()` / `d.cancel()` | the same names |
 //! | `d.addTimeout(t, clock, onTimeoutCancel)` | [`d.add_timeout(t)`](Deferred::add_timeout), [`add_timeout_on(&clock, t)`](Deferred::add_timeout_on), [`add_timeout_with(&clock, t, f)`](Deferred::add_timeout_with); fails with [`TimeoutError`] |
@@ -33,8 +33,10 @@
 //!   levels run synchronously inside the firing call, as in Twisted; deeper
 //!   ones are taken up by the outermost firing call before it returns
 //!   (Twisted overflows its recursion limit there).
-//! - An unhandled failure is logged when the last reference to its chain is
-//!   dropped: deterministic, not at the garbage collector's leisure.
+//! - An unhandled failure is reported when the last reference to its chain is
+//!   dropped: deterministic, not at the garbage collector's leisure. Reports
+//!   go to the `log` crate when a logger would record them, else to standard
+//!   error (a program without a logger does not lose them).
 //! - A panicking canceller fails the Deferred with the panic instead of leaving
 //!   it unfired.
 //! - Combinators own the Deferreds they are given, so their inputs' failures
@@ -59,6 +61,7 @@ mod error;
 mod failure;
 mod future;
 mod list;
+pub(crate) mod report;
 mod sync;
 mod timeout;
 mod value;
@@ -66,7 +69,7 @@ mod value;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 pub use debug::{get_debugging, set_debugging};
-pub use deferred::{Canceller, Deferred, Outcome, Trigger};
+pub use deferred::{CallbackOutput, Canceller, Chained, Deferred, Outcome, Plain, Trigger};
 pub use error::{
     AlreadyCalled, CancelledError, CircularChain, FailureGroup, FirstError, InvalidTokens,
     QueueOverflow, QueueUnderflow, TriggerDropped,

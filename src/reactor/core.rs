@@ -20,6 +20,8 @@ use mio::{Events, Interest, Poll, Registry, Waker};
 use super::signals::SignalWatch;
 use super::sources::{self, Handler, Ready, SourceKey, Sources, SIGNAL_TOKEN, WAKER_TOKEN};
 use super::{Event, Phase, ReactorError, RunOptions, TriggerId};
+use crate::defer::report::report_error;
+use crate::defer::report::report_warn;
 use crate::defer::{Deferred, DeferredList, Panicked};
 use crate::time::{self, Inbox, TimerQueue};
 
@@ -40,18 +42,13 @@ struct Triggers {
 }
 
 impl Triggers {
-    fn take(&mut self, event: Event, phase: Phase) -> Vec<TriggerFn> {
-        let mut taken = Vec::new();
-        let mut kept = Vec::with_capacity(self.list.len());
-        for (e, p, id, f) in self.list.drain(..) {
-            if e == event && p == phase {
-                taken.push(f);
-            } else {
-                kept.push((e, p, id, f));
-            }
-        }
-        self.list = kept;
-        taken
+    /// Removes and returns the first trigger for `event` in `phase`.
+    fn take_next(&mut self, event: Event, phase: Phase) -> Option<TriggerFn> {
+        let at = self
+            .list
+            .iter()
+            .position(|(e, p, _, _)| *e == event && *p == phase)?;
+        Some(self.list.remove(at).3)
     }
 }
 
@@ -66,6 +63,10 @@ pub(crate) struct Reactor {
     state: Cell<State>,
     /// `stop()` was called and the shutdown has not started yet.
     stop_requested: Cell<bool>,
+    /// `stop()` was called while the reactor was idle: the next `run` makes
+    /// one full pass, then shuts down (asyncio's `stop()` before
+    /// `run_forever()`).
+    stop_pending: Cell<bool>,
     /// The shutdown is in progress.
     shutting_down: Cell<bool>,
     /// Leave the loop at the end of this iteration.
@@ -83,6 +84,13 @@ thread_local! {
     static REACTOR: Rc<Reactor> = Rc::new(Reactor::new());
 }
 
+impl Drop for Reactor {
+    fn drop(&mut self) {
+        // The thread is exiting: its queued thread calls will never run.
+        self.remote.set_life(|life| life.gone = true);
+    }
+}
+
 /// The current thread's reactor.
 ///
 /// While the thread exits, its reactor's thread-local is being destroyed, and
@@ -98,7 +106,7 @@ pub(crate) fn current() -> Rc<Reactor> {
 /// Runs `f`, logging a panic instead of unwinding into the reactor.
 pub(crate) fn guard(what: &str, f: impl FnOnce()) {
     if let Err(panic) = catch_unwind(AssertUnwindSafe(f)) {
-        log::error!(
+        report_error!(
             "{what} panicked: {}",
             Panicked::from_payload(panic).message()
         );
@@ -110,6 +118,7 @@ impl Reactor {
         Reactor {
             state: Cell::new(State::Idle),
             stop_requested: Cell::new(false),
+            stop_pending: Cell::new(false),
             shutting_down: Cell::new(false),
             exit: Cell::new(false),
             timers: time::thread_timers(),
@@ -132,7 +141,7 @@ impl Reactor {
         let waker = Arc::new(waker);
         self.remote.set_wake_hook(Arc::new(move || {
             if let Err(e) = waker.wake() {
-                log::error!("could not wake the reactor: {e}");
+                report_error!("could not wake the reactor: {e}");
             }
         }));
         let io = Rc::new(Io {
@@ -211,8 +220,14 @@ impl Reactor {
     }
 
     pub(crate) fn stop(&self) -> Result<(), ReactorError> {
-        if self.state.get() == State::Idle || self.stop_requested.get() || self.shutting_down.get()
-        {
+        if self.state.get() == State::Idle {
+            // Not running: the next `run` does one pass and then stops.
+            if self.stop_pending.replace(true) {
+                return Err(ReactorError::NotRunning);
+            }
+            return Ok(());
+        }
+        if self.stop_requested.get() || self.shutting_down.get() {
             return Err(ReactorError::NotRunning);
         }
         self.stop_requested.set(true);
@@ -232,7 +247,7 @@ impl Reactor {
             match SignalWatch::install(&io.registry) {
                 Ok(watch) => Some(watch),
                 Err(e) => {
-                    log::warn!("could not install SIGINT/SIGTERM handlers: {e}");
+                    report_warn!("could not install SIGINT/SIGTERM handlers: {e}");
                     None
                 }
             }
@@ -240,6 +255,9 @@ impl Reactor {
             None
         };
         self.state.set(State::Starting);
+        self.remote.set_life(|life| life.running = true);
+        // A stop asked for before this run: one full pass, then shut down.
+        let mut stop_after_pass = self.stop_pending.replace(false);
         self.stop_requested.set(false);
         self.shutting_down.set(false);
         self.exit.set(false);
@@ -262,9 +280,13 @@ impl Reactor {
 
         let mut events = Events::with_capacity(1024);
         let result = loop {
-            self.iterate(&io, &mut events, signals.as_mut());
+            self.iterate(&io, &mut events, signals.as_mut(), stop_after_pass);
             if self.exit.get() {
                 break Ok(());
+            }
+            if std::mem::take(&mut stop_after_pass) {
+                // Refused only if a stop is already under way: nothing to do.
+                let _ = self.stop();
             }
         };
         if let Some(watch) = signals.take() {
@@ -274,6 +296,10 @@ impl Reactor {
         self.stop_requested.set(false);
         self.shutting_down.set(false);
         self.exit.set(false);
+        self.remote.set_life(|life| {
+            life.running = false;
+            life.runs_ended += 1;
+        });
         result
     }
 
@@ -286,9 +312,14 @@ impl Reactor {
         first_during: Box<dyn FnOnce()>,
         finally: Box<dyn FnOnce()>,
     ) {
-        let before = self.triggers.borrow_mut().take(event, Phase::Before);
+        // Taken one at a time (Twisted's `_ThreePhaseEvent.fireEvent`): a
+        // "before" trigger that removes a pending one stops it from running,
+        // and one that adds another gets it run in this same event.
         let mut waits = Vec::new();
-        for trigger in before {
+        loop {
+            // A statement of its own: no borrow is held while the trigger runs.
+            let next = self.triggers.borrow_mut().take_next(event, Phase::Before);
+            let Some(trigger) = next else { break };
             guard("a system event trigger", || {
                 if let Some(d) = trigger() {
                     waits.push(d);
@@ -302,21 +333,14 @@ impl Reactor {
                 // Taken one at a time, so a trigger removed by an earlier one
                 // does not run.
                 loop {
-                    let next = {
-                        let mut triggers = me.triggers.borrow_mut();
-                        let at = triggers
-                            .list
-                            .iter()
-                            .position(|(e, p, _, _)| *e == event && *p == phase);
-                        at.map(|at| triggers.list.remove(at).3)
-                    };
+                    let next = me.triggers.borrow_mut().take_next(event, phase);
                     let Some(trigger) = next else { break };
                     guard("a system event trigger", || {
                         if let Some(d) = trigger() {
                             // Only "before" triggers can hold an event; make
                             // sure a failure here is not lost.
 
-                            d.add_errback(|f| log::error!("system event trigger failed: {f}"));
+                            d.add_errback(|f| report_error!("system event trigger failed: {f}"));
                         }
                     });
                 }
@@ -328,11 +352,17 @@ impl Reactor {
         } else {
             DeferredList::new(waits).add_callback(move |results| {
                 for failure in results.into_iter().filter_map(Result::err) {
-                    log::error!("a before-{event:?} trigger failed: {failure}");
+                    report_error!("a before-{event:?} trigger failed: {failure}");
                 }
                 rest();
             });
         }
+    }
+
+    /// Fires `event`'s triggers (`reactor::fire_system_event`); `done` runs
+    /// after the "after" phase.
+    pub(crate) fn fire_system_event(self: &Rc<Self>, event: Event, done: Box<dyn FnOnce()>) {
+        self.fire_event(event, Box::new(|| {}), done);
     }
 
     fn begin_shutdown(self: &Rc<Self>) {
@@ -347,7 +377,14 @@ impl Reactor {
     }
 
     /// One turn of the loop: thread calls, queued calls, due timers, poll, I/O.
-    fn iterate(self: &Rc<Self>, io: &Io, events: &mut Events, signals: Option<&mut SignalWatch>) {
+    /// `last_pass`: a stop is pending, so the poll must not wait.
+    fn iterate(
+        self: &Rc<Self>,
+        io: &Io,
+        events: &mut Events,
+        signals: Option<&mut SignalWatch>,
+        last_pass: bool,
+    ) {
         if self.stop_requested.get() {
             self.begin_shutdown();
         }
@@ -370,8 +407,10 @@ impl Reactor {
             return;
         }
 
-        let busy =
-            self.stop_requested.get() || !self.soon.borrow().is_empty() || !self.remote.is_empty();
+        let busy = last_pass
+            || self.stop_requested.get()
+            || !self.soon.borrow().is_empty()
+            || !self.remote.is_empty();
         let timeout = if busy {
             Some(Duration::ZERO)
         } else {
@@ -382,7 +421,7 @@ impl Reactor {
         let polled = io.poll.borrow_mut().poll(events, timeout);
         if let Err(e) = polled {
             if e.kind() != io::ErrorKind::Interrupted {
-                log::error!("poll failed: {e}");
+                report_error!("poll failed: {e}");
             }
             return;
         }

@@ -36,6 +36,7 @@ use mio::Interest;
 
 use super::sources::{Handler, Ready, SourceKey};
 use super::{current_reactor, guard};
+use crate::defer::report::report_error;
 
 type Callback = Box<dyn FnMut()>;
 
@@ -155,7 +156,7 @@ fn dispatch(fd: RawFd, kind: Kind) {
     });
     drop(leftover);
     if !finished {
-        log::error!("removing fd {fd} from the reactor after its callback panicked");
+        report_error!("removing fd {fd} from the reactor after its callback panicked");
         remove(fd, Kind::Reader);
         remove(fd, Kind::Writer);
     }

@@ -9,6 +9,7 @@
 //! | `reactor.getDelayedCalls()` | [`get_delayed_calls`] |
 //! | `reactor.callWhenRunning(f)` | [`call_when_running`] |
 //! | `reactor.addSystemEventTrigger(phase, event, f)` | [`add_system_event_trigger`] / [`remove_system_event_trigger`] |
+//! | `reactor.fireSystemEvent('myevent')` | [`fire_system_event(Event::Custom("myevent"))`](fire_system_event) |
 //! | `reactor.callFromThread(f)` | [`handle()`](handle)`.call_from_thread(f)` |
 //! | `reactor.addReader(obj)` / `addWriter` / `removeReader` / `removeWriter` | [`add_reader(&fd, callback)`](add_reader), [`add_writer`], [`remove_reader`], [`remove_writer`] (any `AsRawFd`; level-triggered) |
 //! | `reactor.removeAll()`, `getReaders()`, `getWriters()` | [`remove_all`], [`get_readers`], [`get_writers`] |
@@ -20,6 +21,12 @@
 //!   epoch), and calls due at the same time run in the order they were
 //!   scheduled (Twisted issue 6718).
 //! - A stopped reactor can be run again (`ReactorNotRestartable` is gone).
+//! - [`stop`] before [`run`] is not an error (Twisted raises
+//!   `ReactorNotRunning`): the stop is kept, and the next `run` makes one
+//!   full pass (startup triggers, due calls, ready I/O) and then shuts down
+//!   normally, as asyncio's `loop.stop()` before `run_forever()` does. So a
+//!   program whose every Deferred failed before the loop started, and whose
+//!   `all_done` callback called `stop()`, still terminates.
 //! - A panic in a timed call, a trigger or an I/O callback is logged and the
 //!   loop goes on.
 //!
@@ -71,8 +78,9 @@ pub enum ReactorError {
     /// `run()` was called while this thread's reactor was running
     /// (Twisted's `ReactorAlreadyRunning`).
     AlreadyRunning,
-    /// `stop()` was called while the reactor was not running or already
-    /// stopping (Twisted's `ReactorNotRunning`).
+    /// `stop()` was called while the reactor was already stopping, or while a
+    /// stop asked for before `run()` is still pending (Twisted's
+    /// `ReactorNotRunning`).
     NotRunning,
     /// The poller could not be created.
     Io(io::Error),
@@ -83,7 +91,7 @@ impl fmt::Display for ReactorError {
         match self {
             ReactorError::AlreadyRunning => f.write_str("the reactor is already running"),
             ReactorError::NotRunning => {
-                f.write_str("the reactor is not running (or is already stopping)")
+                f.write_str("the reactor is already stopping (or a stop is already pending)")
             }
             ReactorError::Io(e) => write!(f, "the reactor could not start its poller: {e}"),
         }
@@ -110,13 +118,17 @@ pub enum Phase {
     After,
 }
 
-/// A system event (Twisted's `'startup'` and `'shutdown'`).
+/// A system event (Twisted's `'startup'`, `'shutdown'`, or any name given to
+/// `addSystemEventTrigger` and `fireSystemEvent`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Event {
     /// `run()` starting.
     Startup,
     /// `stop()` (or SIGINT/SIGTERM) shutting the reactor down.
     Shutdown,
+    /// An event of the program's own, fired by [`fire_system_event`]
+    /// (Twisted's `fireSystemEvent('myevent')`).
+    Custom(&'static str),
 }
 
 /// Identifies a system event trigger, for [`remove_system_event_trigger`].
@@ -177,8 +189,30 @@ pub fn run_with(options: RunOptions) -> Result<(), ReactorError> {
 }
 
 /// Asks the reactor to stop. The shutdown triggers run after `stop` returns,
-/// then [`run`] returns. An error if the reactor is not running or is already
-/// stopping.
+/// then [`run`] returns.
+///
+/// Called while the reactor is not running, `stop` returns `Ok(())` and the
+/// stop is kept for the next [`run`], which makes one full pass (startup
+/// triggers, calls already due, ready I/O) and then shuts down normally
+/// (asyncio's `loop.stop()` before `run_forever()`; Twisted raises
+/// `ReactorNotRunning` instead, and the program would hang in `run()`).
+/// `Err(`[`ReactorError::NotRunning`]`)` when the reactor is already stopping
+/// or a stop is already pending.
+///
+/// A kept stop waits for the next `run` on this thread, however late. Code
+/// that stops the reactor from a callback that may run before `run()`, and
+/// then skips `run()` because the work is already done, should check
+/// [`running`] first, or the stop will end its next run after one pass.
+///
+/// ```
+/// use twined::defer::{self, DeferredList};
+/// use twined::reactor;
+///
+/// // Every Deferred has failed before the loop starts: all_done runs now.
+/// let ds = vec![defer::fail::<u32>(defer::CancelledError)];
+/// DeferredList::new(ds).add_both(|_| reactor::stop().unwrap());
+/// reactor::run().unwrap(); // one pass, then returns
+/// ```
 pub fn stop() -> Result<(), ReactorError> {
     current_reactor().stop()
 }
@@ -245,6 +279,38 @@ pub fn add_system_event_trigger<R: TriggerResult>(
     f: impl FnOnce() -> R + 'static,
 ) -> TriggerId {
     current_reactor().add_trigger(phase, event, Box::new(move || f().into_wait()))
+}
+
+/// Fires `event`'s triggers now, in three phases (Twisted's
+/// `reactor.fireSystemEvent(name)`): the "before" triggers one at a time,
+/// then, once every Deferred they returned has fired, the "during" and
+/// "after" triggers. Each trigger runs once; a panicking or failing trigger is
+/// reported and the others still run. The returned Deferred fires when the
+/// "after" phase is done.
+///
+/// Meant for [`Event::Custom`] events. Firing [`Event::Startup`] or
+/// [`Event::Shutdown`] this way only runs their triggers; it does not start
+/// or stop the reactor (use [`run`] and [`stop`]).
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc};
+/// use twined::reactor::{self, Event, Phase};
+///
+/// let log = Rc::new(RefCell::new(Vec::new()));
+/// for (phase, name) in [(Phase::After, "after"), (Phase::Before, "before"), (Phase::During, "during")] {
+///     let log = log.clone();
+///     reactor::add_system_event_trigger(phase, Event::Custom("reload"), move || {
+///         log.borrow_mut().push(name)
+///     });
+/// }
+/// let done = reactor::fire_system_event(Event::Custom("reload"));
+/// assert_eq!(*log.borrow(), ["before", "during", "after"]);
+/// assert!(done.called());
+/// ```
+pub fn fire_system_event(event: Event) -> Deferred<()> {
+    let (d, trigger) = Deferred::new();
+    current_reactor().fire_system_event(event, Box::new(move || trigger.callback(())));
+    d
 }
 
 /// Removes a trigger that has not run yet; returns whether it was there.

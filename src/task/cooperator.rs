@@ -11,6 +11,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::WorkResult;
+use crate::defer::report::report_error;
 use crate::defer::{Deferred, Failure, Trigger};
 use crate::time::{Current, ReactorTime, WeakDelayedCall};
 
@@ -497,7 +498,7 @@ impl TaskInner {
                     }
                     Err(failure) => {
                         if task.st.borrow().completion.is_some() {
-                            log::error!(
+                            report_error!(
                                 "a Deferred yielded by a cooperative task failed after the task \
                                  had ended: {failure}"
                             );

@@ -9,6 +9,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::WorkResult;
+use crate::defer::report::report_error;
 use crate::defer::{Deferred, Failure, Trigger};
 use crate::time::{Current, ReactorTime, WeakDelayedCall};
 
@@ -39,6 +40,8 @@ type Step = Result<Option<Deferred<()>>, Failure>;
 enum LoopFn {
     Plain(Box<dyn FnMut() -> Step>),
     Counted(Box<dyn FnMut(u64) -> Step>),
+    /// Receives the loop itself (so it can stop it).
+    Handle(Box<dyn FnMut(&LoopingCall) -> Step>),
 }
 
 struct State {
@@ -159,6 +162,37 @@ impl LoopingCall {
         LoopingCall::from_fn(LoopFn::Counted(Box::new(move |n| f(n).into_work())))
     }
 
+    /// A loop whose function receives the loop itself, so that it can
+    /// [`stop`](Self::stop) it (Twisted's `lc.stop()` from inside `f`, with
+    /// no `Rc<OnceCell<LoopingCall>>` needed). A stop from inside the function
+    /// ends the loop once the function returns (or once the Deferred it
+    /// returned fires); the Deferred from [`start`](Self::start) then fires
+    /// with the `LoopingCall`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use twined::task::{Clock, LoopingCall};
+    ///
+    /// let clock = Clock::new();
+    /// let mut left = 3;
+    /// let lc = LoopingCall::with_handle(move |lc| {
+    ///     left -= 1;
+    ///     if left == 0 {
+    ///         lc.stop().unwrap();                 // the third call is the last
+    ///     }
+    /// })
+    /// .with_clock(clock.clone());
+    /// let done = lc.start(Duration::from_secs(1), true).unwrap();
+    /// clock.pump([Duration::from_secs(1); 5]);
+    /// assert!(!lc.running());
+    /// assert!(done.result().unwrap().is_ok());
+    /// ```
+    pub fn with_handle<R: WorkResult>(
+        mut f: impl FnMut(&LoopingCall) -> R + 'static,
+    ) -> LoopingCall {
+        LoopingCall::from_fn(LoopFn::Handle(Box::new(move |lc| f(lc).into_work())))
+    }
+
     /// Uses `time` instead of the reactor (Twisted's `lc.clock = clock`).
     /// Takes effect from the next call scheduled.
     pub fn with_clock(self, time: impl ReactorTime + 'static) -> LoopingCall {
@@ -234,7 +268,8 @@ impl LoopingCall {
     }
 
     /// Skips the pending call and restarts the interval from now (Twisted's
-    /// `reset`). Does nothing while a call is in progress. An error if the
+    /// `reset`); with [`with_count`](Self::with_count), the first call after
+    /// it counts 1. Does nothing while a call is in progress. An error if the
     /// loop is not running.
     pub fn reset(&self) -> Result<(), LoopingCallError> {
         let time = self.time();
@@ -250,7 +285,16 @@ impl LoopingCall {
                 let _ = call.cancel();
             }
             let now = time.now();
-            self.inner.st.borrow_mut().start_time = now;
+            {
+                let mut st = self.inner.st.borrow_mut();
+                st.start_time = now;
+                // The count restarts too: the first call after a reset counts
+                // one interval (Twisted truncates the negative interval
+                // number of an earlier last call to 0, which gives the same).
+                if st.last_time.is_some() {
+                    st.last_time = Some(now);
+                }
+            }
             Inner::schedule_from(&self.inner, &*time, now, generation);
         }
         Ok(())
@@ -319,7 +363,7 @@ impl Inner {
             return;
         };
         let count = match &f {
-            LoopFn::Plain(_) => None,
+            LoopFn::Plain(_) | LoopFn::Handle(_) => None,
             LoopFn::Counted(_) => match me.count(time.now()) {
                 Some(count) => Some(count),
                 None => {
@@ -333,6 +377,7 @@ impl Inner {
         let outcome = catch_unwind(AssertUnwindSafe(|| match &mut f {
             LoopFn::Plain(g) => g(),
             LoopFn::Counted(g) => g(count.unwrap_or(1)),
+            LoopFn::Handle(g) => g(&LoopingCall { inner: me.clone() }),
         }));
         *me.f.borrow_mut() = Some(f);
         match outcome {
@@ -412,7 +457,7 @@ impl Inner {
         }
         match trigger {
             Some(trigger) => trigger.errback(failure),
-            None => log::error!("a LoopingCall's function failed after its run ended: {failure}"),
+            None => report_error!("a LoopingCall's function failed after its run ended: {failure}"),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! | `task.deferLater(clock, delay, f)` | [`defer_later(delay, f)`](defer_later), [`defer_later_on(&clock, delay, f)`](defer_later_on) |
 //! | `task.react(main)` | [`react(main)`](react) (returns main's result; [`exit_code`] maps it like Twisted) |
 //! | `LoopingCall(f)`, `LoopingCall.withCount(f)`, `lc.clock = clock` | [`LoopingCall::new(f)`](LoopingCall::new), [`LoopingCall::with_count(f)`](LoopingCall::with_count), [`.with_clock(clock)`](LoopingCall::with_clock) |
+//! | `lc.stop()` from inside `f` | [`LoopingCall::with_handle(\|lc\| ...)`](LoopingCall::with_handle): `f` receives the loop |
 //! | `Cooperator()`, `cooperate(it)`, `coiterate(it)` | [`Cooperator::new()`](Cooperator::new), [`cooperate(it)`](cooperate), [`coiterate(it)`](coiterate) |
 //! | `TaskDone`, `TaskFailed`, `TaskStopped`, `SchedulerStopped`, `NotPaused` | [`TaskError`] |
 //!

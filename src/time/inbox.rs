@@ -22,6 +22,20 @@ pub(crate) type WakeHook = Arc<dyn Fn() + Send + Sync>;
 pub(crate) struct Inbox {
     queue: Mutex<VecDeque<RemoteCall>>,
     wake: Mutex<Option<WakeHook>>,
+    /// Where the reactor is in its life, for threads blocked on it
+    /// (`threads::blocking_call_from_thread`).
+    life: Mutex<Life>,
+}
+
+/// What a thread waiting on a reactor needs to know about it.
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Life {
+    /// Whether `run` is under way.
+    pub(crate) running: bool,
+    /// How many runs have ended.
+    pub(crate) runs_ended: u64,
+    /// The reactor's thread has exited: queued calls will never run.
+    pub(crate) gone: bool,
 }
 
 impl Inbox {
@@ -50,6 +64,20 @@ impl Inbox {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.lock_queue().is_empty()
+    }
+
+    fn lock_life(&self) -> MutexGuard<'_, Life> {
+        self.life.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The reactor's life now.
+    pub(crate) fn life(&self) -> Life {
+        *self.lock_life()
+    }
+
+    /// Records a change of the reactor's life.
+    pub(crate) fn set_life(&self, change: impl FnOnce(&mut Life)) {
+        change(&mut self.lock_life());
     }
 
     /// Installs the hook that wakes the draining thread after a push.

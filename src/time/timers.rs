@@ -176,6 +176,41 @@ impl fmt::Debug for DelayedCall {
     }
 }
 
+/// Two handles are equal when they are the same call (Twisted compares
+/// `IDelayedCall`s by identity), so a test can find its call in
+/// `get_delayed_calls()`.
+impl PartialEq for DelayedCall {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.entry, &other.entry)
+    }
+}
+
+impl Eq for DelayedCall {}
+
+impl std::hash::Hash for DelayedCall {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Rc::as_ptr(&self.entry).hash(state);
+    }
+}
+
+/// Calls order by when they are due, then by when they were scheduled (the
+/// order they run in); calls of different clocks that tie on both order by
+/// identity.
+impl Ord for DelayedCall {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let key = |c: &DelayedCall| (c.entry.deadline.get(), c.entry.seq.get());
+        key(self)
+            .cmp(&key(other))
+            .then_with(|| Rc::as_ptr(&self.entry).cmp(&Rc::as_ptr(&other.entry)))
+    }
+}
+
+impl PartialOrd for DelayedCall {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 /// Where a queue's "now" comes from.
 enum TimeBase {
     /// Monotonic time since `epoch`.

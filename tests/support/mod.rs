@@ -31,7 +31,10 @@ pub fn wait<T: 'static>(d: Deferred<T>) -> Result<T, Failure> {
     let s = slot.clone();
     d.add_both(move |r| {
         *s.borrow_mut() = Some(r);
-        let _ = reactor::stop();
+        // Fired before `run`: no stop to keep for a later run.
+        if reactor::running() {
+            let _ = reactor::stop();
+        }
     });
     if slot.borrow().is_none() {
         run_bounded(Duration::from_secs(30));

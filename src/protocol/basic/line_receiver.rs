@@ -7,6 +7,7 @@ use super::error::FramingError;
 use super::lines::{
     LineControl, LineEvent, LineParser, Mode, DEFAULT_DELIMITER, DEFAULT_MAX_LINE_LENGTH,
 };
+use crate::defer::report::report_error;
 use crate::defer::Failure;
 use crate::protocol::{ConnectionDone, Protocol, Transport};
 
@@ -33,7 +34,7 @@ pub trait LineHandler: 'static {
     /// [`FramingError::RawDataUnhandled`]: a handler that switches to raw mode
     /// must implement this.
     fn raw_data_received(&mut self, data: &[u8], conn: &mut LineConnection<'_>) {
-        log::error!("raw mode set but raw_data_received is not implemented");
+        report_error!("raw mode set but raw_data_received is not implemented");
         conn.lose_connection_with(FramingError::RawDataUnhandled { length: data.len() });
     }
 

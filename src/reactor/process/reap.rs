@@ -11,6 +11,7 @@ use signal_hook::consts::SIGCHLD;
 use signal_hook_mio::v1_0::Signals;
 
 use super::transport::Inner;
+use crate::defer::report::report_warn;
 use crate::reactor::current_reactor;
 use crate::reactor::sources::{Handler, Ready, SourceKey};
 
@@ -84,7 +85,7 @@ pub(super) fn watch_children() {
                     false
                 }
                 Err(e) => {
-                    log::warn!("cannot watch SIGCHLD ({e}); polling for exited children");
+                    report_warn!("cannot watch SIGCHLD ({e}); polling for exited children");
                     reaper.poll_interval = FIRST_POLL;
                     !std::mem::replace(&mut reaper.polling, true)
                 }

@@ -11,6 +11,8 @@ use mio::unix::pipe::{Receiver, Sender};
 use mio::Interest;
 
 use super::types::{ExitStatus, ProcessError, ProcessProtocol, Signal};
+use crate::defer::report::report_error;
+use crate::defer::report::report_warn;
 use crate::reactor::sources::{Handler, Ready, SourceKey};
 use crate::reactor::{current_reactor, guard};
 
@@ -212,7 +214,7 @@ impl Inner {
                     guard("a process protocol", || f(protocol.as_mut()));
                 }
             }
-            Err(_) => log::error!(
+            Err(_) => report_error!(
                 "process protocol of `{}` re-entered; an event was dropped",
                 self.program
             ),
@@ -388,7 +390,7 @@ impl Inner {
         match self.child.borrow_mut().try_wait() {
             Ok(status) => status.map(ExitStatus::from_std),
             Err(e) => {
-                log::warn!(
+                report_warn!(
                     "could not get the exit status of `{}` (pid {}): {e}",
                     self.program,
                     self.pid

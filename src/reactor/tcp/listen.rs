@@ -13,6 +13,7 @@ use mio::Interest;
 
 use super::error::CannotListen;
 use super::transport::Conn;
+use crate::defer::report::report_error;
 use crate::reactor::sources::{Handler, Ready, SourceKey};
 use crate::reactor::stream::Factory;
 use crate::reactor::{current_reactor, guard};
@@ -148,7 +149,7 @@ impl Listener {
                 Err(e) if matches!(e.raw_os_error(), Some(23) | Some(24)) => {
                     // ENFILE/EMFILE: the pending connections stay queued; try
                     // again shortly instead of spinning.
-                    log::error!("accept on {} failed: {e}; retrying", self.address);
+                    report_error!("accept on {} failed: {e}; retrying", self.address);
                     self.accept_later(EMFILE_BACKOFF);
                     return;
                 }
@@ -186,7 +187,7 @@ impl Listener {
             return;
         };
         if let Err(e) = Conn::accepted(stream, peer, protocol) {
-            log::error!("could not register a connection from {peer}: {e}");
+            report_error!("could not register a connection from {peer}: {e}");
         }
     }
 }

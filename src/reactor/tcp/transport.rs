@@ -26,6 +26,8 @@ use mio::Interest;
 
 use super::connect::Connecting;
 use super::error::{ConnectionAborted, ConnectionDone, ConnectionLost};
+use crate::defer::report::report_error;
+use crate::defer::report::report_warn;
 use crate::defer::{Failure, Panicked};
 use crate::reactor::sources::{Handler, Ready, SourceKey};
 use crate::reactor::stream::{ITransport, Protocol, Transport};
@@ -168,7 +170,7 @@ impl Conn {
     /// came while it ran.
     pub(super) fn with_protocol(&self, what: &str, f: impl FnOnce(&mut dyn Protocol)) {
         let Ok(mut slot) = self.protocol.try_borrow_mut() else {
-            log::warn!("re-entrant call of a protocol's {what} skipped");
+            report_warn!("re-entrant call of a protocol's {what} skipped");
             return;
         };
         let Some(protocol) = slot.as_mut() else {
@@ -178,7 +180,7 @@ impl Conn {
         drop(slot);
         if let Err(panic) = result {
             let panicked = Panicked::from_payload(panic);
-            log::error!("a protocol's {what} panicked: {}", panicked.message());
+            report_error!("a protocol's {what} panicked: {}", panicked.message());
             self.close(Failure::new(panicked));
             return;
         }

@@ -18,6 +18,7 @@ use std::time::Duration;
 use super::request::Request;
 use super::response::{error_response, serialize};
 use super::SiteInner;
+use crate::defer::report::report_error;
 use crate::defer::{Failure, Panicked};
 use crate::protocol::{Protocol, Transport};
 use crate::reactor::{self, Current, DelayedCall, ReactorTime};
@@ -302,7 +303,7 @@ fn dispatch(state: &StateRef, head: RequestHead, body: Vec<u8>) {
     let state = state.clone();
     reply.add_both(move |result| {
         let response = result.unwrap_or_else(|failure| {
-            log::error!("a request handler failed: {failure}");
+            report_error!("a request handler failed: {failure}");
             error_response(500, "the handler failed")
         });
         let bytes = serialize(response, &method, version, close);

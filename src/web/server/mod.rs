@@ -38,6 +38,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::defer::report::report_warn;
 use crate::defer::Deferred;
 use crate::protocol::{Factory, Protocol};
 use crate::web::http1::DEFAULT_HEAD_LIMIT;
@@ -97,7 +98,7 @@ impl Site {
             Err(shared) => {
                 // Still shared: options are set before serving, so this is
                 // a misuse; keep the old settings.
-                log::warn!("Site options must be set before the site is shared");
+                report_warn!("Site options must be set before the site is shared");
                 return Site { inner: shared };
             }
         };

@@ -2,6 +2,7 @@
 
 use std::time::SystemTime;
 
+use crate::defer::report::report_error;
 use crate::defer::Deferred;
 use crate::web::http1::{
     encode_chunk, encode_last_chunk, reason_phrase, write_response_head, Version,
@@ -163,7 +164,7 @@ pub(super) fn serialize(
                         encode_chunk(&mut body_bytes, chunk);
                     }
                     if let Err(e) = encode_last_chunk(&mut body_bytes, &trailers) {
-                        log::error!("invalid trailer dropped: {e}");
+                        report_error!("invalid trailer dropped: {e}");
                         body_bytes.extend_from_slice(b"0\r\n\r\n");
                     }
                 }
@@ -178,7 +179,7 @@ pub(super) fn serialize(
     let reason = reason.unwrap_or_else(|| reason_phrase(status).to_string());
     let mut out = Vec::with_capacity(128 + headers.len() * 32 + body_bytes.len());
     if let Err(e) = write_response_head(&mut out, version, status, &reason, &headers) {
-        log::error!("a handler's response has an invalid header ({e}); sending 500");
+        report_error!("a handler's response has an invalid header ({e}); sending 500");
         let fallback = error_response(500, "the response had an invalid header");
         return serialize(fallback, method, version, true);
     }
