@@ -378,6 +378,13 @@ impl Client {
         let State::Connecting { queue, .. } = mem::replace(&mut inner.state, State::Idle) else {
             return;
         };
+        // Closed before the login finished (with nothing to log in, the
+        // login succeeds at once, whatever the connection's fate).
+        let lost = conn.borrow().lost();
+        let result = match (result, lost) {
+            (Ok(()), Some(reason)) => Err(reason),
+            (result, _) => result,
+        };
         match result {
             Ok(()) => {
                 inner.failures = 0;
@@ -391,6 +398,16 @@ impl Client {
             }
             Err(failure) => {
                 inner.backoff();
+                // A refused login keeps its Handshake error; a connection
+                // lost while logging in is, for the queued commands (never
+                // sent), a failure to connect.
+                let failure = match failure.downcast_ref::<RedisError>() {
+                    Some(RedisError::Handshake { .. }) => failure,
+                    _ => Failure::new(RedisError::Connect {
+                        server: inner.info.server(),
+                        reason: failure,
+                    }),
+                };
                 drop(inner);
                 let transport = conn.borrow().transport();
                 if let Some(transport) = transport {

@@ -37,8 +37,8 @@ pub(crate) struct Connection {
     /// Why the client closed the connection itself (a protocol error), given
     /// to the commands in flight instead of the transport's reason.
     close_reason: Option<Failure>,
-    /// The connection is gone: nothing more is accepted.
-    lost: bool,
+    /// The connection is gone, and why: nothing more is accepted.
+    lost: Option<Failure>,
 }
 
 impl Connection {
@@ -50,7 +50,7 @@ impl Connection {
             unsent: Vec::new(),
             flush_scheduled: false,
             close_reason: None,
-            lost: false,
+            lost: None,
         }))
     }
 
@@ -61,6 +61,11 @@ impl Connection {
 
     pub(crate) fn transport(&self) -> Option<Transport> {
         self.transport.clone()
+    }
+
+    /// Why the connection closed, once it has.
+    pub(crate) fn lost(&self) -> Option<Failure> {
+        self.lost.clone()
     }
 }
 
@@ -74,8 +79,8 @@ pub(crate) fn send<A: AsRef<[u8]>>(
 ) -> Result<(), (RedisError, Trigger<Value>)> {
     let schedule = {
         let mut c = conn.borrow_mut();
-        if c.lost {
-            return Err((RedisError::Closed, trigger));
+        if let Some(reason) = c.lost.clone() {
+            return Err((RedisError::ConnectionLost { reason }, trigger));
         }
         if let Err(e) = encode_command(&mut c.unsent, args) {
             return Err((e, trigger));
@@ -160,7 +165,7 @@ impl Protocol for RedisProtocol {
         let mut fatal = None;
         {
             let mut c = self.conn.borrow_mut();
-            if c.lost {
+            if c.lost.is_some() {
                 return;
             }
             match c.decoder.feed(data) {
@@ -209,10 +214,10 @@ impl Protocol for RedisProtocol {
     fn connection_lost(&mut self, reason: Failure) {
         let (in_flight, reason) = {
             let mut c = self.conn.borrow_mut();
-            c.lost = true;
             c.transport = None;
             c.unsent = Vec::new();
             let reason = c.close_reason.take().unwrap_or(reason);
+            c.lost = Some(reason.clone());
             (mem::take(&mut c.in_flight), reason)
         };
         if let Some(on_lost) = self.on_lost.take() {

@@ -42,7 +42,8 @@ pub enum RedisError {
         server: String,
         /// The cause: a [`ConnectError`](crate::reactor::ConnectError), a
         /// [`ResolveError`](crate::threads::ResolveError) or a
-        /// [`TimeoutError`](crate::defer::TimeoutError).
+        /// [`TimeoutError`](crate::defer::TimeoutError), or what ended the
+        /// connection while `AUTH`/`SELECT` were under way.
         reason: Failure,
     },
     /// The connection was made but `AUTH` or `SELECT` from the URL failed;
