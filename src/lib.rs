@@ -114,6 +114,8 @@
 //! | `Agent(reactor, pool=HTTPConnectionPool(reactor))`, `agent.request(...)`, `readBody(r)`; `RedirectAgent`, `ContentDecoderAgent` | [`web::client::Agent`], [`ConnectionPool`](web::client::ConnectionPool) (idle cap **and** in-flight caps), [`agent.request(method, url, headers, body)`](web::client::Agent::request) -> `Deferred<Response>`, [`read_body`](web::client::read_body); redirects and gzip are [`AgentOptions`](web::client::AgentOptions) |
 //! | `twisted.web.error.Error`, `PageRedirect` | [`web::Error::Http { status, .. }`](web::Error::Http), [`web::Error::Redirect { .. }`](web::Error::Redirect); [`web::Error::kind()`](web::Error::kind) names every failure |
 //! | `twisted.web.server.Site` | [`web::server::Site`] (keep-alive, pipelining, handlers returning a `Response` or a `Deferred<Response>`) |
+//! | `txredisapi.lazyConnection(host, port, dbid, password)` / `Connection(...)` | [`redis::Client::new(url)`](redis::Client::new) (connects on first use) / [`redis::Client::connect(url)`](redis::Client::connect) -> `Deferred<Client>`, `redis://[user:password@]host:port/db`; feature `redis` |
+//! | `conn.execute_command(*args)`, `ResponseError` | [`client.command([...])`](redis::Client::command) -> `Deferred<redis::Value>` (pipelined, replies in order); an error reply is [`redis::RedisError::Server { kind, message }`](redis::RedisError::Server) |
 //!
 //! Each module's docs say where twined differs from Twisted on purpose (for
 //! example: constant-stack chains, FIFO order for equal-time timers,
@@ -132,6 +134,8 @@
 pub mod defer;
 pub mod protocol;
 pub mod reactor;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod task;
 pub mod threads;
 pub mod time;

@@ -20,6 +20,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("task", 5),
     ("utils", 5),
     ("web", 6),
+    ("redis", 6),
 ];
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
