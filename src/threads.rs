@@ -311,12 +311,8 @@ impl Error for ResolveError {
 /// # drop(d);
 /// ```
 pub fn resolve(host: impl AsRef<str>, port: u16) -> Deferred<Vec<SocketAddr>> {
-    let host = host.as_ref();
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if let Ok(ip) = bare.parse::<IpAddr>() {
+    let bare = unbracket(host.as_ref());
+    if let Some(ip) = ip_literal(bare) {
         return succeed(vec![SocketAddr::new(ip, port)]);
     }
     let name = bare.to_string();
@@ -484,4 +480,16 @@ pub fn blocking_call_from_thread<T: Send + 'static, M, R: CallbackOutput<T, M>>(
             return give_up(BlockingCallError::ReactorStopped);
         }
     }
+}
+
+/// `host` without the brackets of an IPv6 literal (`[::1]` -> `::1`).
+pub(crate) fn unbracket(host: &str) -> &str {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+/// The IP address `host` is a literal of, bracketed or not.
+pub(crate) fn ip_literal(host: &str) -> Option<IpAddr> {
+    unbracket(host).parse().ok()
 }

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use crate::defer::{CancelledError, Deferred, Failure};
 use crate::reactor::sources::Ready;
 use crate::reactor::stream::{Factory, ITransport, Protocol, Transport};
 use crate::reactor::{current_reactor, guard, DelayedCall};
+use crate::threads::ip_literal;
 
 /// Options of an outgoing connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,15 +167,6 @@ impl fmt::Debug for Connector {
             .field("connecting", &self.conn.is_connecting())
             .finish()
     }
-}
-
-/// An IP literal, bracketed or not.
-fn ip_literal(host: &str) -> Option<IpAddr> {
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    bare.parse().ok()
 }
 
 fn start(
