@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `getPage(url, method=, postdata=, headers=, timeout=, followRedirect=)` | [`get_page`], [`get_page_with`] with [`PageOptions`] |
 //! | `downloadPage(url, file)` | [`download_page`] |
+//! | treq `treq.get(url)` + `treq.content(r)`, Tornado `AsyncHTTPClient.fetch(url, raise_error=False)` | [`fetch`], [`fetch_with`] -> `Deferred<`[`Page`]`>`: status, reason, headers, final URL and body together; a 404 is a result |
 //! | `Agent(reactor, pool=HTTPConnectionPool(reactor))` | [`Agent::with_options`] with a [`ConnectionPool`] |
 //! | `agent.request(method, url, headers, body)` | [`Agent::request`] -> `Deferred<Response>` |
 //! | `readBody(response)` / `response.deliverBody(protocol)` | [`read_body`] / [`Response::deliver_body`] with a [`BodyConsumer`] |
@@ -40,13 +41,15 @@
 mod agent;
 mod conn;
 mod decode;
+mod fetch;
 mod page;
 mod pool;
 mod response;
 #[cfg(feature = "tls")]
 mod tls;
 
-pub use agent::{Agent, AgentOptions};
+pub use agent::{Agent, AgentOptions, DEFAULT_MAX_BODY};
+pub use fetch::{fetch, fetch_with, Page};
 pub use page::{download_page, download_page_with, get_page, get_page_with, PageOptions};
 pub use pool::{ConnectionPool, PoolKey, PoolOptions};
 pub use response::{read_body, BodyConsumer, Redirect, Response};
