@@ -13,6 +13,19 @@
 //!
 //! Every failure is a [`web::Error`](crate::web::Error) inside the `Failure`.
 //!
+//! # Bounds and headers
+//!
+//! Every request is bounded: the response head at 64 KiB
+//! ([`AgentOptions::head_limit`]), the body at 1 GiB as received and as
+//! decoded ([`AgentOptions::max_body`], [`DEFAULT_MAX_BODY`]; a gzip bomb is
+//! stopped at the limit in bounded memory, a larger `Content-Length` fails
+//! at the head), connecting at 30 s; the head and whole-request timeouts are
+//! options. A header you give replaces the agent's default of the same name
+//! (`Host`, `User-Agent`, `Accept-Encoding`); `Content-Length` and
+//! `Transfer-Encoding` are the agent's and refused from you
+//! ([`Error::Header`](crate::web::Error::Header)); credentials and `Host`
+//! are not sent on after a redirect to another origin.
+//!
 //! # Settings: options structs
 //!
 //! Every setting lives in a plain options struct with public fields and a
@@ -24,7 +37,8 @@
 //! `with_*` has one meaning: the same operation as the name without it,
 //! taking an options struct. [`Agent::new`] / [`Agent::with_options`],
 //! [`ConnectionPool::new`] / [`ConnectionPool::with_options`], [`get_page`] /
-//! [`get_page_with`], [`download_page`] / [`download_page_with`]. A
+//! [`get_page_with`], [`fetch`] / [`fetch_with`], [`download_page`] /
+//! [`download_page_with`]. A
 //! [`PageOptions`] field left at `None` keeps the agent's setting.
 //!
 //! ```
