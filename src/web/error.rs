@@ -377,8 +377,9 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Url { url, reason } => write!(f, "invalid URL {url:?}: {reason}"),
-            Error::Header { url, name, reason } => {
-                write!(f, "refused request header {name:?} for {url}: {reason}")
+            // Not the URL: it may carry a password, and the name says what to fix.
+            Error::Header { name, reason, .. } => {
+                write!(f, "refused request header {name:?}: {reason}")
             }
             Error::Dns { host, source } => write!(f, "DNS lookup failed for {host}: {source}"),
             Error::Connect { host, addr, source } => {

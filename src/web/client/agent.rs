@@ -461,10 +461,13 @@ struct Target {
 /// Connecting --lease--> AwaitingHead --head 2xx..5xx--> Body --end--> Done     |
 ///     ^                   |    |                                               |
 ///     |                   |    +-- error ------------------------------------+
-///     |                   +--head 3xx--> DrainingRedirect --end--+
-///     +----------------- follow the redirect -------------------+
-/// any phase --timeout, cancel, error--> Done
+///     |                   +--head 3xx--> DrainingRedirect --end, or past 64 KiB--+
+///     +----------------- follow the redirect -------------------------------+
+/// any phase --timeout, cancel, error, body past max_body--> Done
 /// ```
+///
+/// A head whose `Content-Length` is past `max_body` ends in Done at once,
+/// without a Body phase.
 ///
 /// There is no separate "writing" phase: the request is handed to the
 /// transport in one write, which buffers what the socket does not take, so

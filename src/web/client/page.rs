@@ -169,6 +169,10 @@ impl BodyConsumer for ToFile {
 /// Fetches `url` into the file at `path`, streaming: the body is never held
 /// in memory (Twisted's `downloadPage`). Fires with the number of bytes
 /// written; a status >= 400 errbacks with [`Error::Http`] and writes nothing.
+///
+/// The agent's body limit holds here too (1 GiB by default,
+/// [`AgentOptions::max_body`]): for a larger file, lift it for this call
+/// with `PageOptions { max_body: Some(u64::MAX), .. }`.
 pub fn download_page(url: &str, path: impl AsRef<Path>) -> Deferred<u64> {
     download_page_with(url, path, PageOptions::default())
 }
