@@ -710,3 +710,31 @@ fn max_bytes_bounds_the_decoded_body_and_a_user_accept_encoding_turns_decoding_o
     assert_eq!((got[0].status, got[0].bytes), (Some(200), wire_len));
     port.stop_listening();
 }
+
+#[test]
+fn a_user_host_replaces_the_default_and_two_are_a_usage_error() {
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let s = seen.clone();
+    let site = Site::new(move |req: Request| {
+        s.borrow_mut()
+            .push(req.header("host").unwrap_or("").to_string());
+        Response::new(200).body("ok")
+    });
+    let port = reactor::listen_tcp("127.0.0.1:0", site).unwrap();
+    let mut cmd = Command::new(example("crawl"));
+    cmd.args(["-q", "-H", "Host: example.test"])
+        .arg(format!("http://{}/", port.address()));
+    let out = run_with_reactor(cmd, None, Duration::from_secs(30));
+    // The server refuses a request with two Host fields, so one got through.
+    assert_eq!(out.status.code(), Some(0), "{}", last_line(&out.stderr));
+    assert_eq!(*seen.borrow(), ["example.test"]);
+    port.stop_listening();
+
+    let out = Command::new(example("crawl"))
+        .args(["-q", "-H", "Host: a.test", "-H", "host: b.test"])
+        .arg("http://127.0.0.1:9/")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("more than one Host"));
+}

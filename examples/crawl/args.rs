@@ -110,7 +110,8 @@ fn seconds(text: &str) -> Result<Duration, String> {
 const FRAMING: [&str; 2] = ["content-length", "transfer-encoding"];
 
 /// The `-H` headers, checked: `Name: value`, a valid field name and value,
-/// no framing header.
+/// no framing header, at most one `Host`. Each replaces the client's default
+/// of the same name.
 pub fn headers(given: &[String]) -> Result<Headers, String> {
     let mut headers = Headers::new();
     for h in given {
@@ -132,6 +133,9 @@ pub fn headers(given: &[String]) -> Result<Headers, String> {
             ));
         }
         headers.append(name, value);
+    }
+    if headers.get_all_bytes("host").count() > 1 {
+        return Err("-H: more than one Host; give it once".into());
     }
     Ok(headers)
 }
