@@ -18,26 +18,9 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use twined::defer::Failure;
 use twined::reactor;
-use twined::web::client::{read_body, Agent};
+use twined::web::client::fetch;
 use twined::web::server::{Request, Response, Site};
-use twined::web::Headers;
-
-/// Tornado's `fetch(url, callback)`: the callback gets (status, body) or the failure.
-fn fetch(
-    agent: &Agent,
-    url: &str,
-    callback: impl FnOnce(Result<(u16, Vec<u8>), Failure>) + 'static,
-) {
-    agent
-        .request("GET", url, Headers::new(), None)
-        .and_then(|response| {
-            let status = response.status;
-            read_body(response).add_callback(move |body| (status, body))
-        })
-        .add_both(callback);
-}
 
 fn main() {
     let site = Site::new(|req: Request| match req.path() {
@@ -46,7 +29,6 @@ fn main() {
     });
     let port = reactor::listen_tcp("127.0.0.1:0", site).expect("listen");
     let base = format!("http://{}", port.address());
-    let agent = Agent::new();
     let pending = Rc::new(Cell::new(0));
 
     // IOLoop.add_callback: run once the loop is running.
@@ -55,11 +37,11 @@ fn main() {
         for path in ["/one", "/two", "/missing"] {
             p.set(p.get() + 1);
             let p = p.clone();
-            fetch(&agent, &format!("{base}{path}"), move |result| {
+            // Tornado's `fetch(url, callback, raise_error=False)`: the callback
+            // gets the whole response (a 404 included) or the failure.
+            fetch(&format!("{base}{path}")).add_both(move |result| {
                 match result {
-                    Ok((status, body)) => {
-                        println!("{path}: {status} {}", String::from_utf8_lossy(&body))
-                    }
+                    Ok(page) => println!("{path}: {} {}", page.status, page.text()),
                     Err(failure) => println!("{path}: failed: {failure}"),
                 }
                 p.set(p.get() - 1);

@@ -629,3 +629,112 @@ fn lines_come_out_before_the_input_ends() {
     assert_eq!(last_line(&output.stderr), "ok=2 failed=0");
     good.stop_listening();
 }
+
+#[test]
+fn max_bytes_out_of_range_is_a_usage_error() {
+    for value in ["0", "-1", "1125899906842625", "lots", "1e9"] {
+        let out = Command::new(example("crawl"))
+            .arg("-q")
+            .arg(format!("--max-bytes={value}"))
+            .arg("http://127.0.0.1:9/")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{value}: {stderr}");
+        assert!(stderr.contains("--max-bytes"), "{value}: {stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn max_bytes_bounds_the_decoded_body_and_a_user_accept_encoding_turns_decoding_off() {
+    use std::io::Write;
+    // 4 MiB of zeros, a few KiB on the wire.
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(&vec![0u8; 4 << 20]).unwrap();
+    let zipped = encoder.finish().unwrap();
+    let wire_len = zipped.len() as u64;
+    let site = Site::new(move |req: Request| match req.path() {
+        "/bomb" => Response::new(200)
+            .header("Content-Encoding", "gzip")
+            .body(zipped.clone()),
+        "/big" => Response::new(200).body(vec![b'x'; 5000]),
+        _ => Response::new(200).body("small"),
+    });
+    let port = reactor::listen_tcp("127.0.0.1:0", site).unwrap();
+    let base = format!("http://{}", port.address());
+
+    let mut cmd = Command::new(example("crawl"));
+    cmd.args(["-q", "-c", "1", "--max-bytes", "1000000"])
+        .arg(format!("{base}/bomb"))
+        .arg(format!("{base}/small"));
+    let out = run_with_reactor(cmd, None, Duration::from_secs(30));
+    let got = lines(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{}", last_line(&out.stderr));
+    assert_eq!(got.len(), 2);
+    let bomb = got.iter().find(|l| l.url.ends_with("/bomb")).unwrap();
+    assert_eq!(
+        bomb.kind.as_deref(),
+        Some("too_large"),
+        "{:?}",
+        bomb.message
+    );
+    assert!(bomb.message.as_deref().unwrap_or("").contains("1000000"));
+    let small = got.iter().find(|l| l.url.ends_with("/small")).unwrap();
+    assert_eq!((small.kind.as_deref(), small.bytes), (None, 5));
+    assert_eq!(last_line(&out.stderr), "ok=1 failed=1");
+
+    // A body over the limit with a Content-Length fails at the head.
+    let mut cmd = Command::new(example("crawl"));
+    cmd.args(["-q", "--max-bytes", "1000"])
+        .arg(format!("{base}/big"));
+    let out = run_with_reactor(cmd, None, Duration::from_secs(30));
+    let got = lines(&out.stdout);
+    assert_eq!(got[0].kind.as_deref(), Some("too_large"));
+    assert_eq!(out.status.code(), Some(1));
+
+    // -H 'Accept-Encoding: identity' replaces the crawler's gzip: the body
+    // is counted as sent, never inflated.
+    let mut cmd = Command::new(example("crawl"));
+    cmd.args([
+        "-q",
+        "--max-bytes",
+        "1000000",
+        "-H",
+        "Accept-Encoding: identity",
+    ])
+    .arg(format!("{base}/bomb"));
+    let out = run_with_reactor(cmd, None, Duration::from_secs(30));
+    let got = lines(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", last_line(&out.stderr));
+    assert_eq!((got[0].status, got[0].bytes), (Some(200), wire_len));
+    port.stop_listening();
+}
+
+#[test]
+fn a_user_host_replaces_the_default_and_two_are_a_usage_error() {
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let s = seen.clone();
+    let site = Site::new(move |req: Request| {
+        s.borrow_mut()
+            .push(req.header("host").unwrap_or("").to_string());
+        Response::new(200).body("ok")
+    });
+    let port = reactor::listen_tcp("127.0.0.1:0", site).unwrap();
+    let mut cmd = Command::new(example("crawl"));
+    cmd.args(["-q", "-H", "Host: example.test"])
+        .arg(format!("http://{}/", port.address()));
+    let out = run_with_reactor(cmd, None, Duration::from_secs(30));
+    // The server refuses a request with two Host fields, so one got through.
+    assert_eq!(out.status.code(), Some(0), "{}", last_line(&out.stderr));
+    assert_eq!(*seen.borrow(), ["example.test"]);
+    port.stop_listening();
+
+    let out = Command::new(example("crawl"))
+        .args(["-q", "-H", "Host: a.test", "-H", "host: b.test"])
+        .arg("http://127.0.0.1:9/")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("more than one Host"));
+}

@@ -15,8 +15,8 @@ use twined::protocol::{Factory, Protocol};
 use twined::reactor;
 use twined::task;
 use twined::web::client::{
-    download_page, get_page, get_page_with, read_body, Agent, AgentOptions, BodyConsumer,
-    ConnectionPool, PageOptions, PoolOptions,
+    download_page, fetch, fetch_with, get_page, get_page_with, read_body, Agent, AgentOptions,
+    BodyConsumer, ConnectionPool, PageOptions, PoolOptions,
 };
 use twined::web::server::{Request, Response, Site};
 use twined::web::{ErrorKind, Headers, TimeoutStage};
@@ -737,4 +737,87 @@ fn credentials_are_stripped_on_a_cross_origin_redirect() {
     );
     first_port.stop_listening();
     second_port.stop_listening();
+}
+
+#[test]
+fn fetch_gives_status_headers_final_url_and_body_together() {
+    let (base, port) = serve();
+    let page = wait(fetch(&format!("{base}/redirect"))).unwrap();
+    assert_eq!((page.status, page.reason.as_str()), (200, "OK"));
+    assert_eq!(page.body, b"hello");
+    assert_eq!(page.url, format!("{base}/"));
+    assert_eq!(page.history.len(), 1);
+    assert_eq!(page.history[0].status, 302);
+    assert_eq!(page.headers.get("content-length"), Some("5"));
+    assert!(page.is_success());
+    // gzip decoded, as get_page does.
+    let zipped = wait(fetch(&format!("{base}/gzip"))).unwrap();
+    assert_eq!(zipped.body, b"compressed ".repeat(1000));
+    assert_eq!(zipped.headers.get("content-encoding"), None);
+    port.stop_listening();
+}
+
+#[test]
+fn fetch_gives_a_404_or_a_500_as_a_page_not_a_failure() {
+    let (base, port) = serve();
+    let missing = wait(fetch(&format!("{base}/missing"))).unwrap();
+    assert_eq!(
+        (missing.status, missing.text().as_ref()),
+        (404, "no such page")
+    );
+    assert!(!missing.is_success());
+    let broken = wait(fetch(&format!("{base}/fail"))).unwrap();
+    assert_eq!(
+        (broken.status, broken.body.as_slice()),
+        (500, &b"broken"[..])
+    );
+    port.stop_listening();
+}
+
+#[test]
+fn fetch_fails_only_for_transport_errors() {
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let failure = wait(fetch(&format!("http://{refused}/"))).unwrap_err();
+    assert_eq!(web_error(&failure).kind(), ErrorKind::Connect);
+    let failure = wait(fetch("ftp://example.org/")).unwrap_err();
+    assert_eq!(web_error(&failure).kind(), ErrorKind::Url);
+}
+
+#[test]
+fn fetch_with_takes_the_page_options() {
+    let (base, port) = serve();
+    let page = wait(fetch_with(
+        &format!("{base}/echo"),
+        PageOptions {
+            method: "PUT".into(),
+            body: Some(b"sent".to_vec()),
+            ..Default::default()
+        },
+    ))
+    .unwrap();
+    assert_eq!(page.headers.get("x-method"), Some("PUT"));
+    assert_eq!(page.body, b"sent");
+    let page = wait(fetch_with(
+        &format!("{base}/redirect"),
+        PageOptions {
+            follow_redirects: Some(false),
+            ..Default::default()
+        },
+    ))
+    .unwrap();
+    assert_eq!(page.status, 302);
+    assert_eq!(page.headers.get("location"), Some("/"));
+    let failure = wait(fetch_with(
+        &format!("{base}/slow"),
+        PageOptions {
+            timeout: Some(Duration::from_millis(50)),
+            ..Default::default()
+        },
+    ))
+    .unwrap_err();
+    assert_eq!(web_error(&failure).kind(), ErrorKind::Timeout);
+    port.stop_listening();
 }

@@ -15,6 +15,8 @@ pub const MAX_CONCURRENCY: u64 = 10_000;
 pub const MAX_TIMEOUT_SECS: f64 = 7.0 * 24.0 * 3600.0;
 /// Shortest timeout accepted, in seconds.
 pub const MIN_TIMEOUT_SECS: f64 = 0.001;
+/// Largest `--max-bytes` accepted (1 PiB).
+pub const MAX_BODY_BYTES: u64 = 1 << 50;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -58,6 +60,12 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 20,
           value_parser = RangedU64ValueParser::<usize>::new().range(0..=100))]
     pub max_redirects: usize,
+    /// Largest body accepted per URL, in bytes, as received and as decoded
+    /// from gzip (1 to 2^50; default 1 GiB, as Scrapy's DOWNLOAD_MAXSIZE).
+    /// Past it the fetch fails with kind too_large.
+    #[arg(long, value_name = "BYTES", default_value_t = twined::web::client::DEFAULT_MAX_BODY,
+          value_parser = RangedU64ValueParser::<u64>::new().range(1..=MAX_BODY_BYTES))]
+    pub max_bytes: u64,
     /// A new connection per request.
     #[arg(long)]
     pub no_keepalive: bool,
@@ -102,7 +110,8 @@ fn seconds(text: &str) -> Result<Duration, String> {
 const FRAMING: [&str; 2] = ["content-length", "transfer-encoding"];
 
 /// The `-H` headers, checked: `Name: value`, a valid field name and value,
-/// no framing header.
+/// no framing header, at most one `Host`. Each replaces the client's default
+/// of the same name.
 pub fn headers(given: &[String]) -> Result<Headers, String> {
     let mut headers = Headers::new();
     for h in given {
@@ -124,6 +133,9 @@ pub fn headers(given: &[String]) -> Result<Headers, String> {
             ));
         }
         headers.append(name, value);
+    }
+    if headers.get_all_bytes("host").count() > 1 {
+        return Err("-H: more than one Host; give it once".into());
     }
     Ok(headers)
 }

@@ -87,6 +87,7 @@ fn main() -> ExitCode {
         connect_timeout: Some(args.connect_timeout),
         redirect_limit: args.max_redirects,
         follow_redirects: args.max_redirects > 0,
+        max_body: Some(args.max_bytes),
         headers,
         ..Default::default()
     };

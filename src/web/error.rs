@@ -34,7 +34,8 @@ pub type Cause = Arc<dyn StdError + Send + Sync + 'static>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// The URL is malformed or not http/https (`url`).
+    /// The request cannot be sent as given: the URL is malformed or not
+    /// http/https, or a header is refused (`url`).
     Url,
     /// The host name did not resolve (`dns`).
     Dns,
@@ -202,12 +203,26 @@ impl fmt::Display for RedirectError {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Error {
-    /// The URL is malformed or not http/https, or a request header cannot
-    /// be sent.
+    /// The URL is malformed or not http/https, or the method or request
+    /// target cannot be written.
     Url {
         /// The URL as given.
         url: String,
         /// What is wrong with it.
+        reason: String,
+    },
+    /// A request header that cannot be sent: a field that frames the body
+    /// (`Content-Length`, `Transfer-Encoding`: the client sets those from the
+    /// body it sends), more than one `Host`, or a name or value that is not
+    /// valid on the wire (CR, LF or NUL in it). Its kind is
+    /// [`ErrorKind::Url`]: like a bad URL, the request as given cannot be
+    /// sent, and nothing was sent.
+    Header {
+        /// The URL of the request.
+        url: String,
+        /// The header's name, as given.
+        name: String,
+        /// Why it is refused.
         reason: String,
     },
     /// The host name did not resolve.
@@ -279,7 +294,10 @@ pub enum Error {
         /// The cause.
         source: Arc<io::Error>,
     },
-    /// The response head or body is larger than the limit.
+    /// The response head or body is larger than the limit. A body is
+    /// measured both as received and as decoded (a gzip body that inflates
+    /// past the limit is stopped as soon as it does), and a `Content-Length`
+    /// above the limit fails at the head, before any of the body is read.
     TooLarge {
         /// The host.
         host: String,
@@ -300,7 +318,7 @@ impl Error {
     /// the stable short name for logs and JSON.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Url { .. } => ErrorKind::Url,
+            Error::Url { .. } | Error::Header { .. } => ErrorKind::Url,
             Error::Dns { .. } => ErrorKind::Dns,
             Error::Connect { .. } => ErrorKind::Connect,
             Error::Tls { .. } => ErrorKind::Tls,
@@ -359,6 +377,10 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Url { url, reason } => write!(f, "invalid URL {url:?}: {reason}"),
+            // Not the URL: it may carry a password, and the name says what to fix.
+            Error::Header { name, reason, .. } => {
+                write!(f, "refused request header {name:?}: {reason}")
+            }
             Error::Dns { host, source } => write!(f, "DNS lookup failed for {host}: {source}"),
             Error::Connect { host, addr, source } => {
                 let place = addr.map_or_else(|| host.clone(), |a| a.to_string());

@@ -19,8 +19,27 @@ use crate::defer::{CancelledError, Deferred, Failure, Trigger};
 use crate::reactor::{self, ConnectError, ConnectOptions, DelayedCall};
 use crate::threads::ResolveError;
 use crate::web::error::copy_io_error;
-use crate::web::http1::{write_request_head, ResponseHead, DEFAULT_HEAD_LIMIT, USER_AGENT};
+use crate::web::http1::{
+    check_header_bytes, response_framing, write_request_head, CodecError, Framing, ResponseHead,
+    DEFAULT_HEAD_LIMIT, USER_AGENT,
+};
 use crate::web::{Error, Headers, RedirectError, TimeoutStage};
+
+/// The default [`AgentOptions::max_body`]: 1 GiB, as Scrapy's
+/// `DOWNLOAD_MAXSIZE`.
+pub const DEFAULT_MAX_BODY: u64 = 1 << 30;
+
+/// How much of a redirect's body is read so that its connection can be
+/// reused; past this the connection is closed instead.
+const REDIRECT_DRAIN_LIMIT: u64 = 64 * 1024;
+
+/// Header fields the agent sets from the body; a user value would corrupt
+/// the request's framing on the wire.
+const FRAMING: [&str; 2] = ["content-length", "transfer-encoding"];
+
+/// Header fields that belong to the origin a request starts at: never sent
+/// after a redirect to another origin.
+const ORIGIN_BOUND: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "host"];
 
 /// Settings of an [`Agent`].
 #[derive(Debug, Clone)]
@@ -31,8 +50,12 @@ pub struct AgentOptions {
     pub redirect_limit: usize,
     /// Follow a redirect from https to http. Default: no.
     pub allow_insecure_redirect: bool,
-    /// Ask for gzip and decode gzip/deflate bodies. Default: yes when the
-    /// `gzip` feature is on.
+    /// Ask for gzip (`Accept-Encoding: gzip`) and decode gzip/deflate
+    /// bodies. Default: yes when the `gzip` feature is on. A request that
+    /// sets its own `Accept-Encoding` (in its headers or in
+    /// [`headers`](Self::headers)) replaces the agent's and gets the body as
+    /// the server sent it, `Content-Encoding` included, as curl without
+    /// `--compressed` does.
     pub gzip: bool,
     /// Time allowed to connect (lookup, TCP and TLS). Default: 30 s.
     pub connect_timeout: Option<Duration>,
@@ -43,11 +66,32 @@ pub struct AgentOptions {
     pub timeout: Option<Duration>,
     /// Largest response head accepted. Default: 64 KiB.
     pub head_limit: usize,
-    /// Largest (decoded) body accepted. Default: none.
+    /// Largest body accepted, in bytes (Scrapy's `DOWNLOAD_MAXSIZE`).
+    /// Default: 1 GiB ([`DEFAULT_MAX_BODY`]); `None` for no limit.
+    ///
+    /// The limit holds for the bytes received and for the bytes decoded
+    /// from gzip or deflate: a request fails with
+    /// [`Error::TooLarge`] as soon as either passes it, so a small gzip
+    /// body that inflates to gigabytes is stopped after the limit, and
+    /// memory stays bounded while it is decoded. A `Content-Length` above
+    /// the limit fails at the head, before any of the body is read. A
+    /// redirect's own body is never kept; past 64 KiB its connection is
+    /// closed instead of read.
     pub max_body: Option<u64>,
     /// The `User-Agent` sent unless a request sets one.
     pub user_agent: String,
-    /// Header fields added to every request that does not set them.
+    /// Header fields sent with every request.
+    ///
+    /// A field here replaces the agent's default of the same name (`Host`,
+    /// `User-Agent`, `Accept-Encoding`), and a request's own header of that
+    /// name replaces it in turn: one `Host`, one `User-Agent`, one
+    /// `Accept-Encoding` go out. `Content-Length` and `Transfer-Encoding`
+    /// are refused ([`Error::Header`]): the agent sets them from the body.
+    ///
+    /// `Authorization`, `Proxy-Authorization`, `Cookie` and `Host` belong to
+    /// the origin a request starts at: after a redirect to another origin
+    /// (another scheme, host or port) they are no longer sent, whether they
+    /// come from here or from the request.
     pub headers: Headers,
     /// Certificates trusted for https URLs. Default: the Mozilla roots.
     #[cfg(feature = "tls")]
@@ -65,7 +109,7 @@ impl Default for AgentOptions {
             head_timeout: None,
             timeout: None,
             head_limit: DEFAULT_HEAD_LIMIT,
-            max_body: None,
+            max_body: Some(DEFAULT_MAX_BODY),
             user_agent: USER_AGENT.to_string(),
             headers: Headers::new(),
             #[cfg(feature = "tls")]
@@ -171,12 +215,18 @@ impl Agent {
             Ok(u) => u,
             Err(e) => return crate::defer::fail(e),
         };
+        let checked = check_headers(url, &self.inner.options.headers)
+            .and_then(|()| check_headers(url, &headers));
+        if let Err(e) = checked {
+            return crate::defer::fail(e);
+        }
         let target = Target {
             method: method.to_ascii_uppercase(),
             url: parsed,
             headers,
             body,
             history: Vec::new(),
+            crossed_origin: false,
         };
         // The canceller finds the request through a weak link set below.
         let link: Rc<OnceCell<Weak<Req>>> = Rc::default();
@@ -237,6 +287,57 @@ fn parse_url(url: &str) -> Result<Url, Error> {
         return Err(bad("no host".into()));
     }
     Ok(parsed)
+}
+
+/// Refuses header fields a user may not give: invalid ones, the framing
+/// fields, several `Host` fields.
+fn check_headers(url: &str, headers: &Headers) -> Result<(), Error> {
+    let refuse = |name: &str, reason: String| Error::Header {
+        url: url.to_string(),
+        name: name.to_string(),
+        reason,
+    };
+    for (name, value) in headers.iter_bytes() {
+        if let Err(e) = check_header_bytes(name, value) {
+            return Err(refuse(name, e.to_string()));
+        }
+        if FRAMING.iter().any(|f| name.eq_ignore_ascii_case(f)) {
+            return Err(refuse(
+                name,
+                format!(
+                    "{name} frames the request body; the client sets it from the body it sends"
+                ),
+            ));
+        }
+    }
+    if headers.get_all_bytes("host").count() > 1 {
+        return Err(refuse("Host", "more than one Host field".into()));
+    }
+    Ok(())
+}
+
+/// Puts `upper`'s fields (but those `skip` refuses) into `fields`: each
+/// name of `upper` replaces every field of that name already there, in
+/// the place of the first one.
+fn overlay(fields: &mut Vec<(String, Vec<u8>)>, upper: &Headers, skip: impl Fn(&str) -> bool) {
+    let mut done: Vec<&str> = Vec::new();
+    for (name, _) in upper.iter_bytes() {
+        if skip(name) || done.iter().any(|d| d.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        done.push(name);
+        let at = fields
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(name))
+            .unwrap_or(fields.len());
+        fields.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        let at = at.min(fields.len());
+        let values = upper
+            .iter_bytes()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(n, v)| (n.to_string(), v.to_vec()));
+        fields.splice(at..at, values);
+    }
 }
 
 fn pool_key(url: &Url) -> PoolKey {
@@ -345,6 +446,9 @@ struct Target {
     body: Option<Vec<u8>>,
     /// The redirects followed so far.
     history: Vec<Redirect>,
+    /// A redirect left the origin the request started at: its
+    /// origin-bound header fields are no longer sent.
+    crossed_origin: bool,
 }
 
 /// Where a request is in its life. Each event (a connection from the pool,
@@ -357,10 +461,13 @@ struct Target {
 /// Connecting --lease--> AwaitingHead --head 2xx..5xx--> Body --end--> Done     |
 ///     ^                   |    |                                               |
 ///     |                   |    +-- error ------------------------------------+
-///     |                   +--head 3xx--> DrainingRedirect --end--+
-///     +----------------- follow the redirect -------------------+
-/// any phase --timeout, cancel, error--> Done
+///     |                   +--head 3xx--> DrainingRedirect --end, or past 64 KiB--+
+///     +----------------- follow the redirect -------------------------------+
+/// any phase --timeout, cancel, error, body past max_body--> Done
 /// ```
+///
+/// A head whose `Content-Length` is past `max_body` ends in Done at once,
+/// without a Body phase.
 ///
 /// There is no separate "writing" phase: the request is handed to the
 /// transport in one write, which buffers what the socket does not take, so
@@ -387,12 +494,16 @@ enum Phase {
         lease: Lease,
         to: Url,
         status: u16,
+        /// Body bytes read and dropped so far.
+        drained: u64,
     },
     /// The response was delivered; its body flows into `pipe`.
     Body {
         lease: Lease,
         pipe: BodyPipe,
         decoder: Option<ContentDecoder>,
+        /// Body bytes received so far, before decoding (for `max_body`).
+        received: u64,
         /// Decoded bytes delivered so far (for `max_body`).
         delivered: u64,
     },
@@ -534,27 +645,38 @@ impl Req {
         }
     }
 
+    /// Whether the agent asked for gzip itself (no `Accept-Encoding` of
+    /// the user's replaced its own), and so decodes the body.
+    fn decodes(&self, target: &Target) -> bool {
+        self.options().gzip
+            && !self.options().headers.contains("accept-encoding")
+            && !target.headers.contains("accept-encoding")
+    }
+
+    /// The request's head and body on the wire. The header fields, from
+    /// the bottom up: the agent's defaults (`Host`, `User-Agent`,
+    /// `Accept-Encoding`), the agent's [`headers`](AgentOptions::headers),
+    /// the request's own; a name replaces the same name below it.
     fn serialize(&self, target: &Target) -> Result<Vec<u8>, Error> {
         let url = &target.url;
         let options = self.options();
+        let mut fields: Vec<(String, Vec<u8>)> = vec![
+            ("Host".into(), host_header(url).into_bytes()),
+            ("User-Agent".into(), options.user_agent.clone().into_bytes()),
+        ];
+        if options.gzip {
+            fields.push(("Accept-Encoding".into(), b"gzip".to_vec()));
+        }
+        // The request's own origin-bound fields were removed when it left
+        // its origin; the agent's are skipped from then on.
+        let crossed = target.crossed_origin;
+        overlay(&mut fields, &options.headers, |name| {
+            crossed && ORIGIN_BOUND.iter().any(|b| name.eq_ignore_ascii_case(b))
+        });
+        overlay(&mut fields, &target.headers, |_| false);
         let mut headers = Headers::new();
-        headers.append("Host", host_header(url));
-        let user = &target.headers;
-        if !user.contains("user-agent") && !options.headers.contains("user-agent") {
-            headers.append("User-Agent", options.user_agent.clone());
-        }
-        if options.gzip && !user.contains("accept-encoding") {
-            headers.append("Accept-Encoding", "gzip");
-        }
-        for (name, value) in options.headers.iter() {
-            if !user.contains(name) {
-                headers.append(name, value);
-            }
-        }
-        for (name, value) in user.iter() {
-            if !name.eq_ignore_ascii_case("host") && !name.eq_ignore_ascii_case("content-length") {
-                headers.append(name, value);
-            }
+        for (name, value) in fields {
+            headers.append_bytes(name, value);
         }
         let method = &target.method;
         let body = &target.body;
@@ -686,6 +808,11 @@ impl Req {
             }
         };
         let options = self.options();
+        // The connection checked the framing before it gave the head.
+        let announced = match response_framing(&st.target.method, head.status, &head.headers) {
+            Ok(Framing::Length(n)) => Some(n),
+            _ => None,
+        };
         if options.follow_redirects && matches!(head.status, 301 | 302 | 303 | 307 | 308) {
             match self.redirect_target(&st.target, &head) {
                 Ok(to) => {
@@ -694,7 +821,12 @@ impl Req {
                         lease,
                         to,
                         status: head.status,
+                        drained: 0,
                     };
+                    drop(st);
+                    if announced.is_some_and(|n| n > REDIRECT_DRAIN_LIMIT) {
+                        self.skip_redirect_body();
+                    }
                 }
                 Err(error) => {
                     self.end(&mut st);
@@ -706,6 +838,21 @@ impl Req {
             }
             return;
         }
+        if let (Some(limit), Some(n)) = (options.max_body, announced) {
+            if n > limit {
+                // Refused at the head: none of the body is read.
+                let host = self.label_of(&st);
+                self.end(&mut st);
+                drop(st);
+                lease.conn.abort();
+                lease.release(false);
+                return reply.errback(Error::TooLarge {
+                    host,
+                    what: "body",
+                    limit,
+                });
+            }
+        }
         let ResponseHead {
             version,
             status,
@@ -713,7 +860,7 @@ impl Req {
             mut headers,
         } = head;
         let mut decoder = None;
-        if options.gzip {
+        if self.decodes(&st.target) {
             if let Some(coding) = headers.get("content-encoding") {
                 decoder = ContentDecoder::for_coding(coding);
                 if decoder.is_some() {
@@ -743,49 +890,126 @@ impl Req {
             lease,
             pipe,
             decoder,
+            received: 0,
             delivered: 0,
         };
         drop(st);
         reply.callback(response);
     }
 
-    /// Body bytes, as framed on the wire.
-    fn on_body(&self, data: &[u8]) {
+    /// Follows the redirect whose body is being drained at once, closing
+    /// its connection: the body is too long to be worth reading through.
+    fn skip_redirect_body(self: &Rc<Self>) {
         let mut st = self.state.borrow_mut();
-        let Phase::Body {
-            pipe,
-            decoder,
-            delivered,
-            ..
-        } = &mut st.phase
-        else {
-            return; // a redirect's body is drained and dropped
-        };
-        let decoded = match decoder.as_mut().map(|d| d.feed(data)) {
-            None => None,
-            Some(Ok(bytes)) => Some(bytes),
-            Some(Err(error)) => {
+        match std::mem::replace(&mut st.phase, Phase::Done) {
+            Phase::DrainingRedirect {
+                reply,
+                lease,
+                to,
+                status,
+                ..
+            } => {
+                follow(&mut st.target, to, status);
+                st.retried = false;
+                st.phase = Phase::Connecting {
+                    reply,
+                    acquire: None,
+                };
                 drop(st);
-                let host = self.host_label();
-                return self.fail(Error::Protocol { host, error });
+                lease.conn.abort();
+                lease.release(false);
+                self.attempt(false);
             }
-        };
-        let data = decoded.as_deref().unwrap_or(data);
-        *delivered += data.len() as u64;
-        if let Some(limit) = self.options().max_body {
-            if *delivered > limit {
-                drop(st);
-                let host = self.host_label();
-                return self.fail(Error::TooLarge {
-                    host,
-                    what: "body",
-                    limit,
-                });
-            }
+            other => st.phase = other,
         }
-        let pipe = pipe.clone();
+    }
+
+    /// The error for a body past `limit`.
+    fn too_large(&self, limit: u64) -> Error {
+        Error::TooLarge {
+            host: self.host_label(),
+            what: "body",
+            limit,
+        }
+    }
+
+    /// Body bytes, as framed on the wire: counted against the limit,
+    /// decoded step by step (each step's output counted before it is
+    /// delivered), delivered with no borrow held.
+    fn on_body(self: &Rc<Self>, data: &[u8]) {
+        let limit = self.options().max_body;
+        let over = |n: u64| limit.is_some_and(|l| n > l);
+        let mut st = self.state.borrow_mut();
+        match &mut st.phase {
+            Phase::DrainingRedirect { drained, .. } => {
+                *drained += data.len() as u64;
+                let skip = *drained > REDIRECT_DRAIN_LIMIT;
+                drop(st);
+                if skip {
+                    self.skip_redirect_body();
+                }
+                return;
+            }
+            Phase::Body {
+                pipe,
+                decoder,
+                received,
+                delivered,
+                ..
+            } => {
+                *received += data.len() as u64;
+                if over(*received) {
+                    drop(st);
+                    return self.fail(self.too_large(limit.unwrap_or(0)));
+                }
+                if decoder.is_none() {
+                    *delivered = *received;
+                    let pipe = pipe.clone();
+                    drop(st);
+                    return pipe.push(data);
+                }
+            }
+            _ => return,
+        }
         drop(st);
-        pipe.push(data);
+        let mut rest = data;
+        while !rest.is_empty() {
+            let mut st = self.state.borrow_mut();
+            let Phase::Body {
+                pipe,
+                decoder: Some(decoder),
+                delivered,
+                ..
+            } = &mut st.phase
+            else {
+                return; // failed or aborted by the consumer meanwhile
+            };
+            let (taken, out) = match decoder.step(rest) {
+                Ok((0, out)) if out.is_empty() => {
+                    drop(st);
+                    let error = CodecError::BadContentEncoding(
+                        "data after the end of the compressed body".into(),
+                    );
+                    let host = self.host_label();
+                    return self.fail(Error::Protocol { host, error });
+                }
+                Ok(step) => step,
+                Err(error) => {
+                    drop(st);
+                    let host = self.host_label();
+                    return self.fail(Error::Protocol { host, error });
+                }
+            };
+            rest = &rest[taken..];
+            *delivered += out.len() as u64;
+            if over(*delivered) {
+                drop(st);
+                return self.fail(self.too_large(limit.unwrap_or(0)));
+            }
+            let pipe = pipe.clone();
+            drop(st);
+            pipe.push(&out);
+        }
     }
 
     /// The exchange ended: the response is complete, or it failed.
@@ -835,6 +1059,7 @@ impl Req {
                 lease,
                 to,
                 status,
+                ..
             } => {
                 if let Err(error) = finished.result {
                     self.end(&mut st);
@@ -857,6 +1082,7 @@ impl Req {
                 pipe,
                 decoder,
                 delivered,
+                ..
             } => {
                 let result = finished.result.and_then(|()| {
                     let rest = match decoder.map(|mut d| d.finish()) {
@@ -915,8 +1141,10 @@ fn follow(target: &mut Target, to: Url, status: u16) {
         target.headers.remove("content-type");
     }
     if from.origin() != target.url.origin() {
-        target.headers.remove("authorization");
-        target.headers.remove("cookie");
+        for name in ORIGIN_BOUND {
+            target.headers.remove(name);
+        }
+        target.crossed_origin = true;
     }
     target.history.push(Redirect {
         url: from.to_string(),

@@ -27,20 +27,25 @@ impl ContentDecoder {
         }
     }
 
-    /// Decodes `data`; returns the bytes decoded so far.
-    pub(crate) fn feed(&mut self, data: &[u8]) -> Result<Vec<u8>, CodecError> {
+    /// Decodes a first part of `data`: returns how many bytes of it were
+    /// taken and the bytes decoded meanwhile. One step yields at most a few
+    /// tens of KiB however well `data` compresses (flate2 inflates into a
+    /// 32 KiB buffer), so the caller checks its limit between steps and a
+    /// gzip bomb never sits in memory. Taking no input and yielding nothing
+    /// means the compressed stream ended before `data` did.
+    pub(crate) fn step(&mut self, data: &[u8]) -> Result<(usize, Vec<u8>), CodecError> {
         #[cfg(feature = "gzip")]
         {
             use std::io::Write;
             let bad = |e: std::io::Error| CodecError::BadContentEncoding(e.to_string());
             match self {
                 ContentDecoder::Gzip(d) => {
-                    d.write_all(data).map_err(bad)?;
-                    Ok(std::mem::take(d.get_mut()))
+                    let taken = d.write(data).map_err(bad)?;
+                    Ok((taken, std::mem::take(d.get_mut())))
                 }
                 ContentDecoder::Deflate(d) => {
-                    d.write_all(data).map_err(bad)?;
-                    Ok(std::mem::take(d.get_mut()))
+                    let taken = d.write(data).map_err(bad)?;
+                    Ok((taken, std::mem::take(d.get_mut())))
                 }
             }
         }

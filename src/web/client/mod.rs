@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `getPage(url, method=, postdata=, headers=, timeout=, followRedirect=)` | [`get_page`], [`get_page_with`] with [`PageOptions`] |
 //! | `downloadPage(url, file)` | [`download_page`] |
+//! | treq `treq.get(url)` + `treq.content(r)`, Tornado `AsyncHTTPClient.fetch(url, raise_error=False)` | [`fetch`], [`fetch_with`] -> `Deferred<`[`Page`]`>`: status, reason, headers, final URL and body together; a 404 is a result |
 //! | `Agent(reactor, pool=HTTPConnectionPool(reactor))` | [`Agent::with_options`] with a [`ConnectionPool`] |
 //! | `agent.request(method, url, headers, body)` | [`Agent::request`] -> `Deferred<Response>` |
 //! | `readBody(response)` / `response.deliverBody(protocol)` | [`read_body`] / [`Response::deliver_body`] with a [`BodyConsumer`] |
@@ -11,6 +12,19 @@
 //! | `BrowserLikePolicyForHTTPS` | [`TlsConfig`] in [`AgentOptions`] `tls` (certificates verified, SNI) |
 //!
 //! Every failure is a [`web::Error`](crate::web::Error) inside the `Failure`.
+//!
+//! # Bounds and headers
+//!
+//! Every request is bounded: the response head at 64 KiB
+//! ([`AgentOptions::head_limit`]), the body at 1 GiB as received and as
+//! decoded ([`AgentOptions::max_body`], [`DEFAULT_MAX_BODY`]; a gzip bomb is
+//! stopped at the limit in bounded memory, a larger `Content-Length` fails
+//! at the head), connecting at 30 s; the head and whole-request timeouts are
+//! options. A header you give replaces the agent's default of the same name
+//! (`Host`, `User-Agent`, `Accept-Encoding`); `Content-Length` and
+//! `Transfer-Encoding` are the agent's and refused from you
+//! ([`Error::Header`](crate::web::Error::Header)); credentials and `Host`
+//! are not sent on after a redirect to another origin.
 //!
 //! # Settings: options structs
 //!
@@ -23,7 +37,8 @@
 //! `with_*` has one meaning: the same operation as the name without it,
 //! taking an options struct. [`Agent::new`] / [`Agent::with_options`],
 //! [`ConnectionPool::new`] / [`ConnectionPool::with_options`], [`get_page`] /
-//! [`get_page_with`], [`download_page`] / [`download_page_with`]. A
+//! [`get_page_with`], [`fetch`] / [`fetch_with`], [`download_page`] /
+//! [`download_page_with`]. A
 //! [`PageOptions`] field left at `None` keeps the agent's setting.
 //!
 //! ```
@@ -40,13 +55,15 @@
 mod agent;
 mod conn;
 mod decode;
+mod fetch;
 mod page;
 mod pool;
 mod response;
 #[cfg(feature = "tls")]
 mod tls;
 
-pub use agent::{Agent, AgentOptions};
+pub use agent::{Agent, AgentOptions, DEFAULT_MAX_BODY};
+pub use fetch::{fetch, fetch_with, Page};
 pub use page::{download_page, download_page_with, get_page, get_page_with, PageOptions};
 pub use pool::{ConnectionPool, PoolKey, PoolOptions};
 pub use response::{read_body, BodyConsumer, Redirect, Response};

@@ -37,6 +37,11 @@ pub struct PageOptions {
     /// [`redirect_limit`](AgentOptions::redirect_limit) (20 for the shared
     /// agent).
     pub redirect_limit: Option<usize>,
+    /// Largest body accepted, in bytes, received or decoded. Default:
+    /// `None`, the agent's [`max_body`](AgentOptions::max_body) (1 GiB for
+    /// the shared agent). Past it the call fails with
+    /// [`Error::TooLarge`]; `Some(u64::MAX)` lifts the limit.
+    pub max_body: Option<u64>,
     /// The agent to use; default: this thread's shared agent (and its pool).
     pub agent: Option<Agent>,
 }
@@ -50,6 +55,7 @@ impl Default for PageOptions {
             timeout: None,
             follow_redirects: None,
             redirect_limit: None,
+            max_body: None,
             agent: None,
         }
     }
@@ -58,18 +64,20 @@ impl Default for PageOptions {
 impl PageOptions {
     /// The agent these options ask for: the given (or shared) one, or one
     /// on its pool with the settings these options override.
-    fn agent(&self) -> Agent {
+    pub(super) fn agent(&self) -> Agent {
         let base = self.agent.clone().unwrap_or_else(Agent::shared);
         let current = base.options();
         let options = AgentOptions {
             timeout: self.timeout.or(current.timeout),
             follow_redirects: self.follow_redirects.unwrap_or(current.follow_redirects),
             redirect_limit: self.redirect_limit.unwrap_or(current.redirect_limit),
+            max_body: self.max_body.or(current.max_body),
             ..current.clone()
         };
         if current.timeout == options.timeout
             && current.follow_redirects == options.follow_redirects
             && current.redirect_limit == options.redirect_limit
+            && current.max_body == options.max_body
         {
             return base;
         }
@@ -161,6 +169,10 @@ impl BodyConsumer for ToFile {
 /// Fetches `url` into the file at `path`, streaming: the body is never held
 /// in memory (Twisted's `downloadPage`). Fires with the number of bytes
 /// written; a status >= 400 errbacks with [`Error::Http`] and writes nothing.
+///
+/// The agent's body limit holds here too (1 GiB by default,
+/// [`AgentOptions::max_body`]): for a larger file, lift it for this call
+/// with `PageOptions { max_body: Some(u64::MAX), .. }`.
 pub fn download_page(url: &str, path: impl AsRef<Path>) -> Deferred<u64> {
     download_page_with(url, path, PageOptions::default())
 }
