@@ -131,12 +131,14 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
+pub mod application;
 pub mod defer;
 pub mod protocol;
 pub mod reactor;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod task;
+pub mod testing;
 pub mod threads;
 pub mod time;
 pub mod utils;
