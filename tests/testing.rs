@@ -31,12 +31,13 @@ struct Seen {
 }
 
 type Shared = Rc<RefCell<Seen>>;
+type OnData = Box<dyn FnMut(&Transport, &[u8])>;
 
 /// Records, and runs an optional action on each chunk.
 struct Recorder {
     seen: Shared,
     transport: Option<Transport>,
-    on_data: Option<Box<dyn FnMut(&Transport, &[u8])>>,
+    on_data: Option<OnData>,
 }
 
 impl Recorder {
