@@ -79,7 +79,9 @@ type Connect<T> = Box<dyn FnMut() -> Deferred<(T, Transport)>>;
 /// service to reconnect. After a failed attempt or a lost connection, the
 /// service waits as the retry policy says ([`BackoffPolicy`] by default)
 /// and tries again, forever, until [`stop_service`](Self::stop_service).
-/// Cheap to clone: every clone is the same service.
+/// Cheap to clone: every clone is the same service. Dropping every handle
+/// does not stop it (the attempt, the connection or the scheduled retry
+/// keeps it alive, as the reactor does in Twisted): call `stop_service`.
 ///
 /// ```
 /// use std::cell::RefCell;
@@ -296,11 +298,9 @@ impl<T: Clone + 'static> Inner<T> {
             st.generation
         };
         let d = (me.connect.borrow_mut())();
-        let weak = Rc::downgrade(me);
+        let strong = me.clone();
         let attempt = d.then(move |result: Result<(T, Transport), Failure>| {
-            if let Some(me) = weak.upgrade() {
-                Inner::settled(&me, generation, result);
-            }
+            Inner::settled(&strong, generation, result);
             Ok::<(), Failure>(())
         });
         let mut st = me.state.borrow_mut();
@@ -360,11 +360,9 @@ impl<T: Clone + 'static> Inner<T> {
 
     /// Reconnects (or finishes stopping) once `transport` closes.
     fn watch(me: &Rc<Inner<T>>, generation: u64, transport: &Transport) {
-        let weak = Rc::downgrade(me);
+        let strong = me.clone();
         transport.when_closed().then(move |_reason| {
-            if let Some(me) = weak.upgrade() {
-                Inner::lost(&me, generation);
-            }
+            Inner::lost(&strong, generation);
             Ok::<(), Failure>(())
         });
     }
@@ -395,15 +393,11 @@ impl<T: Clone + 'static> Inner<T> {
     fn schedule(me: &Rc<Inner<T>>) {
         let n = me.state.borrow().failed_attempts;
         let delay = me.policy.borrow().delay(n);
-        let weak = Rc::downgrade(me);
-        let call = me.time.borrow().call_later_boxed(
-            delay,
-            Box::new(move || {
-                if let Some(me) = weak.upgrade() {
-                    Inner::attempt(&me);
-                }
-            }),
-        );
+        let strong = me.clone();
+        let call = me
+            .time
+            .borrow()
+            .call_later_boxed(delay, Box::new(move || Inner::attempt(&strong)));
         me.state.borrow_mut().phase = Phase::Waiting(call);
     }
 

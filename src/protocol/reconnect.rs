@@ -233,7 +233,9 @@ impl fmt::Debug for ReconnectingClientFactory {
 }
 
 /// A running [`ReconnectingClientFactory`]: cheap to clone, every clone is
-/// the same client.
+/// the same client. Dropping every handle does not stop it (the connection
+/// or the scheduled retry keeps it alive, as the reactor does in Twisted):
+/// call [`stop_trying`](Self::stop_trying).
 #[derive(Clone)]
 pub struct Reconnecting(Rc<Shared>);
 
@@ -346,15 +348,12 @@ impl Shared {
         }
         let delay = me.state.borrow().delay;
         log::info!("will retry in {:.3} s: {reason}", delay.as_secs_f64());
-        let weak = Rc::downgrade(me);
-        let call = me.time.call_later_boxed(
-            delay,
-            Box::new(move || {
-                if let Some(me) = weak.upgrade() {
-                    Shared::attempt(&me);
-                }
-            }),
-        );
+        // The pending call keeps the client alive, as Twisted's reactor
+        // keeps a factory whose retry is scheduled.
+        let strong = me.clone();
+        let call = me
+            .time
+            .call_later_boxed(delay, Box::new(move || Shared::attempt(&strong)));
         me.state.borrow_mut().phase = Phase::Waiting(call);
     }
 }
