@@ -59,7 +59,8 @@ impl LineHandler for Chat {
     const MAX_LENGTH: usize = MAX_LINE;
 
     fn connection_made(&mut self, conn: &mut LineConnection<'_>) {
-        self.timeout.on_transport(conn.transport().clone());
+        // Abort, not lose: an idle user may not be reading either.
+        self.timeout.on_transport_abort(conn.transport().clone());
         self.timeout.set_timeout(Some(IDLE));
         conn.send_line(b"What's your name?");
     }

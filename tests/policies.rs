@@ -141,6 +141,69 @@ fn the_default_timeout_action_loses_the_connection() {
 }
 
 #[test]
+fn the_abort_action_closes_even_when_the_peer_does_not_read() {
+    let clock = Clock::new();
+    let timeout = Timeout::on(clock.clone());
+    let st = StringTransport::new();
+    timeout.on_transport_abort(st.transport());
+    timeout.set_timeout(Some(secs(5.0)));
+    clock.advance(secs(5.0));
+    assert!(st.aborted());
+    assert!(st.is_closed());
+}
+
+/// Over TCP: a peer that never reads and never writes is cut off by the
+/// timeout even with unsent data buffered.
+#[test]
+fn an_idle_tcp_peer_that_ignores_us_is_aborted() {
+    struct Stubborn(Timeout);
+    impl Protocol for Stubborn {
+        fn connection_made(&mut self, t: Transport) {
+            // More than the peer's kernel buffers take: never drains.
+            t.write(&vec![b'x'; 8 * 1024 * 1024]);
+            self.0.on_transport_abort(t);
+            self.0.set_timeout(Some(Duration::from_millis(50)));
+        }
+        fn data_received(&mut self, _: &[u8]) {
+            self.0.reset_timeout();
+        }
+    }
+    let port =
+        reactor::listen_tcp("127.0.0.1:0", |_: SocketAddr| Stubborn(Timeout::new())).unwrap();
+    // A raw client that connects and never reads.
+    let client = std::net::TcpStream::connect(port.address()).unwrap();
+    let lost = Rc::new(Cell::new(false));
+    let got = Rc::new(Cell::new(0usize));
+    let (l, g) = (lost.clone(), got.clone());
+    fn poll(client: std::net::TcpStream, lost: Rc<Cell<bool>>, got: Rc<Cell<usize>>) {
+        let mut buf = vec![0u8; 64 * 1024];
+        client.set_nonblocking(true).unwrap();
+        // Once aborted, the peer sees a reset (or the end, after draining
+        // what arrived); until then, reads would block.
+        loop {
+            match std::io::Read::read(&mut &client, &mut buf) {
+                Ok(0) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Ok(n) => got.set(got.get() + n),
+                Err(_) => {
+                    reactor::call_later(Duration::from_millis(100), move || {
+                        poll(client, lost, got)
+                    });
+                    return;
+                }
+            }
+        }
+        lost.set(true);
+        let _ = reactor::stop();
+    }
+    reactor::call_later(Duration::from_millis(200), move || poll(client, l, g));
+    run_bounded(Duration::from_secs(20));
+    port.stop_listening();
+    assert!(lost.get());
+    assert!(got.get() < 8 * 1024 * 1024, "unsent data was discarded");
+}
+
+#[test]
 fn a_timeout_may_rearm_itself_from_its_action() {
     let clock = Clock::new();
     let timeout = Rc::new(Timeout::on(clock.clone()));

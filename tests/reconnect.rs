@@ -474,3 +474,45 @@ fn client_service_over_tcp_follows_a_server_restart() {
     run_bounded(Duration::from_secs(20));
     assert_eq!(*refusals.borrow(), 1);
 }
+
+/// Over loopback TCP: ReconnectingClientFactory reconnects after the server
+/// drops the connection, and stop_trying ends it.
+#[test]
+fn reconnecting_factory_over_tcp_reconnects_after_a_drop() {
+    let conns = Rc::new(RefCell::new(Vec::new()));
+    let c = conns.clone();
+    let port = reactor::listen_tcp("127.0.0.1:0", move |_: SocketAddr| Greeter(c.clone())).unwrap();
+    let log = Log::default();
+    let client = ReconnectingClientFactory::new(ClientFactory { log: log.clone() })
+        .initial_delay(Duration::from_millis(5))
+        .factor(2.0)
+        .jitter(0.0)
+        .connect_tcp("127.0.0.1", port.address().port());
+    // Drop the first connection once it is up; stop after the second.
+    fn poll(conns: Rc<RefCell<Vec<Transport>>>, client: Reconnecting, seen: usize) {
+        let now = conns.borrow().len();
+        if now > seen {
+            if now == 1 {
+                conns.borrow()[0].abort_connection();
+            } else {
+                client.stop_trying();
+                conns.borrow()[1].lose_connection();
+                reactor::call_later(Duration::from_millis(20), || {
+                    let _ = reactor::stop();
+                });
+                return;
+            }
+        }
+        reactor::call_later(Duration::from_millis(2), move || poll(conns, client, now));
+    }
+    let (c, cl) = (conns.clone(), client.clone());
+    reactor::call_when_running(move || poll(c, cl, 0));
+    run_bounded(Duration::from_secs(10));
+    port.stop_listening();
+    assert_eq!(conns.borrow().len(), 2);
+    assert!(!client.continue_trying());
+    assert_eq!(
+        log.take(),
+        ["made", "lost", "made", "lost"].map(String::from)
+    );
+}

@@ -4,7 +4,7 @@
 //!
 //! | Twisted | twined |
 //! |---|---|
-//! | `TimeoutMixin.setTimeout(p)` / `resetTimeout()` / `timeoutConnection()` | a [`Timeout`] field: [`set_timeout`](Timeout::set_timeout) / [`reset_timeout`](Timeout::reset_timeout) / [`on_timeout`](Timeout::on_timeout) (default: lose the connection) |
+//! | `TimeoutMixin.setTimeout(p)` / `resetTimeout()` / `timeoutConnection()` | a [`Timeout`] field: [`set_timeout`](Timeout::set_timeout) / [`reset_timeout`](Timeout::reset_timeout) / [`on_transport`](Timeout::on_transport) (lose the connection, Twisted's default), [`on_transport_abort`](Timeout::on_transport_abort) or [`on_timeout`](Timeout::on_timeout) |
 //! | `LimitTotalConnectionsFactory` (`connectionLimit`) | [`LimitTotalConnectionsFactory::new(factory, limit)`](LimitTotalConnectionsFactory::new) |
 //! | `LimitConnectionsByPeer` (`maxConnectionsPerPeer = 5`) | [`LimitConnectionsByPeer::new(factory, limit)`](LimitConnectionsByPeer::new) ([`DEFAULT_MAX_PER_PEER`]) |
 //!
@@ -71,6 +71,7 @@ struct TimeoutInner {
 enum Action {
     Nothing,
     Lose(Transport),
+    Abort(Transport),
     Call(Box<dyn FnMut()>),
 }
 
@@ -107,6 +108,14 @@ impl Timeout {
     /// `timeoutConnection`: `self.transport.loseConnection()`).
     pub fn on_transport(&self, transport: Transport) {
         self.inner.state.borrow_mut().action = Action::Lose(transport);
+    }
+
+    /// On timeout, abort `transport`'s connection: unlike
+    /// [`on_transport`](Self::on_transport), this closes at once even when
+    /// the peer stopped reading and the write buffer never drains (the
+    /// choice for a peer that may ignore you).
+    pub fn on_transport_abort(&self, transport: Transport) {
+        self.inner.state.borrow_mut().action = Action::Abort(transport);
     }
 
     /// On timeout, run `f` instead (overriding Twisted's
@@ -181,6 +190,10 @@ impl TimeoutInner {
             Action::Lose(transport) => {
                 transport.lose_connection();
                 Action::Lose(transport)
+            }
+            Action::Abort(transport) => {
+                transport.abort_connection();
+                Action::Abort(transport)
             }
             Action::Call(mut f) => {
                 f();

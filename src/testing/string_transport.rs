@@ -63,6 +63,8 @@ pub enum ProducerState {
 ///
 /// A protocol may call the transport from any of its methods: a close or a
 /// delivery asked for while the protocol runs happens right after it returns.
+/// The test's handles keep the connection: dropping the last one drops the
+/// protocol without `connection_lost` (close it first to see that run).
 ///
 /// ```
 /// use twined::protocol::{Protocol, Transport};
