@@ -144,7 +144,9 @@ enum Phase<T> {
 
 struct Waiter<T> {
     trigger: Trigger<T>,
+    /// Fail after this many failed attempts (counted from the call).
     fail_after: Option<u32>,
+    failures: u32,
 }
 
 struct State<T> {
@@ -215,8 +217,8 @@ impl<T: Clone + 'static> ClientService<T> {
     }
 
     /// [`when_connected`](Self::when_connected), but errbacks with the last
-    /// attempt's failure once `failures` attempts in a row failed (Twisted's
-    /// `failAfterFailures`). 0 is taken as 1.
+    /// attempt's failure once `failures` attempts made after this call failed
+    /// (Twisted's `failAfterFailures`). 0 is taken as 1.
     pub fn when_connected_failing_after(&self, failures: u32) -> Deferred<T> {
         self.wait(Some(failures.max(1)))
     }
@@ -231,6 +233,7 @@ impl<T: Clone + 'static> ClientService<T> {
                 st.waiters.push(Waiter {
                     trigger,
                     fail_after,
+                    failures: 0,
                 });
                 d
             }
@@ -342,10 +345,15 @@ impl<T: Clone + 'static> Inner<T> {
                 let failed_now = {
                     let mut st = me.state.borrow_mut();
                     st.failed_attempts += 1;
-                    let n = st.failed_attempts;
                     let (failed, kept) = std::mem::take(&mut st.waiters)
                         .into_iter()
-                        .partition(|w: &Waiter<T>| w.fail_after.is_some_and(|max| n >= max));
+                        .map(|mut w| {
+                            w.failures += 1;
+                            w
+                        })
+                        .partition(|w: &Waiter<T>| {
+                            w.fail_after.is_some_and(|max| w.failures >= max)
+                        });
                     st.waiters = kept;
                     failed
                 };

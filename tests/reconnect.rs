@@ -326,6 +326,23 @@ fn when_connected_failing_after_n_failures() {
     assert!(patient.result().unwrap().is_ok());
 }
 
+#[test]
+fn failing_after_counts_the_attempts_made_after_the_call() {
+    let reactor = MemoryReactor::new();
+    let svc = service(&reactor, &Log::default());
+    svc.start_service();
+    let st = reactor.tcp_clients()[0].connect().unwrap();
+    // Lost: the service waits policy(1) before its next attempt.
+    st.close(ConnectionDone);
+    let d = svc.when_connected_failing_after(2);
+    reactor.clock().advance(secs(1));
+    reactor.tcp_clients()[1].fail(refused());
+    assert!(!d.called(), "one failure is not two");
+    reactor.clock().advance(secs(2));
+    reactor.tcp_clients()[2].fail(refused());
+    assert!(d.result().unwrap().unwrap_err().check::<ConnectError>());
+}
+
 // Ports ClientServiceTests.test_retryCancelled (stopService while waiting).
 #[test]
 fn stop_service_while_waiting_cancels_the_retry() {
