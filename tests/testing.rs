@@ -516,3 +516,15 @@ fn a_protocol_with_a_timeout_is_tested_with_no_socket_and_no_sleep() {
     assert!(st.disconnecting());
     assert_eq!(clock.pending(), 0, "no timer left behind");
 }
+
+#[test]
+fn a_second_protocol_is_refused() {
+    let first = Shared::default();
+    let second = Shared::default();
+    let st = StringTransport::new();
+    st.make_connection(Recorder::new(&first));
+    st.make_connection(Recorder::new(&second));
+    st.receive(b"x");
+    assert_eq!(first.borrow().data, b"x");
+    assert_eq!(second.borrow().made, 0);
+}

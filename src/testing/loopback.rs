@@ -44,16 +44,9 @@ pub const MAX_FLUSH_ROUNDS: usize = 10_000;
 /// ```
 pub fn connect(server: impl Protocol, client: impl Protocol) -> IOPump {
     let server_side = StringTransport::new();
-    let client_side = StringTransport::new().with_addresses(
-        server_side
-            .transport()
-            .peer()
-            .unwrap_or(super::DEFAULT_PEER),
-        server_side
-            .transport()
-            .host()
-            .unwrap_or(super::DEFAULT_HOST),
-    );
+    // Each side's peer is the other's host.
+    let client_side =
+        StringTransport::new().with_addresses(super::DEFAULT_PEER, super::DEFAULT_HOST);
     server_side.make_connection(server);
     client_side.make_connection(client);
     IOPump {

@@ -7,7 +7,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use crate::defer::report::report_error;
+use crate::defer::report::{report_error, report_warn};
 use crate::defer::{Failure, Panicked};
 use crate::protocol::{
     CloseNotice, ConnectionAborted, ConnectionDone, ITransport, Protocol, Transport,
@@ -123,6 +123,8 @@ struct State {
     reason: Option<Failure>,
     /// A protocol method is running.
     busy: bool,
+    /// A protocol was attached.
+    made: bool,
     /// Called after `connection_lost` (a factory's `client_connection_lost`).
     on_lost: Option<Box<dyn FnOnce(Failure)>>,
 }
@@ -152,6 +154,7 @@ impl StringTransport {
                 notify: None,
                 reason: None,
                 busy: false,
+                made: false,
                 on_lost: None,
             }),
             protocol: RefCell::new(None),
@@ -183,8 +186,18 @@ impl StringTransport {
     }
 
     /// [`make_connection`](Self::make_connection) with a boxed protocol.
+    /// A transport takes one protocol: a second is dropped with a warning.
     pub fn make_connection_boxed(&self, mut protocol: Box<dyn Protocol>) {
-        self.0.state.borrow_mut().busy = true;
+        {
+            let mut st = self.0.state.borrow_mut();
+            if st.made {
+                drop(st);
+                report_warn!("a StringTransport already has a protocol; the second one is dropped");
+                return;
+            }
+            st.made = true;
+            st.busy = true;
+        }
         let transport = self.transport();
         self.0.run("connection_made", &mut protocol, |p| {
             p.connection_made(transport)
