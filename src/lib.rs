@@ -116,6 +116,12 @@
 //! | `twisted.web.server.Site` | [`web::server::Site`] (keep-alive, pipelining, handlers returning a `Response` or a `Deferred<Response>`) |
 //! | `txredisapi.lazyConnection(host, port, dbid, password)` / `Connection(...)` | [`redis::Client::new(url)`](redis::Client::new) (connects on first use) / [`redis::Client::connect(url)`](redis::Client::connect) -> `Deferred<Client>`, `redis://[user:password@]host:port/db`; feature `redis` |
 //! | `conn.execute_command(*args)`, `ResponseError` | [`client.command([...])`](redis::Client::command) -> `Deferred<redis::Value>` (pipelined, replies in order); an error reply is [`redis::RedisError::Server { kind, message }`](redis::RedisError::Server) |
+//! | `twisted.internet.testing`: `StringTransport`, `MemoryReactorClock`; `iosim.connect`/`IOPump`, `loopbackAsync` | [`testing::StringTransport`], [`testing::MemoryReactor`] (records `listen_tcp`/`connect_tcp`, keeps a `Clock`); [`testing::loopback::connect`] -> [`IOPump`](testing::IOPump) |
+//! | `TimeoutMixin.setTimeout/resetTimeout/timeoutConnection` | a [`protocol::policies::Timeout`] field: `set_timeout`, `reset_timeout`, `on_timeout` (on any `ReactorTime`) |
+//! | `LimitTotalConnectionsFactory`, `LimitConnectionsByPeer` | [`protocol::policies::LimitTotalConnectionsFactory`], [`protocol::policies::LimitConnectionsByPeer`] |
+//! | `ReconnectingClientFactory` (`initialDelay`, `factor`, `maxDelay`, `jitter`, `maxRetries`, `resetDelay`, `stopTrying`) | [`protocol::reconnect::ReconnectingClientFactory`] (builder) `.connect_tcp(host, port)` -> [`Reconnecting`](protocol::reconnect::Reconnecting) (`reset_delay`, `stop_trying`, `when_stopped`: errbacks once `max_retries` are spent) |
+//! | `ClientService(endpoint, factory, retryPolicy, clock)`, `whenConnected(failAfterFailures)`, `stopService()` | [`application::ClientService`] (`tcp(host, port, make)` or `new(connect)`), `when_connected()`, `when_connected_failing_after(n)`, `stop_service()`; [`application::BackoffPolicy`] |
+//! | a "done" Deferred fired from the protocol's `connectionLost` (endpoint examples) | [`Transport::when_closed()`](protocol::Transport::when_closed) -> `Deferred<Failure>` with the close reason |
 //!
 //! Each module's docs say where twined differs from Twisted on purpose (for
 //! example: constant-stack chains, FIFO order for equal-time timers,
@@ -131,12 +137,14 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
+pub mod application;
 pub mod defer;
 pub mod protocol;
 pub mod reactor;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod task;
+pub mod testing;
 pub mod threads;
 pub mod time;
 pub mod utils;

@@ -49,6 +49,8 @@
 //! ```
 
 pub mod basic;
+pub mod policies;
+pub mod reconnect;
 
-pub use crate::reactor::stream::{Factory, ITransport, Protocol, Transport};
+pub use crate::reactor::stream::{CloseNotice, Factory, ITransport, Protocol, Transport};
 pub use crate::reactor::tcp::{ConnectionAborted, ConnectionDone, ConnectionLost};

@@ -118,3 +118,55 @@ fn serve_refuses_a_bad_port_cleanly() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains(&port));
 }
+
+#[test]
+fn chat_server_demo() {
+    let out = run("chat_server", &["--demo"]);
+    assert!(
+        out.contains("bob| Name taken, please choose another."),
+        "{out}"
+    );
+    assert!(out.contains("bob| <alice> hi bob"), "{out}");
+    assert!(out.contains("alice| <bob> hello alice, bye"), "{out}");
+    assert!(out.contains("alice| bob has left"), "{out}");
+    assert!(
+        !out.contains("alice| <alice>"),
+        "no echo to the sender: {out}"
+    );
+}
+
+#[test]
+fn rpc_demo() {
+    let out = run("rpc", &["--demo"]);
+    assert!(out.contains("upper hello, world -> HELLO, WORLD"), "{out}");
+    assert!(out.contains("add 2 40 -> 42"), "{out}");
+    assert!(out.contains("reverse stressed -> desserts"), "{out}");
+    assert!(
+        out.contains("divide 1 0 -> error: the server says: no such method: divide"),
+        "{out}"
+    );
+    assert!(out.contains("add 1 1 -> 2"), "{out}");
+}
+
+#[test]
+fn rpc_refuses_bad_usage() {
+    let out = Command::new(example("rpc"))
+        .arg("nonsense")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage"));
+}
+
+#[test]
+fn reconnecting_client_follows_a_server_restart() {
+    let out = run("reconnecting_client", &[]);
+    assert!(out.contains("connected: hello #1"), "{out}");
+    assert!(out.contains("client: connection lost"), "{out}");
+    assert!(out.contains("reconnected: hello #2"), "{out}");
+    assert!(out.contains("client service stopped"), "{out}");
+    assert!(
+        out.contains("reconnecting factory: gave up reconnecting after 3 retries"),
+        "{out}"
+    );
+}

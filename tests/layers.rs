@@ -19,8 +19,10 @@ const LAYERS: &[(&str, u32)] = &[
     ("protocol", 4),
     ("task", 5),
     ("utils", 5),
+    ("application", 5),
     ("web", 6),
     ("redis", 6),
+    ("testing", 6),
 ];
 
 type Graph = BTreeMap<String, BTreeSet<String>>;

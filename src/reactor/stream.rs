@@ -14,7 +14,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use crate::defer::Failure;
+use crate::defer::{Deferred, Failure, Trigger};
 
 /// The code of one stream connection (Twisted's `Protocol`).
 ///
@@ -117,6 +117,24 @@ pub trait Factory: 'static {
     }
 }
 
+impl Factory for Box<dyn Factory> {
+    fn build_protocol(&mut self, peer: SocketAddr) -> Option<Box<dyn Protocol>> {
+        (**self).build_protocol(peer)
+    }
+    fn start_factory(&mut self) {
+        (**self).start_factory()
+    }
+    fn stop_factory(&mut self) {
+        (**self).stop_factory()
+    }
+    fn client_connection_failed(&mut self, reason: Failure) {
+        (**self).client_connection_failed(reason)
+    }
+    fn client_connection_lost(&mut self, reason: Failure) {
+        (**self).client_connection_lost(reason)
+    }
+}
+
 impl<F, P> Factory for F
 where
     F: FnMut(SocketAddr) -> P + 'static,
@@ -166,6 +184,84 @@ pub trait ITransport: fmt::Debug {
     fn set_write_buffer_limits(&self, high: usize, low: usize);
     /// Bytes written but not yet sent.
     fn write_buffer_size(&self) -> usize;
+    /// The [`CloseNotice`] the transport fires when the connection closes,
+    /// behind [`Transport::when_closed`]. The default, `None`, makes
+    /// `when_closed` errback at once: a transport that can close implements
+    /// this.
+    fn close_notice(&self) -> Option<&CloseNotice> {
+        None
+    }
+}
+
+/// Tells any number of waiters that a connection closed, and why: the one
+/// mechanism behind [`Transport::when_closed`] for every kind of transport.
+/// A transport keeps one and calls [`closed`](Self::closed) from its close
+/// path, after the protocol's `connection_lost`.
+#[derive(Default)]
+pub struct CloseNotice(RefCell<CloseState>);
+
+enum CloseState {
+    Open(Vec<Trigger<Failure>>),
+    Closed(Failure),
+}
+
+impl Default for CloseState {
+    fn default() -> CloseState {
+        CloseState::Open(Vec::new())
+    }
+}
+
+impl CloseNotice {
+    /// An open connection's notice.
+    pub fn new() -> CloseNotice {
+        CloseNotice::default()
+    }
+
+    /// A Deferred that fires with the close reason once the connection is
+    /// closed (at once if it already is).
+    pub fn when_closed(&self) -> Deferred<Failure> {
+        let mut state = self.0.borrow_mut();
+        match &mut *state {
+            CloseState::Open(waiters) => {
+                let (d, trigger) = Deferred::new();
+                waiters.push(trigger);
+                d
+            }
+            CloseState::Closed(reason) => crate::defer::succeed(reason.clone()),
+        }
+    }
+
+    /// The connection closed with `reason`: fires every waiter. Only the
+    /// first call counts.
+    pub fn closed(&self, reason: Failure) {
+        let waiters = {
+            let mut state = self.0.borrow_mut();
+            match &*state {
+                CloseState::Closed(_) => return,
+                CloseState::Open(_) => {}
+            }
+            match std::mem::replace(&mut *state, CloseState::Closed(reason.clone())) {
+                CloseState::Open(waiters) => waiters,
+                CloseState::Closed(_) => Vec::new(),
+            }
+        };
+        for trigger in waiters {
+            trigger.callback(reason.clone());
+        }
+    }
+
+    /// Whether [`closed`](Self::closed) was called.
+    pub fn is_closed(&self) -> bool {
+        matches!(&*self.0.borrow(), CloseState::Closed(_))
+    }
+}
+
+impl fmt::Debug for CloseNotice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CloseNotice")
+            .field("closed", &self.is_closed())
+            .finish()
+    }
 }
 
 /// A handle on one stream connection (Twisted's `ITransport`, here a TCP
@@ -254,6 +350,35 @@ impl Transport {
     /// Bytes written but not yet taken by the kernel.
     pub fn write_buffer_size(&self) -> usize {
         self.0.write_buffer_size()
+    }
+
+    /// A Deferred that fires with the close reason once the connection is
+    /// closed, after the protocol's `connection_lost` (Twisted's endpoint
+    /// examples keep such a Deferred on the protocol). It fires with the
+    /// reason as its value, [`ConnectionDone`](crate::protocol::ConnectionDone)
+    /// for a clean close, and at once when the connection is already closed;
+    /// it errbacks only for a transport that cannot report its close (no
+    /// [`ITransport::close_notice`]).
+    ///
+    /// ```
+    /// use twined::protocol::ConnectionDone;
+    /// use twined::testing::StringTransport;
+    ///
+    /// let st = StringTransport::new();
+    /// let closed = st.transport().when_closed();
+    /// assert!(!closed.called());
+    /// st.transport().lose_connection();
+    /// let reason = closed.result().unwrap().unwrap();
+    /// assert!(reason.check::<ConnectionDone>());
+    /// ```
+    pub fn when_closed(&self) -> Deferred<Failure> {
+        match self.0.close_notice() {
+            Some(notice) => notice.when_closed(),
+            None => crate::defer::fail(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this transport does not report when it closes",
+            )),
+        }
     }
 }
 

@@ -30,7 +30,7 @@ use crate::defer::report::report_error;
 use crate::defer::report::report_warn;
 use crate::defer::{Failure, Panicked};
 use crate::reactor::sources::{Handler, Ready, SourceKey};
-use crate::reactor::stream::{ITransport, Protocol, Transport};
+use crate::reactor::stream::{CloseNotice, ITransport, Protocol, Transport};
 use crate::reactor::{current_reactor, guard};
 
 /// Default high-water mark of the write buffer (Twisted's `bufferSize`).
@@ -83,6 +83,8 @@ pub(crate) struct Conn {
     /// A pause (`true`) or resume (`false`) for the protocol that came while
     /// it was busy in one of its own methods.
     pub(super) pending: Cell<Option<bool>>,
+    /// Fired once the connection is closed (`Transport::when_closed`).
+    pub(super) closed: CloseNotice,
 }
 
 thread_local! {
@@ -123,6 +125,7 @@ impl Conn {
             }),
             protocol: RefCell::new(protocol),
             pending: Cell::new(None),
+            closed: CloseNotice::new(),
         })
     }
 
@@ -417,10 +420,10 @@ impl Conn {
             });
         }
         if let Some(on_lost) = on_lost {
-            guard("a factory's client_connection_lost", move || {
-                on_lost(reason)
-            });
+            let r = reason.clone();
+            guard("a factory's client_connection_lost", move || on_lost(r));
         }
+        self.closed.closed(reason);
     }
 }
 
@@ -520,6 +523,10 @@ impl ITransport for Conn {
     }
 
     /// Whether the connection is open and not closing.
+    fn close_notice(&self) -> Option<&CloseNotice> {
+        Some(&self.closed)
+    }
+
     fn connected(&self) -> bool {
         let st = self.state.borrow();
         matches!(st.phase, Phase::Connected) && !st.closing
