@@ -28,7 +28,7 @@ use twined::redis::{Client, ClientOptions, StreamEntry, Value};
 use crate::input::Entry;
 use crate::workers::Shared;
 
-/// Entries read per `XREADGROUP`/`XAUTOCLAIM`.
+/// Most entries read per `XREADGROUP`/`XAUTOCLAIM`.
 const BATCH: usize = 256;
 /// How long one `XREADGROUP` waits for new entries.
 const BLOCK: Duration = Duration::from_millis(500);
@@ -88,6 +88,8 @@ pub struct Frontier {
     /// Since when the queue has been empty with nothing pending.
     idle_since: Cell<Option<Instant>>,
     last_claim: Cell<Instant>,
+    /// Where the scan of the pending entries is (`XAUTOCLAIM`'s cursor).
+    claim_from: RefCell<String>,
     last_refresh: Cell<Instant>,
     /// Since when Redis has been failing.
     failing_since: Cell<Option<Instant>>,
@@ -124,6 +126,7 @@ impl Frontier {
                 idle_since: Cell::new(None),
                 // Look for a dead consumer's entries at once.
                 last_claim: Cell::new(now.checked_sub(Duration::from_secs(3600)).unwrap_or(now)),
+                claim_from: RefCell::new("0-0".to_string()),
                 last_refresh: Cell::new(now),
                 failing_since: Cell::new(None),
             })
@@ -135,9 +138,6 @@ impl Frontier {
         let next = self.ready.borrow_mut().pop_front();
         if let Some((id, entry)) = next {
             self.in_flight.borrow_mut().insert(id.clone());
-            if self.ready.borrow().len() < BATCH / 4 {
-                self.fill();
-            }
             return succeed(Some((id, entry)));
         }
         if self.ended.get() {
@@ -216,6 +216,7 @@ impl Frontier {
         }
         self.last_refresh.set(Instant::now());
         let mut ids: Vec<String> = self.in_flight.borrow().iter().cloned().collect();
+        ids.extend(self.ready.borrow().iter().map(|(id, _)| id.clone()));
         ids.extend(self.written.borrow().iter().map(|w| w.id.clone()));
         if ids.is_empty() {
             return;
@@ -237,15 +238,27 @@ impl Frontier {
         let frontier = self.clone();
         let c = &self.config;
         let claim_every = (c.claim_idle / 2).max(Duration::from_millis(100));
+        // Take only what the idle workers can start now: an entry taken is
+        // this consumer's until it is acknowledged.
+        let count = self.waiting.borrow().len().clamp(1, BATCH);
         let read = if self.last_claim.get().elapsed() >= claim_every {
-            self.last_claim.set(Instant::now());
+            let from = self.claim_from.borrow().clone();
+            let me = self.clone();
             self.writer
-                .xautoclaim(&c.queue, &c.group, &c.consumer, c.claim_idle, "0-0", BATCH)
-                .add_callback(|claim| claim.entries)
+                .xautoclaim(&c.queue, &c.group, &c.consumer, c.claim_idle, &from, count)
+                .add_callback(move |claim| {
+                    // A whole pass over the pending entries: the next one
+                    // after `claim_every`; else go on scanning next time.
+                    if claim.next == "0-0" {
+                        me.last_claim.set(Instant::now());
+                    }
+                    *me.claim_from.borrow_mut() = claim.next;
+                    claim.entries
+                })
         } else {
             let block = BLOCK.min(c.idle_exit);
             self.reader
-                .xreadgroup(&c.group, &c.consumer, &c.queue, BATCH, Some(block))
+                .xreadgroup(&c.group, &c.consumer, &c.queue, count, Some(block))
         };
         read.add_both(move |result| frontier.arrived(result));
     }
