@@ -79,6 +79,9 @@ pub struct Frontier {
     /// Everything else: acks, claims, results, dedupe.
     writer: Client,
     ready: RefCell<VecDeque<Taken>>,
+    /// Entries kept ready ahead of the workers (their number), so a worker
+    /// never waits for a round trip to Redis.
+    ahead: usize,
     waiting: RefCell<VecDeque<Trigger<Option<Taken>>>>,
     reading: Cell<bool>,
     ended: Cell<bool>,
@@ -97,7 +100,7 @@ pub struct Frontier {
 
 impl Frontier {
     /// Connects (both clients) and makes sure the group exists.
-    pub fn start(config: Config, shared: Arc<Shared>) -> Deferred<Rc<Frontier>> {
+    pub fn start(config: Config, shared: Arc<Shared>, ahead: usize) -> Deferred<Rc<Frontier>> {
         let options = ClientOptions {
             connect_timeout: Some(Duration::from_secs(5)),
             ..Default::default()
@@ -118,6 +121,7 @@ impl Frontier {
                 reader,
                 writer,
                 ready: RefCell::default(),
+                ahead: ahead.min(BATCH),
                 waiting: RefCell::default(),
                 reading: Cell::new(false),
                 ended: Cell::new(false),
@@ -138,6 +142,9 @@ impl Frontier {
         let next = self.ready.borrow_mut().pop_front();
         if let Some((id, entry)) = next {
             self.in_flight.borrow_mut().insert(id.clone());
+            if self.ready.borrow().len() < self.ahead / 2 {
+                self.fill();
+            }
             return succeed(Some((id, entry)));
         }
         if self.ended.get() {
@@ -238,9 +245,11 @@ impl Frontier {
         let frontier = self.clone();
         let c = &self.config;
         let claim_every = (c.claim_idle / 2).max(Duration::from_millis(100));
-        // Take only what the idle workers can start now: an entry taken is
-        // this consumer's until it is acknowledged.
-        let count = self.waiting.borrow().len().clamp(1, BATCH);
+        // What the idle workers can start now, and one round ahead: an
+        // entry taken is this consumer's (kept fresh) until acknowledged.
+        let ready = self.ready.borrow().len();
+        let count =
+            (self.waiting.borrow().len() + self.ahead.saturating_sub(ready)).clamp(1, BATCH);
         let read = if self.last_claim.get().elapsed() >= claim_every {
             let from = self.claim_from.borrow().clone();
             let me = self.clone();

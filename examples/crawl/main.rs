@@ -155,7 +155,7 @@ impl Plan {
             return all_workers(&crawl, concurrency);
         };
         let on_fail = shared.clone();
-        Frontier::start(config, shared.clone())
+        Frontier::start(config, shared.clone(), concurrency)
             .then(move |result: Result<Rc<Frontier>, Failure>| {
                 if let Err(failure) = &result {
                     on_fail.stop(format!("redis: {failure}"));
