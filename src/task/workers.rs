@@ -158,3 +158,48 @@ where
 {
     Ok(ReactorThreads::spawn(n, main)?.join())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::defer::Deferred;
+    use crate::task::ReactorStopped;
+
+    #[test]
+    fn stop_ends_threads_whose_main_never_fires() {
+        let threads = ReactorThreads::spawn(3, |_| {
+            // Fires never: only a stop ends this thread's reactor.
+            let (d, trigger) = Deferred::<()>::new();
+            std::mem::forget(trigger);
+            d
+        })
+        .unwrap();
+        assert_eq!(threads.handles().len(), 3);
+        threads.stop();
+        for result in threads.join() {
+            assert!(result.unwrap_err().check::<ReactorStopped>());
+        }
+    }
+
+    #[test]
+    fn a_panicking_main_is_a_failure_of_its_thread_only() {
+        let results = react_threads(2, |i| {
+            if i == 1 {
+                panic!("worker {i} fails");
+            }
+            Ok::<_, Failure>(i)
+        })
+        .unwrap();
+        assert_eq!(results[0].as_ref().ok(), Some(&0));
+        let failure = results[1].as_ref().unwrap_err();
+        assert!(failure.check::<Panicked>(), "{failure:?}");
+        assert!(failure.to_string().contains("worker 1 fails"));
+    }
+
+    #[test]
+    fn no_threads_is_no_results() {
+        let threads = ReactorThreads::<()>::spawn(0, |_| Ok::<_, Failure>(())).unwrap();
+        assert!(threads.is_empty());
+        assert!(threads.join().is_empty());
+    }
+}
