@@ -294,3 +294,56 @@ fn an_unreachable_redis_is_an_error_not_a_hang() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "URLs besides --redis");
 }
+
+#[test]
+fn follow_runs_until_ctrl_c_and_acknowledges_every_written_line() {
+    let server = RedisServer::start();
+    let redis = server.url(0);
+    let port = site();
+    let base = format!("http://{}", port.address());
+    let dir = scratch("follow");
+    let list: Vec<String> = (0..300).map(|i| format!("{base}/f/{i}")).collect();
+    std::fs::write(dir.join("urls.txt"), list.join("\n")).unwrap();
+    let (d, r) = (dir.clone(), redis.clone());
+    let (enqueued, out) = with_reactor(Duration::from_secs(60), move || {
+        let child = Command::new(example("crawl"))
+            .args([
+                "--redis", &r, "--queue", "live", "-q", "--follow", "-j", "2",
+            ])
+            .arg("-o")
+            .arg(d.join("out.jsonl"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The crawler waits on an empty queue; the URLs arrive later.
+        std::thread::sleep(Duration::from_millis(700));
+        let enqueued = enqueue(&r, "live", &d.join("urls.txt"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while urls(&d.join("out.jsonl")).len() < 300 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Still running with nothing to do: --follow waits for more.
+        std::thread::sleep(Duration::from_millis(700));
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        (
+            enqueued,
+            wait_until(child, Instant::now() + Duration::from_secs(20)),
+        )
+    });
+    assert_eq!(enqueued.status.code(), Some(0));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "Ctrl-C is how --follow ends: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(last_line(&out.stderr), "ok=300 failed=0");
+    assert_eq!(urls(&dir.join("out.jsonl")).len(), 300);
+    let client = Client::new(&redis).unwrap();
+    assert_eq!(pending(&client, "live"), 0);
+    port.stop_listening();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -405,6 +405,9 @@ fn enqueue_main(args: &Args, input: Option<Input>) -> ExitCode {
     let (Some(url), Some(queue)) = (&args.redis, &args.queue) else {
         return usage("--enqueue needs --redis URL and --queue NAME");
     };
+    if args.demo.is_some() {
+        return usage("--enqueue loads URL arguments and -i FILE; the --demo site lives only as long as its crawl");
+    }
     let client = match Client::new(url) {
         Ok(c) => c,
         Err(e) => return usage(e),
