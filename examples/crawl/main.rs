@@ -251,7 +251,9 @@ fn main() -> ExitCode {
         }
     }
     let lines = Lines::new(args.urls.clone(), input, demo_site, args.repeat);
-    let bar = progress(args.quiet, lines.known_len());
+    // A queue's length is not known (other processes share it).
+    let known = if redis_mode { None } else { lines.known_len() };
+    let bar = progress(args.quiet, known);
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     // Every thread needs at least one request in flight of each cap.
     let threads = args
