@@ -107,6 +107,7 @@
 //! | `DeferredLock`, `DeferredSemaphore(n).run(f)`, `DeferredQueue` | the same names in `twined::defer` (guards release on drop) |
 //! | `@inlineCallbacks` / `ensureDeferred(coro)` / `Deferred.fromCoroutine` | [`defer::ensure_deferred(async move { ... })`](defer::ensure_deferred); `Deferred<T>` is a `Future<Output = Result<T, Failure>>` (see below); `task.react(lambda r: ensureDeferred(main()))` is [`task::react_async(\|\| async { ... })`](task::react_async); `deferLater(reactor, t)` awaited is [`task::sleep(t)`](task::sleep) |
 //! | `task.react(main)` | `task::react(main)` (returns main's result; `task::exit_code` maps it to 0, 1 or a `SystemExit` code) |
+//! | `react` on every core (N processes in Twisted) | `task::react_threads(n, main)`: one reactor per thread, each thread's result collected |
 //! | `task.deferLater`, `LoopingCall(f)`, `LoopingCall.withCount(f)`, `coiterate`/`cooperate`/`Cooperator`, `Clock` | `task::defer_later`, `task::LoopingCall::new(f)`, `LoopingCall::with_count(f)`, `LoopingCall::with_handle(f)` (`f` receives the loop: `lc.stop()` from inside `f`), `task::coiterate`/`cooperate`/`Cooperator`, `task::Clock` |
 //! | `Failure.trap(E)` / `check(E)` / `value` / `getErrorMessage()` | `failure.trap::<E>()` / `check::<E>()` / `downcast_ref::<E>()` / `Display` |
 //! | `defer.setDebugging(True)` | `defer::set_debugging(true)` |

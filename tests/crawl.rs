@@ -738,3 +738,92 @@ fn a_user_host_replaces_the_default_and_two_are_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("more than one Host"));
 }
+
+#[test]
+fn workers_share_one_writer_the_input_and_the_totals() {
+    let out = Command::new(example("crawl"))
+        .args(["--demo", "3000", "-j", "3", "-q", "-o", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(last_line(&out.stderr), "ok=3000 failed=0");
+    // Every line whole (`lines` parses each), every URL exactly once.
+    let got = lines(&out.stdout);
+    assert_eq!(got.len(), 3000);
+    let distinct: std::collections::HashSet<&str> = got.iter().map(|l| l.url.as_str()).collect();
+    assert_eq!(distinct.len(), 3000);
+}
+
+#[test]
+fn workers_beyond_the_caps_are_clamped_and_zero_is_a_usage_error() {
+    let good = site();
+    let base = format!("http://{}", good.address());
+    let urls: Vec<String> = (0..20).map(|i| format!("{base}/p{i}")).collect();
+    for j in ["1", "8"] {
+        let mut cmd = Command::new(example("crawl"));
+        cmd.args(["-q", "-j", j, "-c", "3", "--per-host", "2"])
+            .args(&urls);
+        let out = run_with_reactor(cmd, None, Duration::from_secs(30));
+        assert_eq!(out.status.code(), Some(0), "-j {j}");
+        assert_eq!(last_line(&out.stderr), "ok=20 failed=0", "-j {j}");
+        let mut got: Vec<String> = lines(&out.stdout).into_iter().map(|l| l.url).collect();
+        got.sort();
+        let mut want = urls.clone();
+        want.sort();
+        assert_eq!(got, want, "-j {j}");
+    }
+    let out = Command::new(example("crawl"))
+        .args(["-j", "0", "http://127.0.0.1:9/"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--workers"));
+    good.stop_listening();
+}
+
+#[test]
+fn ctrl_c_stops_every_worker_and_keeps_every_finished_line() {
+    let good = site();
+    let base = format!("http://{}", good.address());
+    let mut urls: Vec<String> = (0..6).map(|i| format!("{base}/fast{i}")).collect();
+    urls.extend((0..6).map(|_| format!("{base}/slow")));
+    let child = Command::new(example("crawl"))
+        .args(["-q", "-j", "3", "-c", "3"])
+        .args(&urls)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = reactor::handle();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+        handle.call_from_thread(|| {
+            let _ = reactor::stop();
+        });
+    });
+    // Once the fast pages are done and every worker hangs on a slow one.
+    reactor::call_later(Duration::from_millis(1000), move || {
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+    });
+    let watchdog = reactor::call_later(Duration::from_secs(20), || {
+        let _ = reactor::stop();
+    });
+    reactor::run().unwrap();
+    let _ = watchdog.cancel();
+    let out = rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
+    let got = lines(&out.stdout);
+    assert_eq!(got.len(), 6, "the six finished fetches are kept");
+    assert!(got.iter().all(|l| l.kind.is_none()));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("interrupted: 6 fetches done"), "{stderr}");
+    assert_eq!(last_line(&out.stderr), "ok=6 failed=0");
+    good.stop_listening();
+}

@@ -3,13 +3,15 @@
 
 #[path = "support/redis.rs"]
 mod redis_support;
+mod support;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use redis_support::{redis_error, wait, RedisServer};
+use redis_support::{redis_error, RedisServer};
+use support::wait;
 use twined::defer::{gather_results, DeferredList, Failure, TimeoutError};
 use twined::protocol::{Protocol, Transport};
 use twined::reactor;

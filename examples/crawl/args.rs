@@ -88,6 +88,41 @@ pub struct Args {
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Reactor threads (default: the number of cores; at most --concurrency
+    /// and --per-host, which stay global caps split among the threads).
+    #[arg(short = 'j', long = "workers", value_name = "N",
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    pub workers: Option<usize>,
+    /// Take URLs from a Redis stream (the shared frontier): redis://[:password@]host[:port][/db].
+    #[arg(long, value_name = "URL", requires = "queue")]
+    pub redis: Option<String>,
+    /// The Redis stream holding the URLs (field `url`).
+    #[arg(long, value_name = "NAME", requires = "redis")]
+    pub queue: Option<String>,
+    /// The consumer group of the crawlers.
+    #[arg(long, value_name = "NAME", default_value = "crawl")]
+    pub group: String,
+    /// This process's consumer name (default: host-pid).
+    #[arg(long, value_name = "NAME")]
+    pub consumer: Option<String>,
+    /// Take over entries another consumer left pending this long (seconds).
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = seconds)]
+    pub claim_idle: Duration,
+    /// Exit once the queue is empty and nothing is pending for this long (seconds).
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = seconds)]
+    pub idle_exit: Duration,
+    /// Keep waiting for new URLs until Ctrl-C.
+    #[arg(long, requires = "redis")]
+    pub follow: bool,
+    /// Also append each JSON line to this Redis stream (field `line`).
+    #[arg(long, value_name = "STREAM", requires = "redis")]
+    pub results: Option<String>,
+    /// Skip URLs in this Redis set; add each fetched URL to it.
+    #[arg(long, value_name = "SET", requires = "redis")]
+    pub dedupe: Option<String>,
+    /// Load the queue from the URLs given (and -i FILE) instead of crawling.
+    #[arg(long, requires = "redis")]
+    pub enqueue: bool,
 }
 
 /// A timeout in seconds: a finite number from 0.001 to one week.

@@ -17,6 +17,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use twined::defer::{succeed, Deferred, Failure, Trigger};
 use twined::threads::defer_to_thread;
@@ -165,9 +166,8 @@ enum Segment {
     Demo(usize),
 }
 
-/// A batch read on the thread pool, with the reader handed back.
+/// A batch read on the thread pool.
 struct Batch {
-    lines: Box<Lines>,
     entries: Vec<Entry>,
     end: End,
 }
@@ -319,10 +319,68 @@ fn printable(bytes: &[u8]) -> String {
     out
 }
 
+/// The URL list shared by every worker thread: each worker's [`Feed`] takes
+/// a batch at a time under the lock, so every line goes to exactly one
+/// worker.
+pub struct SharedLines {
+    state: Mutex<LinesState>,
+}
+
+struct LinesState {
+    lines: Lines,
+    /// Every line has been handed out, or reading failed.
+    ended: bool,
+    /// Why reading failed, if it did.
+    error: Option<String>,
+}
+
+impl SharedLines {
+    pub fn new(lines: Lines) -> Arc<SharedLines> {
+        Arc::new(SharedLines {
+            state: Mutex::new(LinesState {
+                lines,
+                ended: false,
+                error: None,
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LinesState> {
+        // A panic while reading leaves the list as it was: go on with it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next batch (on the thread pool: it may block on a pipe).
+    fn next_batch(&self, max: usize) -> Batch {
+        let mut state = self.lock();
+        if state.ended {
+            return Batch {
+                entries: Vec::new(),
+                end: End::Exhausted,
+            };
+        }
+        let (entries, end) = state.lines.next_batch(max);
+        match &end {
+            End::More => {}
+            End::Exhausted => state.ended = true,
+            End::Failed(e) => {
+                state.ended = true;
+                state.error = Some(e.to_string());
+            }
+        }
+        Batch { entries, end }
+    }
+
+    /// Why reading the input failed, if it did.
+    pub fn error(&self) -> Option<String> {
+        self.lock().error.clone()
+    }
+}
+
 /// Where the reading side is.
 enum Reader {
     /// Waiting for the next request.
-    Idle(Box<Lines>),
+    Idle,
     /// A batch is being read on the thread pool.
     Reading,
     /// Every line has been handed out or buffered.
@@ -331,27 +389,27 @@ enum Reader {
     Failed,
 }
 
-/// Hands out the URL list to the workers, one entry at a time, reading ahead
-/// at most one batch.
+/// Hands out the URL list to one thread's workers, one entry at a time,
+/// reading ahead at most one batch.
 pub struct Feed {
+    lines: Arc<SharedLines>,
     reader: RefCell<Reader>,
     ready: RefCell<VecDeque<Entry>>,
     waiting: RefCell<VecDeque<Trigger<Option<Entry>>>>,
-    error: RefCell<Option<io::Error>>,
 }
 
 impl Feed {
-    pub fn new(lines: Lines) -> Rc<Feed> {
+    pub fn new(lines: Arc<SharedLines>) -> Rc<Feed> {
         Rc::new(Feed {
-            reader: RefCell::new(Reader::Idle(Box::new(lines))),
+            lines,
+            reader: RefCell::new(Reader::Idle),
             ready: RefCell::new(VecDeque::new()),
             waiting: RefCell::new(VecDeque::new()),
-            error: RefCell::new(None),
         })
     }
 
     /// The next entry, or `None` when the list is done (or reading failed:
-    /// see [`error`](Self::error)).
+    /// see [`SharedLines::error`]).
     pub fn next(self: &Rc<Self>) -> Deferred<Option<Entry>> {
         let entry = self.ready.borrow_mut().pop_front();
         if let Some(entry) = entry {
@@ -367,63 +425,43 @@ impl Feed {
         d
     }
 
-    /// Why reading the input failed, if it did.
-    pub fn error(&self) -> Option<String> {
-        self.error.borrow().as_ref().map(io::Error::to_string)
-    }
-
     /// Starts reading the next batch, unless one is being read or enough are
     /// buffered.
     fn refill(self: &Rc<Self>) {
         if self.ready.borrow().len() >= BATCH {
             return;
         }
-        let lines = {
+        {
             let mut reader = self.reader.borrow_mut();
-            match std::mem::replace(&mut *reader, Reader::Reading) {
-                Reader::Idle(lines) => lines,
-                other => {
-                    *reader = other;
-                    return;
-                }
+            if !matches!(*reader, Reader::Idle) {
+                return;
             }
-        };
+            *reader = Reader::Reading;
+        }
         let feed = self.clone();
-        defer_to_thread(move || {
-            let mut lines = lines;
-            let (entries, end) = lines.next_batch(BATCH);
-            Batch {
-                lines,
-                entries,
-                end,
-            }
-        })
-        .add_both(move |result| feed.arrived(result));
+        let lines = self.lines.clone();
+        defer_to_thread(move || lines.next_batch(BATCH))
+            .add_both(move |result| feed.arrived(result));
     }
 
     fn arrived(self: &Rc<Self>, result: Result<Batch, Failure>) {
         let next = match result {
-            Ok(Batch {
-                lines,
-                entries,
-                end,
-            }) => {
+            Ok(Batch { entries, end }) => {
                 self.ready.borrow_mut().extend(entries);
                 match end {
-                    End::More => Reader::Idle(lines),
+                    End::More => Reader::Idle,
                     End::Exhausted => Reader::Ended,
-                    End::Failed(e) => {
-                        *self.error.borrow_mut() = Some(e);
-                        Reader::Failed
-                    }
+                    End::Failed(_) => Reader::Failed,
                 }
             }
             Err(failure) => {
-                *self.error.borrow_mut() = Some(io::Error::other(failure.to_string()));
+                let mut state = self.lines.lock();
+                state.ended = true;
+                state.error.get_or_insert(failure.to_string());
                 Reader::Failed
             }
         };
-        let more = matches!(next, Reader::Idle(_));
+        let more = matches!(next, Reader::Idle);
         *self.reader.borrow_mut() = next;
         // Hand the lines to the workers waiting for one, in order; at the
         // end, tell the rest there is no more. No borrow is held while a

@@ -10,34 +10,49 @@
 //! The parts: [`args`] (the command line), [`input`] (the URL list, streamed),
 //! [`target`] (a line's URL, credentials and redaction), [`fetch`] (one
 //! fetch, `--save`), [`record`] (the JSON line), [`output`] (the writer),
-//! [`workers`] (the loop), [`demo`] (the offline site).
+//! [`workers`] (the loop), [`demo`] (the offline site), [`frontier`] (URLs
+//! from a Redis stream), [`enqueue`] (loading that stream).
+//!
+//! `-j N` runs N reactors on N threads (`twined::task::ReactorThreads`):
+//! worker 0 on the main thread (with the demo site), the others each on its
+//! own thread with its own agent and pool, all sharing the input, the one
+//! writer, the progress bar and the totals. `--concurrency` and `--per-host`
+//! are split among the threads so that their sums are the caps.
 //!
 //! Offline demo: `cargo run --release --example crawl -- --demo`.
 
 mod args;
 mod demo;
+mod enqueue;
 mod fetch;
+mod frontier;
 mod input;
 mod output;
 mod record;
 mod target;
 mod workers;
 
+use std::cell::Cell;
 use std::io::{self, IsTerminal};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use twined::defer::{Deferred, DeferredList};
-use twined::reactor;
-use twined::task::LoopingCall;
+use twined::defer::{Deferred, DeferredList, Failure};
+use twined::reactor::{self, Event, Phase};
+use twined::redis::Client;
+use twined::task::{LoopingCall, ReactorThreads};
 use twined::web::client::{Agent, AgentOptions, ConnectionPool, PoolOptions, TlsConfig};
 
 use args::Args;
-use input::{Feed, Input, Lines};
+use frontier::Frontier;
+use input::{Feed, Input, Lines, SharedLines};
 use output::Output;
-use workers::Crawl;
+use workers::{Crawl, Shared, Source};
 
 /// A usage problem: exit status 2.
 fn usage(message: impl std::fmt::Display) -> ExitCode {
@@ -66,10 +81,137 @@ fn progress(quiet: bool, len: Option<u64>) -> Option<ProgressBar> {
     Some(bar)
 }
 
+/// Share `i` of `total` split among `n`: the shares differ by at most one
+/// and add up to `total`.
+fn share(total: usize, n: usize, i: usize) -> usize {
+    total / n + usize::from(i < total % n)
+}
+
+/// What each worker thread needs to build its own agent and source.
+#[derive(Clone)]
+struct Plan {
+    /// The agent's options but TLS (built on each thread: it is not `Send`).
+    timeout: Duration,
+    connect_timeout: Duration,
+    max_redirects: usize,
+    /// `--max-bytes`: the decoded body limit.
+    max_bytes: u64,
+    headers: twined::web::Headers,
+    user_agent: Option<String>,
+    ca_file: Option<PathBuf>,
+    keepalive: bool,
+    threads: usize,
+    concurrency: usize,
+    per_host: usize,
+    retries: usize,
+    save: Option<PathBuf>,
+    lines: Arc<SharedLines>,
+    frontier: Option<frontier::Config>,
+}
+
+impl Plan {
+    /// The agent's options (TLS roots loaded on this thread).
+    fn agent_options(&self) -> Result<AgentOptions, String> {
+        let mut tls = TlsConfig::default();
+        if let Some(ca) = &self.ca_file {
+            tls = tls.add_root_pem_file(ca).map_err(|e| e.to_string())?;
+        }
+        let mut options = AgentOptions {
+            timeout: Some(self.timeout),
+            connect_timeout: Some(self.connect_timeout),
+            redirect_limit: self.max_redirects,
+            follow_redirects: self.max_redirects > 0,
+            max_body: Some(self.max_bytes),
+            headers: self.headers.clone(),
+            tls,
+            ..Default::default()
+        };
+        if let Some(ua) = &self.user_agent {
+            options.user_agent = ua.clone();
+        }
+        Ok(options)
+    }
+
+    /// Thread `i`'s workers: its share of the caps, its own pool and agent;
+    /// fires when they are all done (the frontier's last lines acknowledged).
+    fn run(&self, i: usize, shared: Arc<Shared>) -> Deferred<()> {
+        let concurrency = share(self.concurrency, self.threads, i);
+        let per_host = share(self.per_host, self.threads, i);
+        let pool = ConnectionPool::with_options(PoolOptions {
+            persistent: self.keepalive,
+            max_idle_per_host: per_host,
+            max_per_host: Some(per_host),
+            max_total: Some(concurrency),
+            ..Default::default()
+        });
+        let agent = match self.agent_options() {
+            Ok(options) => Agent::with_options(pool, options),
+            Err(why) => {
+                shared.stop(why);
+                return twined::defer::succeed(());
+            }
+        };
+        let (retries, save) = (self.retries, self.save.clone());
+        let Some(config) = self.frontier.clone() else {
+            let source = Source::Lines(Feed::new(self.lines.clone()));
+            let crawl = Crawl::new(agent, source, retries, save, shared);
+            return all_workers(&crawl, concurrency);
+        };
+        let on_fail = shared.clone();
+        Frontier::start(config, shared.clone(), concurrency)
+            .then(move |result: Result<Rc<Frontier>, Failure>| {
+                if let Err(failure) = &result {
+                    on_fail.stop(format!("redis: {failure}"));
+                }
+                result
+            })
+            .and_then(move |frontier: Rc<Frontier>| {
+                let source = Source::Redis(frontier.clone());
+                let crawl = Crawl::new(agent, source, retries, save, shared);
+                // Acknowledge what was written, regularly and at shutdown.
+                let f = frontier.clone();
+                let ticker = LoopingCall::new(move || {
+                    f.tick();
+                });
+                let _ = ticker.start(Duration::from_millis(200), false);
+                let f = frontier.clone();
+                reactor::add_system_event_trigger(Phase::Before, Event::Shutdown, move || {
+                    f.tick()
+                        .add_timeout(Duration::from_secs(5))
+                        .add_errback(|_| ())
+                });
+                all_workers(&crawl, concurrency).and_then(move |()| {
+                    let _ = ticker.stop();
+                    frontier.tick()
+                })
+            })
+    }
+}
+
+/// Called once with whether every other thread finished its work.
+type OthersDone = Box<dyn FnOnce(bool)>;
+
+thread_local! {
+    /// What the main thread does when the other threads have ended (the
+    /// joining thread cannot send it: it holds `Rc`s).
+    static OTHERS_DONE: std::cell::RefCell<Option<OthersDone>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `n` workers of `crawl`; fires when all are done.
+fn all_workers(crawl: &Rc<Crawl>, n: usize) -> Deferred<()> {
+    let workers: Vec<Deferred<()>> = (0..n).map(|_| crawl.worker()).collect();
+    DeferredList::new(workers).add_callback(|_| ())
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
-    if args.urls.is_empty() && args.input.is_none() && args.demo.is_none() {
+    let redis_mode = args.redis.is_some() && !args.enqueue;
+    if args.urls.is_empty() && args.input.is_none() && args.demo.is_none() && !redis_mode {
         return usage("no URLs: give some, or --input FILE, or --demo");
+    }
+    if redis_mode && (!args.urls.is_empty() || args.input.is_some() || args.demo.is_some()) {
+        return usage("--redis takes its URLs from the queue; load it with --enqueue");
     }
     let headers = match args::headers(&args.headers) {
         Ok(h) => h,
@@ -82,37 +224,19 @@ fn main() -> ExitCode {
         },
         None => None,
     };
-    let mut options = AgentOptions {
-        timeout: Some(args.timeout),
-        connect_timeout: Some(args.connect_timeout),
-        redirect_limit: args.max_redirects,
-        follow_redirects: args.max_redirects > 0,
-        max_body: Some(args.max_bytes),
-        headers,
-        ..Default::default()
-    };
-    if let Some(ua) = &args.user_agent {
-        options.user_agent = ua.clone();
-    }
     let per_host = args.per_host.unwrap_or(args.concurrency);
-    let pool = ConnectionPool::with_options(PoolOptions {
-        persistent: !args.no_keepalive,
-        max_idle_per_host: per_host,
-        max_per_host: Some(per_host),
-        max_total: Some(args.concurrency),
-        ..Default::default()
-    });
-    let mut tls = TlsConfig::default();
     if let Some(ca) = &args.ca_file {
-        tls = match tls.add_root_pem_file(ca) {
-            Ok(t) => t,
-            Err(e) => return usage(e),
-        };
+        if let Err(e) = TlsConfig::default().add_root_pem_file(ca) {
+            return usage(e);
+        }
     }
     if let Some(dir) = &args.save {
         if let Err(e) = std::fs::create_dir_all(dir) {
             return usage(format!("cannot create {}: {e}", dir.display()));
         }
+    }
+    if args.enqueue {
+        return enqueue_main(&args, input);
     }
     let out = match Output::open(&args.output) {
         Ok(out) => out,
@@ -130,63 +254,137 @@ fn main() -> ExitCode {
         }
     }
     let lines = Lines::new(args.urls.clone(), input, demo_site, args.repeat);
-    let bar = progress(args.quiet, lines.known_len());
-    let crawl = Crawl::new(
-        Agent::with_options(pool, AgentOptions { tls, ..options }),
-        Feed::new(lines),
-        args.retries,
-        args.save.clone(),
-        out,
-        bar,
-    );
+    // A queue's length is not known (other processes share it).
+    let known = if redis_mode { None } else { lines.known_len() };
+    let bar = progress(args.quiet, known);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    // Every thread needs at least one request in flight of each cap.
+    let threads = args
+        .workers
+        .unwrap_or(cores)
+        .min(args.concurrency)
+        .min(per_host)
+        .max(1);
+    let frontier = args.redis.as_ref().map(|url| frontier::Config {
+        url: url.clone(),
+        queue: args.queue.clone().unwrap_or_default(),
+        group: args.group.clone(),
+        consumer: args
+            .consumer
+            .clone()
+            .unwrap_or_else(frontier::default_consumer),
+        claim_idle: args.claim_idle,
+        idle_exit: args.idle_exit,
+        follow: args.follow,
+        results: args.results.clone(),
+        dedupe: args.dedupe.clone(),
+    });
+    let plan = Arc::new(Plan {
+        timeout: args.timeout,
+        connect_timeout: args.connect_timeout,
+        max_redirects: args.max_redirects,
+        max_bytes: args.max_bytes,
+        headers,
+        user_agent: args.user_agent.clone(),
+        ca_file: args.ca_file.clone(),
+        keepalive: !args.no_keepalive,
+        threads,
+        concurrency: args.concurrency,
+        per_host,
+        retries: args.retries,
+        save: args.save.clone(),
+        lines: SharedLines::new(lines),
+        frontier,
+    });
+    let shared = Shared::new(out, bar);
+    shared.add_handle(reactor::handle());
 
     // Flush finished lines regularly, so a killed crawl keeps them.
     let flusher = {
-        let crawl = crawl.clone();
+        let shared = shared.clone();
         LoopingCall::new(move || {
-            let flushed = crawl.out.borrow_mut().flush();
-            if let Err(why) = flushed {
-                crawl.stop(why);
-            }
+            let _ = shared.flush();
         })
     };
     let _ = flusher.start(Duration::from_millis(200), false);
 
-    // `concurrency` workers; the reactor stops when all of them are done.
+    // Threads 1..N on their own reactors; thread 0 here, beside the demo.
     let started = Instant::now();
-    let workers: Vec<Deferred<()>> = (0..args.concurrency).map(|_| crawl.worker()).collect();
-    let finished = std::rc::Rc::new(std::cell::Cell::new(false));
-    let all_done = finished.clone();
-    DeferredList::new(workers).add_both(move |_| {
-        all_done.set(true);
-        let _ = reactor::stop();
+    let (p, s) = (plan.clone(), shared.clone());
+    let others = match ReactorThreads::spawn(threads - 1, move |i| p.run(i + 1, s.clone())) {
+        Ok(others) => others,
+        Err(e) => return usage(format!("cannot start {threads} threads: {e}")),
+    };
+    for handle in others.handles() {
+        shared.add_handle(handle);
+    }
+    // The reactor here stops when its workers are done and the other
+    // threads have ended.
+    let remaining = Rc::new(Cell::new(2));
+    let finished = Rc::new(Cell::new(true));
+    let one_done = {
+        let (remaining, finished) = (remaining.clone(), finished.clone());
+        move |ok: bool| {
+            if !ok {
+                finished.set(false);
+            }
+            remaining.set(remaining.get() - 1);
+            if remaining.get() == 0 {
+                let _ = reactor::stop();
+            }
+        }
+    };
+    let (results_tx, results_rx) = std::sync::mpsc::channel();
+    {
+        let done = one_done.clone();
+        OTHERS_DONE.with(|slot| *slot.borrow_mut() = Some(Box::new(done)));
+        let here = reactor::handle();
+        let joined = std::thread::spawn(move || {
+            let ok = others.join().iter().all(Result::is_ok);
+            let _ = results_tx.send(ok);
+            here.call_from_thread(move || {
+                if let Some(done) = OTHERS_DONE.with(|slot| slot.borrow_mut().take()) {
+                    done(ok);
+                }
+            });
+        });
+        drop(joined);
+    }
+    let here_done = Rc::new(Cell::new(false));
+    let h = here_done.clone();
+    plan.run(0, shared.clone()).add_both(move |result| {
+        h.set(true);
+        one_done(result.is_ok());
     });
     if let Err(e) = reactor::run() {
         eprintln!("crawl: {e}");
     }
+    // Interrupted (or a fatal error): stop every thread, and wait for them
+    // (each one acknowledges what it wrote before it ends).
+    shared.stop_all_quietly();
+    let others_ok = results_rx.recv().unwrap_or(false);
+    let finished = finished.get() && here_done.get() && others_ok;
     let _ = flusher.stop();
     let seconds = started.elapsed().as_secs_f64();
-    let flushed = crawl.out.borrow_mut().flush();
-    if let Err(why) = flushed {
-        crawl.stop(why);
-    }
-    if let Some(bar) = &crawl.bar {
+    let _ = shared.flush();
+    if let Some(bar) = &shared.bar {
         bar.finish_and_clear();
     }
     if let Some(port) = demo_port {
         port.stop_listening();
     }
 
-    let written = crawl.out.borrow().written();
-    let done = crawl.recorded();
-    let fatal = crawl.fatal();
-    let unreadable = crawl.feed.error();
-    if done == 0 && finished.get() && fatal.is_none() && unreadable.is_none() {
+    let written = shared.out().written();
+    let done = shared.recorded();
+    let fatal = shared.fatal();
+    let unreadable = plan.lines.error();
+    let follow_end = args.follow && fatal.is_none();
+    if done == 0 && finished && fatal.is_none() && unreadable.is_none() && !redis_mode {
         return usage("no URLs in the input");
     }
     if let Some(why) = &fatal {
         eprintln!("crawl: {why}");
-    } else if !finished.get() {
+    } else if !finished && !follow_end {
         eprintln!("interrupted: {done} fetches done, the rest not fetched");
     }
     if let Some(why) = &unreadable {
@@ -195,15 +393,42 @@ fn main() -> ExitCode {
     }
     eprintln!(
         "{done} fetches, {} bytes in {seconds:.2} s: {:.0} req/s",
-        crawl.bytes(),
+        shared.bytes(),
         done as f64 / seconds.max(1e-9)
     );
     eprintln!("ok={} failed={}", written.ok, written.failed);
     if fatal.is_some() || unreadable.is_some() {
         ExitCode::from(2)
-    } else if written.failed > 0 || !finished.get() {
+    } else if written.failed > 0 || (!finished && !follow_end) {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `--enqueue`: loads the URL list into the queue and exits.
+fn enqueue_main(args: &Args, input: Option<Input>) -> ExitCode {
+    let (Some(url), Some(queue)) = (&args.redis, &args.queue) else {
+        return usage("--enqueue needs --redis URL and --queue NAME");
+    };
+    if args.demo.is_some() {
+        return usage("--enqueue loads URL arguments and -i FILE; the --demo site lives only as long as its crawl");
+    }
+    let client = match Client::new(url) {
+        Ok(c) => c,
+        Err(e) => return usage(e),
+    };
+    let lines = Lines::new(args.urls.clone(), input, None, args.repeat);
+    let feed = Feed::new(SharedLines::new(lines));
+    let result = twined::task::react(|| enqueue::enqueue(client, queue.clone(), &args.group, feed));
+    match result {
+        Ok(loaded) => {
+            eprintln!("enqueued={} skipped={}", loaded.added, loaded.skipped);
+            ExitCode::from(u8::from(loaded.skipped > 0))
+        }
+        Err(failure) => {
+            eprintln!("crawl: redis: {failure}");
+            ExitCode::from(2)
+        }
     }
 }

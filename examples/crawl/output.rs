@@ -1,7 +1,8 @@
 //! The JSON lines' writer: one buffer, flushed when it is large, on a timer
 //! and at the end, that counts a result only once its whole line has reached
 //! the output. A write or flush error is fatal: the writer breaks, and
-//! [`Output::broken`] says why and how many lines were lost.
+//! the error says why and how many lines were lost. With `-j N` the
+//! workers share one `Output` behind a mutex and push whole lines.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -56,15 +57,21 @@ impl Output {
 
     /// Adds the line of `record` (`failed`: it reports a failure); flushes
     /// when the buffer is large.
+    #[allow(dead_code)]
     pub fn push(&mut self, record: &impl Serialize, failed: bool) -> Result<(), String> {
+        match serde_json::to_vec(record) {
+            Ok(line) => self.push_line(&line, failed),
+            Err(e) => Err(self.fail(io::Error::other(e), false)),
+        }
+    }
+
+    /// Adds one JSON line (without its newline), whole: lines from many
+    /// workers never interleave. Flushes when the buffer is large.
+    pub fn push_line(&mut self, line: &[u8], failed: bool) -> Result<(), String> {
         if let Some(why) = &self.broken {
             return Err(why.clone());
         }
-        let start = self.buf.len();
-        if let Err(e) = serde_json::to_writer(&mut self.buf, record) {
-            self.buf.truncate(start);
-            return Err(self.fail(io::Error::other(e), false));
-        }
+        self.buf.extend_from_slice(line);
         self.buf.push(b'\n');
         self.lines.push_back((self.buf.len(), failed));
         if self.buf.len() >= FLUSH_AT {

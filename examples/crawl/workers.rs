@@ -1,19 +1,26 @@
-//! The worker loop: each worker takes the next line from the [`Feed`],
+//! The worker loop: each worker takes the next line from its [`Source`],
 //! fetches it (retrying what may be retried), writes its line, and takes the
 //! next, until the list is done or the output breaks.
+//!
+//! A [`Crawl`] belongs to one reactor thread (its agent, its feed); what the
+//! threads of a `-j N` crawl share is in [`Shared`]: the one output, the
+//! progress bar, the counters, and the handles that stop every reactor.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
 use twined::defer::{Deferred, Trigger};
-use twined::reactor;
+use twined::reactor::{self, Handle};
 use twined::web::client::Agent;
 use twined::web::{Error as WebError, Headers};
 
 use crate::fetch::{fetch, save_name, Outcome};
+use crate::frontier::Frontier;
 use crate::input::{Entry, Feed};
 use crate::output::Output;
 use crate::record::{error_kind, Record};
@@ -33,50 +40,142 @@ struct Job {
     url: String,
     headers: Headers,
     start: Instant,
+    /// The stream entry it came from (Redis frontier).
+    ticket: Option<String>,
 }
 
-/// What the workers share.
+/// What every worker thread of one crawl shares.
+pub struct Shared {
+    pub out: Mutex<Output>,
+    pub bar: Option<ProgressBar>,
+    /// Entries taken (numbering the --save files).
+    started: AtomicU64,
+    /// Results recorded (handed to the output).
+    recorded: AtomicU64,
+    /// Failures among them (for the progress bar).
+    failures: AtomicU64,
+    /// Body bytes over all results.
+    bytes: AtomicU64,
+    /// Why the crawl had to stop (the output broke).
+    fatal: Mutex<Option<String>>,
+    /// Every reactor of the crawl, to stop them all.
+    handles: Mutex<Vec<Handle>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    pub fn new(out: Output, bar: Option<ProgressBar>) -> Arc<Shared> {
+        Arc::new(Shared {
+            out: Mutex::new(out),
+            bar,
+            started: AtomicU64::new(0),
+            recorded: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            fatal: Mutex::new(None),
+            handles: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The output, locked (a line at a time).
+    pub fn out(&self) -> MutexGuard<'_, Output> {
+        lock(&self.out)
+    }
+
+    /// A reactor to stop with the crawl.
+    pub fn add_handle(&self, handle: Handle) {
+        lock(&self.handles).push(handle);
+    }
+
+    pub fn recorded(&self) -> u64 {
+        self.recorded.load(Ordering::Relaxed)
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn fatal(&self) -> Option<String> {
+        lock(&self.fatal).clone()
+    }
+
+    /// Stops the crawl for `why`: no new fetch starts, every reactor stops.
+    pub fn stop(&self, why: String) {
+        lock(&self.fatal).get_or_insert(why);
+        let _ = reactor::stop();
+        for handle in lock(&self.handles).iter() {
+            handle.call_from_thread(|| {
+                let _ = reactor::stop();
+            });
+        }
+    }
+
+    /// Asks every reactor of the crawl to stop, without a reason (Ctrl-C,
+    /// or the end).
+    pub fn stop_all_quietly(&self) {
+        for handle in lock(&self.handles).iter() {
+            handle.call_from_thread(|| {
+                let _ = reactor::stop();
+            });
+        }
+    }
+
+    /// Flushes the output; a failure stops the crawl.
+    pub fn flush(&self) -> Result<(), String> {
+        let flushed = self.out().flush();
+        if let Err(why) = &flushed {
+            self.stop(why.clone());
+        }
+        flushed
+    }
+}
+
+/// Where one thread's workers take their URLs.
+pub enum Source {
+    /// The URL list (arguments, file, demo).
+    Lines(Rc<Feed>),
+    /// A Redis stream through a consumer group.
+    Redis(Rc<Frontier>),
+}
+
+impl Source {
+    fn next(&self) -> Deferred<Option<(Entry, Option<String>)>> {
+        match self {
+            Source::Lines(feed) => feed.next().add_callback(|e| e.map(|e| (e, None))),
+            Source::Redis(frontier) => frontier
+                .next()
+                .add_callback(|e| e.map(|(id, e)| (e, Some(id)))),
+        }
+    }
+}
+
+/// One thread's workers.
 pub struct Crawl {
     pub agent: Agent,
-    pub feed: Rc<Feed>,
+    pub source: Source,
     pub retries: usize,
     pub save: Option<PathBuf>,
-    pub out: RefCell<Output>,
-    pub bar: Option<ProgressBar>,
-    /// Entries taken from the feed (numbering the --save files).
-    started: Cell<u64>,
-    /// Results recorded (handed to the output).
-    recorded: Cell<u64>,
-    /// Failures among them (for the progress bar).
-    failures: Cell<u64>,
-    /// Body bytes over all results.
-    bytes: Cell<u64>,
-    /// Why the crawl had to stop (the output broke).
-    fatal: RefCell<Option<String>>,
+    pub shared: Arc<Shared>,
     depth: Cell<usize>,
 }
 
 impl Crawl {
     pub fn new(
         agent: Agent,
-        feed: Rc<Feed>,
+        source: Source,
         retries: usize,
         save: Option<PathBuf>,
-        out: Output,
-        bar: Option<ProgressBar>,
+        shared: Arc<Shared>,
     ) -> Rc<Crawl> {
         Rc::new(Crawl {
             agent,
-            feed,
+            source,
             retries,
             save,
-            out: RefCell::new(out),
-            bar,
-            started: Cell::new(0),
-            recorded: Cell::new(0),
-            failures: Cell::new(0),
-            bytes: Cell::new(0),
-            fatal: RefCell::new(None),
+            shared,
             depth: Cell::new(0),
         })
     }
@@ -88,27 +187,13 @@ impl Crawl {
         d
     }
 
-    pub fn recorded(&self) -> u64 {
-        self.recorded.get()
-    }
-
-    pub fn bytes(&self) -> u64 {
-        self.bytes.get()
-    }
-
-    pub fn fatal(&self) -> Option<String> {
-        self.fatal.borrow().clone()
-    }
-
-    /// Stops the crawl for `why`: no new fetch starts, the reactor stops.
-    pub fn stop(&self, why: String) {
-        self.fatal.borrow_mut().get_or_insert(why);
-        let _ = reactor::stop();
+    fn fatal(&self) -> Option<String> {
+        self.shared.fatal()
     }
 
     /// Takes the next line and starts it, or fires `done` at the end.
     fn step(self: &Rc<Self>, done: Trigger<()>) {
-        if self.fatal.borrow().is_some() {
+        if self.fatal().is_some() {
             return done.callback(());
         }
         if self.depth.get() >= MAX_DEPTH {
@@ -118,24 +203,24 @@ impl Crawl {
         }
         self.depth.set(self.depth.get() + 1);
         let crawl = self.clone();
-        self.feed.next().add_callback(move |entry| match entry {
-            Some(entry) => crawl.start(entry, done),
+        self.source.next().add_callback(move |entry| match entry {
+            Some((entry, ticket)) => crawl.start(entry, ticket, done),
             None => done.callback(()),
         });
         self.depth.set(self.depth.get() - 1);
     }
 
-    fn start(self: &Rc<Self>, entry: Entry, done: Trigger<()>) {
+    fn start(self: &Rc<Self>, entry: Entry, ticket: Option<String>, done: Trigger<()>) {
         let start = Instant::now();
-        let index = self.started.get();
-        self.started.set(index + 1);
+        let index = self.shared.started.fetch_add(1, Ordering::Relaxed);
         let target = match entry {
             Entry::Url(url) => Target::new(&url),
             Entry::Invalid { shown, reason } => Target::invalid(shown, reason),
         };
         match target.request {
             Err(failure) => {
-                self.record(&target.shown, &Outcome::failed(failure), 0, start.elapsed());
+                let outcome = Outcome::failed(failure);
+                self.record(&target.shown, ticket, &outcome, 0, start.elapsed());
                 self.step(done);
             }
             Ok(url) => {
@@ -145,6 +230,7 @@ impl Crawl {
                     url,
                     headers: target.headers,
                     start,
+                    ticket,
                 };
                 self.attempt(job, 1, done);
             }
@@ -165,28 +251,46 @@ impl Crawl {
                 }
                 return crawl.attempt(job, attempts + 1, done);
             }
-            crawl.record(&job.shown, &outcome, attempts, job.start.elapsed());
+            let elapsed = job.start.elapsed();
+            crawl.record(&job.shown, job.ticket, &outcome, attempts, elapsed);
             crawl.step(done);
         });
     }
 
-    /// Writes the line of one result.
-    fn record(&self, shown: &str, outcome: &Outcome, attempts: usize, elapsed: Duration) {
+    /// Writes the line of one result (whole, under the output's lock); a
+    /// frontier entry is acknowledged once the line is flushed.
+    fn record(
+        &self,
+        shown: &str,
+        ticket: Option<String>,
+        outcome: &Outcome,
+        attempts: usize,
+        elapsed: Duration,
+    ) {
         let record = Record::new(shown, outcome, attempts, elapsed);
         let failed = outcome.error.is_some();
-        let pushed = self.out.borrow_mut().push(&record, failed);
+        let line = match serde_json::to_vec(&record) {
+            Ok(line) => line,
+            Err(e) => return self.shared.stop(format!("cannot make a JSON line: {e}")),
+        };
+        let pushed = self.shared.out().push_line(&line, failed);
         if let Err(why) = pushed {
-            return self.stop(why);
+            return self.shared.stop(why);
         }
-        self.recorded.set(self.recorded.get() + 1);
-        self.bytes.set(self.bytes.get() + outcome.bytes);
+        if let (Some(id), Source::Redis(frontier)) = (ticket, &self.source) {
+            frontier.written(id, line, shown.to_string());
+        }
+        let shared = &self.shared;
+        shared.recorded.fetch_add(1, Ordering::Relaxed);
+        shared.bytes.fetch_add(outcome.bytes, Ordering::Relaxed);
         if failed {
-            self.failures.set(self.failures.get() + 1);
+            shared.failures.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(bar) = &self.bar {
+        if let Some(bar) = &shared.bar {
             bar.inc(1);
             if failed {
-                bar.set_message(format!("errors: {}", self.failures.get()));
+                let failures = shared.failures.load(Ordering::Relaxed);
+                bar.set_message(format!("errors: {failures}"));
             }
         }
     }

@@ -5,6 +5,7 @@
 //! | `task.Clock()` | [`Clock::new()`](Clock) |
 //! | `task.deferLater(clock, delay, f)` | [`defer_later(delay, f)`](defer_later), [`defer_later_on(&clock, delay, f)`](defer_later_on) |
 //! | `task.react(main)` | [`react(main)`](react) (returns main's result; [`exit_code`] maps it like Twisted) |
+//! | `react` on every core (N processes in Twisted) | [`react_threads(n, main)`](react_threads), [`ReactorThreads`]: one reactor per thread, results collected |
 //! | `LoopingCall(f)`, `LoopingCall.withCount(f)`, `lc.clock = clock` | [`LoopingCall::new(f)`](LoopingCall::new), [`LoopingCall::with_count(f)`](LoopingCall::with_count), [`.with_clock(clock)`](LoopingCall::with_clock) |
 //! | `lc.stop()` from inside `f` | [`LoopingCall::with_handle(\|lc\| ...)`](LoopingCall::with_handle): `f` receives the loop |
 //! | `Cooperator()`, `cooperate(it)`, `coiterate(it)` | [`Cooperator::new()`](Cooperator::new), [`cooperate(it)`](cooperate), [`coiterate(it)`](coiterate) |
@@ -22,6 +23,7 @@
 mod cooperator;
 mod looping;
 mod react;
+mod workers;
 
 use std::fmt;
 use std::time::Duration;
@@ -32,6 +34,7 @@ use crate::time::{Current, DelayedCall, ReactorTime, TimerQueue};
 pub use cooperator::{coiterate, cooperate, CooperativeTask, Cooperator, TaskError};
 pub use looping::{LoopingCall, LoopingCallError};
 pub use react::{exit_code, react, react_async, ReactorStopped, SystemExit};
+pub use workers::{react_threads, ReactorThreads};
 
 /// Virtual time for deterministic tests (Twisted's `task.Clock`). Starts at 0.
 ///

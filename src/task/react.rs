@@ -52,6 +52,9 @@ impl Error for ReactorStopped {}
 /// - If this thread's reactor is already running, `main` is not called and the
 ///   result is `Err` of [`ReactorError::AlreadyRunning`].
 ///
+/// One reactor runs on one thread; to run `main` on every core, one reactor
+/// per thread, use [`react_threads`](super::react_threads).
+///
 /// Twisted's `react` ends the process; this returns, so the reactor may be
 /// run again. A command-line program maps the result to an exit status with
 /// [`exit_code`], as Twisted does (0 on success, the code of a [`SystemExit`]

@@ -151,32 +151,7 @@ impl Drop for RedisServer {
     }
 }
 
-use std::cell::RefCell;
-use std::rc::Rc;
-use twined::defer::{Deferred, Failure};
-use twined::reactor;
-
-/// Runs the reactor until `d` fires (at most 30 s) and returns its result.
-pub fn wait<T: 'static>(d: Deferred<T>) -> Result<T, Failure> {
-    let slot = Rc::new(RefCell::new(None));
-    let s = slot.clone();
-    d.add_both(move |r| {
-        *s.borrow_mut() = Some(r);
-        // Fired before `run`: no stop to keep for a later run.
-        if reactor::running() {
-            let _ = reactor::stop();
-        }
-    });
-    if slot.borrow().is_none() {
-        let watchdog = reactor::call_later(Duration::from_secs(30), || {
-            let _ = reactor::stop();
-        });
-        reactor::run().unwrap();
-        let _ = watchdog.cancel();
-    }
-    let r = slot.borrow_mut().take();
-    r.expect("the Deferred did not fire within 30 s")
-}
+use twined::defer::Failure;
 
 /// The `RedisError` inside a failure.
 pub fn redis_error(failure: &Failure) -> &twined::redis::RedisError {
