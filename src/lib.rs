@@ -91,6 +91,7 @@
 //! | `reactor.listenTCP(port, factory)` / `connectTCP(host, port, factory)` | [`reactor::listen_tcp(addr, factory)`](reactor::listen_tcp) -> [`Port`](reactor::Port) / [`reactor::connect_tcp(host, port, factory)`](reactor::connect_tcp); endpoint style: [`reactor::connect_protocol(host, port, protocol)`](reactor::connect_protocol) -> `Deferred<Transport>` |
 //! | `reactor.listenUDP(port, proto)`, `DatagramProtocol.datagramReceived(data, addr)`, `transport.write(data, addr)` | [`reactor::listen_udp(addr, proto)`](reactor::listen_udp) -> [`DatagramTransport`](reactor::DatagramTransport), [`DatagramProtocol::datagram_received`](reactor::DatagramProtocol::datagram_received), [`write_to(data, addr)`](reactor::DatagramTransport::write_to) (connected: `connect` + `write`; multicast: `join_group`, `leave_group`) |
 //! | `reactor.listenUNIX(path, factory)` / `connectUNIX(path, factory)` | [`reactor::listen_unix(path, factory)`](reactor::listen_unix) -> [`UnixPort`](reactor::UnixPort) (file removed on `stop_listening`) / [`reactor::connect_unix(path, factory)`](reactor::connect_unix) -> `Deferred<Transport>`; [`Transport::peer_credentials`](protocol::Transport::peer_credentials) |
+//! | `endpoints.serverFromString(reactor, "tcp:8080:interface=127.0.0.1")` / `clientFromString(reactor, "tcp:host=h:port=80")`, `endpoint.listen(f)` / `connect(f)` | [`endpoints::server_from_string`] / [`endpoints::client_from_string`] (`tcp`, `ssl`, `tls`, `unix`, `udp`; Twisted's syntax and escapes), [`listen(factory)`](endpoints::ServerEndpoint::listen) -> `Deferred<ListeningPort>`, [`connect(factory)`](endpoints::ClientEndpoint::connect) -> `Deferred<Transport>` |
 //! | `Protocol.connectionMade/dataReceived/connectionLost` | [`protocol::Protocol`] `{ connection_made, data_received, connection_lost }`; a closure `\|peer\| P` is a [`protocol::Factory`] |
 //! | `transport.write/writeSequence/loseConnection/abortConnection/getPeer` | `Transport::write/write_sequence/lose_connection/abort_connection/peer` |
 //! | `reactor.spawnProcess(proto, exe, args, env, path)` / `utils.getProcessOutput` | [`reactor::spawn_process(program, args, ProcessOptions { env, cwd }, proto)`](reactor::spawn_process) with a [`ProcessProtocol`](reactor::ProcessProtocol) / [`utils::get_process_output`] (also errbacks on a failing exit status) |
@@ -134,6 +135,7 @@
 #![warn(rust_2018_idioms)]
 
 pub mod defer;
+pub mod endpoints;
 pub mod protocol;
 pub mod reactor;
 #[cfg(feature = "redis")]

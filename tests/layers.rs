@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("reactor", 3),
     ("protocol", 4),
     ("task", 5),
+    ("endpoints", 5),
     ("utils", 5),
     ("web", 6),
     ("redis", 6),
