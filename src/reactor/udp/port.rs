@@ -538,3 +538,52 @@ impl Handler for Inner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Quiet;
+    impl DatagramProtocol for Quiet {
+        fn datagram_received(&mut self, _data: &[u8], _addr: SocketAddr) {}
+    }
+
+    /// Loopback never refuses a datagram (the kernel hands it over at once),
+    /// so the queue is reached here by making the kernel's refusal look
+    /// pending: with a datagram already queued, later ones queue behind it,
+    /// up to the bound; then the writable event sends them all, in order.
+    #[test]
+    fn the_send_queue_keeps_order_holds_its_bound_and_drains() {
+        let options = UdpOptions {
+            send_queue_bytes: 1000,
+            ..UdpOptions::default()
+        };
+        let port = listen_udp_with("127.0.0.1:0", Quiet, options).unwrap();
+        let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = sink.local_addr().unwrap();
+        {
+            let mut st = port.0.state.borrow_mut();
+            st.queue.push_back((vec![0; 100], Some(to)));
+            st.queued = 100;
+        }
+        for n in 1..=9u8 {
+            port.write_to(&[n; 100], to).unwrap();
+        }
+        assert_eq!(port.queued_bytes(), 1000);
+        assert!(matches!(
+            port.write_to(&[10; 1], to),
+            Err(DatagramError::BufferFull { limit: 1000 })
+        ));
+        port.0.ready(Ready {
+            writable: true,
+            ..Ready::default()
+        });
+        assert_eq!(port.queued_bytes(), 0);
+        let mut buf = [0u8; 200];
+        for n in 0..=9u8 {
+            let (len, _) = sink.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..len], &[n; 100][..]);
+        }
+        port.stop_listening();
+    }
+}
