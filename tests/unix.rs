@@ -241,3 +241,36 @@ fn lose_connection_flushes_then_the_peer_sees_a_clean_close() {
     assert!(lost.borrow().as_ref().unwrap().check::<ConnectionDone>());
     port.stop_listening();
 }
+
+/// A peer that never reads: writes pile up in the transport's buffer, the
+/// protocol is told to pause past the high-water mark, and nothing is lost.
+#[test]
+fn a_peer_that_never_reads_pauses_the_writer() {
+    let path = sock("stuck");
+    // Accepts and never reads.
+    let stuck = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    struct Writer(Rc<RefCell<(usize, usize)>>);
+    impl Protocol for Writer {
+        fn connection_made(&mut self, t: Transport) {
+            for _ in 0..64 {
+                t.write(&[1u8; 64 * 1024]);
+            }
+            self.0.borrow_mut().1 = t.write_buffer_size();
+            let _ = reactor::stop();
+        }
+        fn data_received(&mut self, _data: &[u8]) {}
+        fn pause_producing(&mut self) {
+            self.0.borrow_mut().0 += 1;
+        }
+    }
+    let seen = Rc::new(RefCell::new((0, 0)));
+    let s = seen.clone();
+    reactor::connect_unix(&path, move |_: SocketAddr| Writer(s.clone()))
+        .add_callback(|t| t.abort_connection());
+    run_bounded(Duration::from_secs(10));
+    let (paused, buffered) = *seen.borrow();
+    assert_eq!(paused, 1, "paused once past the high-water mark");
+    assert!(buffered > 64 * 1024, "the unsent rest is kept: {buffered}");
+    drop(stuck);
+    std::fs::remove_file(&path).unwrap();
+}
