@@ -61,6 +61,14 @@ fn server_strings() {
         }
     );
     assert_eq!(
+        server("tcp6:80"),
+        ServerSpec::Tcp {
+            port: 80,
+            interface: "::".into(),
+            backlog: 50
+        }
+    );
+    assert_eq!(
         server("ssl:8443:privateKey=key.pem:certKey=cert.pem"),
         ServerSpec::Ssl {
             port: 8443,

@@ -14,7 +14,8 @@ use super::parse::{self, Take};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ServerSpec {
-    /// `tcp:PORT[:interface=ADDR][:backlog=N]`.
+    /// `tcp:PORT[:interface=ADDR][:backlog=N]`; `tcp6:PORT` is the same with
+    /// `::` (every IPv6 interface) as the default interface.
     Tcp {
         /// The port (0: any free one).
         port: u16,
@@ -120,7 +121,7 @@ pub enum ClientSpec {
     },
 }
 
-const SERVER_TYPES: &str = "tcp, ssl, unix, udp";
+const SERVER_TYPES: &str = "tcp, tcp6, ssl, unix, udp";
 const CLIENT_TYPES: &str = "tcp, ssl, tls, unix";
 
 fn backlog(t: &mut Take) -> Result<u32, EndpointError> {
@@ -163,10 +164,12 @@ impl ServerSpec {
     pub fn parse(description: &str) -> Result<ServerSpec, EndpointError> {
         let fields = parse::split(description)?;
         let spec = match fields.kind.as_str() {
-            "tcp" => {
+            "tcp" | "tcp6" => {
+                // Twisted's tcp6: the same fields, every IPv6 interface by default.
+                let default = if fields.kind == "tcp6" { "::" } else { "" };
                 let mut t = Take::new("tcp", fields);
                 let port = parse::port("port", &t.required("port")?)?;
-                let interface = t.keyword("interface").unwrap_or_default();
+                let interface = t.keyword("interface").unwrap_or(default.to_string());
                 let backlog = backlog(&mut t)?;
                 t.finish()?;
                 ServerSpec::Tcp {
