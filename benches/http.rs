@@ -173,10 +173,10 @@ fn main() {
         for _ in 0..rounds {
             let t = twined_run(&url, n, concurrency, keep_alive);
             let h = hyper_run(&url, n, concurrency, keep_alive);
-            if best_t.as_ref().map_or(true, |b| t.per_sec > b.per_sec) {
+            if best_t.as_ref().is_none_or(|b| t.per_sec > b.per_sec) {
                 best_t = Some(t);
             }
-            if best_h.as_ref().map_or(true, |b| h.per_sec > b.per_sec) {
+            if best_h.as_ref().is_none_or(|b| h.per_sec > b.per_sec) {
                 best_h = Some(h);
             }
         }

@@ -42,7 +42,7 @@ fn serve(slow: Duration) -> (SocketAddr, reactor::Handle, thread::JoinHandle<()>
         let site = Site::new(move |req: Request| {
             let n: usize = req.path().trim_start_matches('/').parse().unwrap_or(0);
             let page = move || Response::new(200).body(vec![b'.'; n * 10]);
-            if n % 4 == 0 {
+            if n.is_multiple_of(4) {
                 task::defer_later(slow, move || Ok::<_, Failure>(page()))
             } else {
                 twined::defer::succeed(page())

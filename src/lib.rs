@@ -89,6 +89,9 @@
 //! | `reactor.suggestThreadPoolSize(n)` / `reactor.resolve(name)` | [`threads::set_pool_size(n)`](threads::set_pool_size) / [`threads::resolve(name, port)`](threads::resolve) -> `Deferred<Vec<SocketAddr>>` (IP literals at once, names on the pool, [`threads::ResolveError`]) |
 //! | `reactor.addReader(obj)` | [`reactor::add_reader(&fd, callback)`](reactor::add_reader), [`add_writer`](reactor::add_writer), [`remove_reader`](reactor::remove_reader), [`remove_writer`](reactor::remove_writer), [`remove_all`](reactor::remove_all) (any `AsRawFd`, level-triggered like Twisted's) |
 //! | `reactor.listenTCP(port, factory)` / `connectTCP(host, port, factory)` | [`reactor::listen_tcp(addr, factory)`](reactor::listen_tcp) -> [`Port`](reactor::Port) / [`reactor::connect_tcp(host, port, factory)`](reactor::connect_tcp); endpoint style: [`reactor::connect_protocol(host, port, protocol)`](reactor::connect_protocol) -> `Deferred<Transport>` |
+//! | `reactor.listenUDP(port, proto)`, `DatagramProtocol.datagramReceived(data, addr)`, `transport.write(data, addr)` | [`reactor::listen_udp(addr, proto)`](reactor::listen_udp) -> [`DatagramTransport`](reactor::DatagramTransport), [`DatagramProtocol::datagram_received`](reactor::DatagramProtocol::datagram_received), [`write_to(data, addr)`](reactor::DatagramTransport::write_to) (connected: `connect` + `write`; multicast: `join_group`, `leave_group`) |
+//! | `reactor.listenUNIX(path, factory)` / `connectUNIX(path, factory)` | [`reactor::listen_unix(path, factory)`](reactor::listen_unix) -> [`UnixPort`](reactor::UnixPort) (file removed on `stop_listening`) / [`reactor::connect_unix(path, factory)`](reactor::connect_unix) -> `Deferred<Transport>`; [`Transport::peer_credentials`](protocol::Transport::peer_credentials) |
+//! | `endpoints.serverFromString(reactor, "tcp:8080:interface=127.0.0.1")` / `clientFromString(reactor, "tcp:host=h:port=80")`, `endpoint.listen(f)` / `connect(f)` | [`endpoints::server_from_string`] / [`endpoints::client_from_string`] (`tcp`, `ssl`, `tls`, `unix`, `udp`; Twisted's syntax and escapes), [`listen(factory)`](endpoints::ServerEndpoint::listen) -> `Deferred<ListeningPort>`, [`connect(factory)`](endpoints::ClientEndpoint::connect) -> `Deferred<Transport>` |
 //! | `Protocol.connectionMade/dataReceived/connectionLost` | [`protocol::Protocol`] `{ connection_made, data_received, connection_lost }`; a closure `\|peer\| P` is a [`protocol::Factory`] |
 //! | `transport.write/writeSequence/loseConnection/abortConnection/getPeer` | `Transport::write/write_sequence/lose_connection/abort_connection/peer` |
 //! | `reactor.spawnProcess(proto, exe, args, env, path)` / `utils.getProcessOutput` | [`reactor::spawn_process(program, args, ProcessOptions { env, cwd }, proto)`](reactor::spawn_process) with a [`ProcessProtocol`](reactor::ProcessProtocol) / [`utils::get_process_output`] (also errbacks on a failing exit status) |
@@ -133,13 +136,14 @@
 //!
 //! ## Out of scope
 //!
-//! HTTP/2, UDP, a DNS resolver of our own, and Windows.
+//! HTTP/2, a DNS resolver of our own, and Windows.
 #![deny(unsafe_code)] // one audited exception: defer/value.rs (inline storage)
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
 pub mod application;
 pub mod defer;
+pub mod endpoints;
 pub mod protocol;
 pub mod reactor;
 #[cfg(feature = "redis")]

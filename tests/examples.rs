@@ -170,3 +170,31 @@ fn reconnecting_client_follows_a_server_restart() {
         "{out}"
     );
 }
+
+#[test]
+fn udp_ping() {
+    let out = run("udp_ping", &["4"]);
+    assert!(out.contains("4/4 replies"), "{out}");
+    assert!(out.contains("ping 1: no reply within 1s"), "{out}");
+    assert!(out.contains("closed port: connection refused"), "{out}");
+}
+
+#[test]
+fn multi_echo() {
+    let out = run("multi_echo", &[]);
+    assert!(out.contains("listening on tcp:127.0.0.1:"), "{out}");
+    assert!(out.contains("listening on unix:"), "{out}");
+    assert!(out.contains("tcp:host=127.0.0.1:port="), "{out}");
+    assert_eq!(out.matches("echoed hello").count(), 2, "{out}");
+    assert!(out.contains(".sock removed: true"), "{out}");
+}
+
+#[test]
+fn multi_echo_names_a_bad_endpoint() {
+    let out = Command::new(example("multi_echo"))
+        .args(["--serve", "tcp:http"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad port \"http\""));
+}

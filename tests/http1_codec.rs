@@ -449,7 +449,7 @@ fn heads_with_more_than_48_fields_parse_however_they_are_split() {
         let mut long = wire.clone();
         long.truncate(long.len() - 5);
         long.extend_from_slice(b"hello");
-        long.extend(std::iter::repeat(b'x').take(2 * LIMIT));
+        long.extend(std::iter::repeat_n(b'x', 2 * LIMIT));
         let once = decode_response("GET", &long, &[], LIMIT).unwrap();
         assert_eq!(once.heads[0].headers.len(), n + 1);
         let split = decode_response("GET", &long, &[50], LIMIT).unwrap();
@@ -475,7 +475,7 @@ fn heads_with_more_than_48_fields_parse_however_they_are_split() {
     assert_eq!(whole.0.headers.len(), 63);
     assert_eq!(parse_request_head(&req[..50], LIMIT).unwrap(), None);
     let mut padded = req.clone();
-    padded.extend(std::iter::repeat(b'x').take(2 * LIMIT));
+    padded.extend(std::iter::repeat_n(b'x', 2 * LIMIT));
     assert_eq!(parse_request_head(&padded, LIMIT).unwrap().unwrap(), whole);
 }
 

@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("reactor", 3),
     ("protocol", 4),
     ("task", 5),
+    ("endpoints", 5),
     ("utils", 5),
     ("application", 5),
     ("web", 6),
@@ -73,7 +74,7 @@ fn after(line: &str, prefix: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut rest = line;
     while let Some(i) = rest.find(prefix) {
-        let starts_word = rest[..i].chars().next_back().map_or(true, |c| !is_ident(c));
+        let starts_word = rest[..i].chars().next_back().is_none_or(|c| !is_ident(c));
         let tail = &rest[i + prefix.len()..];
         if starts_word {
             if let Some(group) = tail.strip_prefix('{') {

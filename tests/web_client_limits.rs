@@ -81,7 +81,7 @@ fn a_body_without_a_length_fails_as_soon_as_it_passes_the_limit() {
     // connection open; only the limit can end this request.
     let part: &'static [u8] = leak(vec![b'x'; 1000]);
     let mut parts: Vec<&[u8]> = vec![b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"];
-    parts.extend(std::iter::repeat(part).take(8));
+    parts.extend(std::iter::repeat_n(part, 8));
     let (base, port) = raw_server(parts, Duration::from_millis(5), Then::Stay);
     let failure = wait(fetch_with(
         &format!("{base}/"),

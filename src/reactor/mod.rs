@@ -13,6 +13,8 @@
 //! | `reactor.callFromThread(f)` | [`handle()`](handle)`.call_from_thread(f)` |
 //! | `reactor.addReader(obj)` / `addWriter` / `removeReader` / `removeWriter` | [`add_reader(&fd, callback)`](add_reader), [`add_writer`], [`remove_reader`], [`remove_writer`] (any `AsRawFd`; level-triggered) |
 //! | `reactor.removeAll()`, `getReaders()`, `getWriters()` | [`remove_all`], [`get_readers`], [`get_writers`] |
+//! | `reactor.listenUDP(port, proto)` | [`listen_udp(addr, proto)`](listen_udp) -> [`DatagramTransport`] (a [`DatagramProtocol`] gets `datagram_received(data, addr)`) |
+//! | `reactor.listenUNIX(path, factory)` / `connectUNIX(path, factory)` | [`listen_unix(path, factory)`](listen_unix) -> [`UnixPort`] (removes the file on `stop_listening`) / [`connect_unix(path, factory)`](connect_unix) -> `Deferred<Transport>` |
 //! | `reactor.spawnProcess(proto, exe, args, env, path)` | [`spawn_process(program, args, ProcessOptions { env, cwd }, protocol)`](spawn_process) -> [`ProcessTransport`] |
 //!
 //! Differences from Twisted, all deliberate:
@@ -47,6 +49,8 @@ mod signals;
 pub(crate) mod sources;
 pub(crate) mod stream;
 pub(crate) mod tcp;
+pub(crate) mod udp;
+pub(crate) mod unix;
 
 use std::error::Error;
 use std::fmt;
@@ -65,6 +69,13 @@ pub use process::{
 pub use tcp::{
     connect_protocol, connect_protocol_with, connect_tcp, connect_tcp_with, listen_tcp,
     CannotListen, ConnectError, ConnectOptions, Connector, Port,
+};
+pub use udp::{
+    listen_udp, listen_udp_with, DatagramError, DatagramProtocol, DatagramTransport, UdpOptions,
+};
+pub use unix::{
+    connect_unix, listen_unix, listen_unix_with, PeerCredentials, UnixError, UnixListenOptions,
+    UnixPort,
 };
 
 pub(crate) use self::core::{current as current_reactor, guard};

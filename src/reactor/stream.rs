@@ -176,6 +176,11 @@ pub trait ITransport: fmt::Debug {
             "the transport is not a TCP socket",
         ))
     }
+    /// Who is on the other end of a Unix socket, where the system says; the
+    /// default (any other transport) is `None`.
+    fn peer_credentials(&self) -> Option<crate::reactor::PeerCredentials> {
+        None
+    }
     /// Stops delivering received data until [`resume_producing`](Self::resume_producing).
     fn pause_producing(&self);
     /// Delivers received data again.
@@ -325,6 +330,12 @@ impl Transport {
     /// Turns Nagle's algorithm off (`true`) or on (Twisted's `setTcpNoDelay`).
     pub fn set_tcp_nodelay(&self, enabled: bool) -> io::Result<()> {
         self.0.set_tcp_nodelay(enabled)
+    }
+
+    /// The peer's process, user and group ids on a Unix socket
+    /// (`SO_PEERCRED`, Linux); `None` on other transports and systems.
+    pub fn peer_credentials(&self) -> Option<crate::reactor::PeerCredentials> {
+        self.0.peer_credentials()
     }
 
     /// Stops reading from the socket: `data_received` is not called until

@@ -283,7 +283,7 @@ fn parse_url(url: &str) -> Result<Url, Error> {
         "https" => return Err(bad("https needs twined's `tls` feature".into())),
         other => return Err(bad(format!("unsupported scheme {other:?}"))),
     }
-    if parsed.host_str().map_or(true, str::is_empty) {
+    if parsed.host_str().is_none_or(str::is_empty) {
         return Err(bad("no host".into()));
     }
     Ok(parsed)

@@ -204,8 +204,8 @@ impl ConnectionPool {
 
     fn has_room(st: &PoolState, key: &PoolKey) -> bool {
         let host = st.in_flight.get(key).copied().unwrap_or(0);
-        st.options.max_total.map_or(true, |m| st.total < m)
-            && st.options.max_per_host.map_or(true, |m| host < m)
+        st.options.max_total.is_none_or(|m| st.total < m)
+            && st.options.max_per_host.is_none_or(|m| host < m)
     }
 
     /// A lease on a connection to `key`: an idle one unless `fresh`, or a
