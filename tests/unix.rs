@@ -274,3 +274,27 @@ fn a_peer_that_never_reads_pauses_the_writer() {
     drop(stuck);
     std::fs::remove_file(&path).unwrap();
 }
+
+/// `Transport::when_closed` fires with the close reason on a Unix connection
+/// too, after the protocol's `connection_lost`.
+#[test]
+fn when_closed_fires_with_the_reason() {
+    let path = sock("when-closed");
+    let port = reactor::listen_unix(&path, |_: SocketAddr| Echo::default()).unwrap();
+    let transport = wait(reactor::connect_unix(&path, |_: SocketAddr| {
+        Echo::default()
+    }))
+    .unwrap();
+    let closed = transport.when_closed();
+    transport.lose_connection();
+    let reason = wait(closed).unwrap();
+    assert!(reason.check::<ConnectionDone>(), "{reason:?}");
+    // A late caller gets the same reason at once.
+    assert!(transport
+        .when_closed()
+        .result()
+        .unwrap()
+        .unwrap()
+        .check::<ConnectionDone>());
+    port.stop_listening();
+}

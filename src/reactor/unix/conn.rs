@@ -23,7 +23,7 @@ use super::error::UnixError;
 use crate::defer::report::{report_error, report_warn};
 use crate::defer::{Deferred, Failure, Panicked};
 use crate::reactor::sources::{Handler, Ready, SourceKey};
-use crate::reactor::stream::{Factory, ITransport, Protocol, Transport};
+use crate::reactor::stream::{CloseNotice, Factory, ITransport, Protocol, Transport};
 use crate::reactor::tcp::{ConnectionAborted, ConnectionDone, ConnectionLost};
 use crate::reactor::{current_reactor, guard};
 
@@ -104,6 +104,8 @@ pub(super) struct UnixConn {
     protocol: RefCell<Option<Box<dyn Protocol>>>,
     /// A pause (`true`) or resume that came while the protocol was busy.
     pending: Cell<Option<bool>>,
+    /// Fired after `connection_lost`: [`Transport::when_closed`].
+    closed: CloseNotice,
 }
 
 impl UnixConn {
@@ -133,6 +135,7 @@ impl UnixConn {
             }),
             protocol: RefCell::new(Some(protocol)),
             pending: Cell::new(None),
+            closed: CloseNotice::new(),
         });
         let key = current_reactor().register(
             &mut stream,
@@ -359,11 +362,13 @@ impl UnixConn {
                     protocol.connection_lost(r)
                 });
             }
+            let r = reason.clone();
             if let Some(on_lost) = on_lost {
                 guard("a factory's client_connection_lost", move || {
                     on_lost(reason)
                 });
             }
+            me.closed.closed(r);
         }));
     }
 }
@@ -397,6 +402,10 @@ impl Handler for UnixConn {
 /// The Unix connection as a [`Transport`]; the handle's methods document
 /// what each does.
 impl ITransport for UnixConn {
+    fn close_notice(&self) -> Option<&CloseNotice> {
+        Some(&self.closed)
+    }
+
     fn write(&self, data: &[u8]) {
         self.write_parts(&[data]);
     }
