@@ -50,5 +50,7 @@
 
 pub mod basic;
 
-pub use crate::reactor::stream::{Factory, ITransport, Protocol, Transport};
+pub use crate::reactor::stream::{
+    Factory, ITransport, Layering, Protocol, Transport, WrapProtocol,
+};
 pub use crate::reactor::tcp::{ConnectionAborted, ConnectionDone, ConnectionLost};

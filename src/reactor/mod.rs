@@ -47,6 +47,8 @@ mod signals;
 pub(crate) mod sources;
 pub(crate) mod stream;
 pub(crate) mod tcp;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 use std::error::Error;
 use std::fmt;
@@ -66,6 +68,8 @@ pub use tcp::{
     connect_protocol, connect_protocol_with, connect_tcp, connect_tcp_with, listen_tcp,
     CannotListen, ConnectError, ConnectOptions, Connector, Port,
 };
+#[cfg(feature = "tls")]
+pub use tls::{connect_protocol_ssl, connect_ssl, listen_ssl};
 
 pub(crate) use self::core::{current as current_reactor, guard};
 
