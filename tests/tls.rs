@@ -176,6 +176,10 @@ fn echo_over_tls_then_close_notify() {
 
 /// Runs the reactor until `done` (checked every millisecond), bounded.
 fn run_until(done: impl Fn() -> bool + 'static) {
+    run_until_within(Duration::from_secs(10), done)
+}
+
+fn run_until_within(limit: Duration, done: impl Fn() -> bool + 'static) {
     if done() {
         return;
     }
@@ -185,7 +189,7 @@ fn run_until(done: impl Fn() -> bool + 'static) {
         }
     });
     let _ = lc.start(Duration::from_millis(1), false);
-    run_bounded(Duration::from_secs(10));
+    run_bounded(limit);
     let _ = lc.stop();
 }
 
@@ -433,4 +437,343 @@ fn bad_configuration_is_a_config_error() {
     ))
     .unwrap_err();
     assert!(matches!(tls_error(&failure), TlsError::ServerName { .. }));
+}
+
+const MIB: usize = 1024 * 1024;
+
+/// The bulk stream's `len` bytes from `offset`: a 251-byte cycle, so a
+/// lost, repeated or reordered piece shows.
+fn pattern(offset: usize, len: usize) -> &'static [u8] {
+    thread_local! {
+        static CYCLE: &'static [u8] =
+            Box::leak((0..64 * 1024 + 251).map(|i| (i % 251) as u8).collect());
+    }
+    let cycle = CYCLE.with(|c| *c);
+    &cycle[offset % 251..][..len]
+}
+
+/// Sends `total` bytes as fast as flow control lets it, then closes.
+struct Producer {
+    transport: Option<Transport>,
+    total: usize,
+    sent: usize,
+    paused: bool,
+    stats: Rc<RefCell<ProducerStats>>,
+}
+
+#[derive(Default)]
+struct ProducerStats {
+    pauses: usize,
+    max_buffered: usize,
+    done: bool,
+}
+
+impl Producer {
+    fn produce(&mut self) {
+        let Some(t) = self.transport.clone() else {
+            return;
+        };
+        while !self.paused && self.sent < self.total {
+            let n = (64 * 1024).min(self.total - self.sent);
+            t.write(pattern(self.sent, n));
+            self.sent += n;
+            let buffered = t.write_buffer_size();
+            let mut stats = self.stats.borrow_mut();
+            stats.max_buffered = stats.max_buffered.max(buffered);
+            // pause_producing is delivered after this method returns, so
+            // look at the buffer too (as with TCP).
+            if buffered > 64 * 1024 {
+                break;
+            }
+        }
+        if self.sent == self.total && !self.stats.borrow().done {
+            self.stats.borrow_mut().done = true;
+            t.lose_connection();
+        }
+    }
+}
+
+impl Protocol for Producer {
+    fn connection_made(&mut self, transport: Transport) {
+        self.transport = Some(transport);
+        self.produce();
+    }
+    fn data_received(&mut self, _data: &[u8]) {}
+    fn pause_producing(&mut self) {
+        self.paused = true;
+        self.stats.borrow_mut().pauses += 1;
+    }
+    fn resume_producing(&mut self) {
+        self.paused = false;
+        self.produce();
+    }
+}
+
+/// Checks the bulk stream; pauses reading for a while every 8 MiB.
+struct SlowReader {
+    transport: Option<Transport>,
+    received: usize,
+    max_chunk: usize,
+    bad_at: Option<usize>,
+    lost: Rc<RefCell<Option<(usize, usize, Option<usize>, Failure)>>>,
+}
+
+impl Protocol for SlowReader {
+    fn connection_made(&mut self, transport: Transport) {
+        self.transport = Some(transport);
+    }
+    fn data_received(&mut self, data: &[u8]) {
+        self.max_chunk = self.max_chunk.max(data.len());
+        if self.bad_at.is_none() {
+            if data != pattern(self.received, data.len()) {
+                self.bad_at = Some(self.received);
+            }
+        }
+        let before = self.received / (8 * MIB);
+        self.received += data.len();
+        if self.received / (8 * MIB) != before {
+            if let Some(t) = self.transport.clone() {
+                t.pause_producing();
+                reactor::call_later(Duration::from_millis(30), move || t.resume_producing());
+            }
+        }
+    }
+    fn connection_lost(&mut self, reason: Failure) {
+        *self.lost.borrow_mut() = Some((self.received, self.max_chunk, self.bad_at, reason));
+        let _ = reactor::stop();
+    }
+}
+
+#[test]
+fn sixty_four_mib_with_backpressure_on_both_ends() {
+    let total = 64 * MIB;
+    let cert = cert_for(&["localhost"]);
+    let stats: Rc<RefCell<ProducerStats>> = Rc::default();
+    let s = stats.clone();
+    let port = tls::listen_ssl(
+        "127.0.0.1:0",
+        move |_: SocketAddr| Producer {
+            transport: None,
+            total,
+            sent: 0,
+            paused: false,
+            stats: s.clone(),
+        },
+        cert.server(),
+    )
+    .unwrap();
+    let lost = Rc::default();
+    let reader = SlowReader {
+        transport: None,
+        received: 0,
+        max_chunk: 0,
+        bad_at: None,
+        lost: Rc::clone(&lost),
+    };
+    let _transport = wait(tls::connect_protocol_ssl(
+        "localhost",
+        port.address().port(),
+        reader,
+        &cert.client(),
+        short(),
+    ))
+    .unwrap();
+    let l = lost.clone();
+    // Generous: debug builds on a busy machine are slow; speed is the
+    // benchmark's business.
+    run_until_within(Duration::from_secs(120), move || l.borrow().is_some());
+    let (received, max_chunk, bad_at, reason) = lost.borrow_mut().take().unwrap();
+    assert_eq!(received, total);
+    assert_eq!(bad_at, None, "the stream was corrupted");
+    assert!(reason.check::<ConnectionDone>(), "{reason:?}");
+    // The reader got the stream in bounded pieces...
+    assert!(max_chunk <= 64 * 1024, "a {max_chunk}-byte chunk");
+    // ...and the writer was paused instead of buffering: its buffer stayed
+    // within the high-water mark plus one chunk's records.
+    let stats = stats.borrow();
+    assert!(stats.pauses > 0, "never paused");
+    assert!(
+        stats.max_buffered <= 64 * 1024 + 2 * 64 * 1024,
+        "{} bytes buffered",
+        stats.max_buffered
+    );
+    port.stop_listening();
+}
+
+/// The STARTTLS server: a line protocol that answers `STARTTLS` with 1 MiB
+/// of clear text, `OK`, and then switches, writing 1 MiB more encrypted at
+/// once (in flight while the handshake runs).
+struct StartTlsServer {
+    transport: Option<Transport>,
+    config: ServerTlsConfig,
+    clear: Vec<u8>,
+    switched: bool,
+    seen: Rc<RefCell<Seen>>,
+}
+
+impl Protocol for StartTlsServer {
+    fn connection_made(&mut self, transport: Transport) {
+        self.transport = Some(transport);
+    }
+    fn data_received(&mut self, data: &[u8]) {
+        let Some(t) = self.transport.clone() else {
+            return;
+        };
+        if self.switched {
+            self.seen.borrow_mut().data.extend_from_slice(data);
+            return;
+        }
+        self.clear.extend_from_slice(data);
+        if self.clear == b"STARTTLS\r\n" {
+            t.write(&vec![b'c'; MIB]);
+            t.write(b"OK\r\n");
+            // Most of the clear megabyte is still buffered here.
+            t.start_tls(self.config.clone()).unwrap();
+            self.switched = true;
+            t.write(&vec![b's'; MIB]);
+            t.write(b"END\r\n");
+        }
+    }
+    fn connection_lost(&mut self, reason: Failure) {
+        self.seen.borrow_mut().lost = Some(reason);
+    }
+}
+
+struct StartTlsClient {
+    transport: Option<Transport>,
+    config: ClientTlsConfig,
+    clear: Vec<u8>,
+    switched: bool,
+    seen: Rc<RefCell<Seen>>,
+}
+
+impl Protocol for StartTlsClient {
+    fn connection_made(&mut self, transport: Transport) {
+        transport.write(b"STARTTLS\r\n");
+        self.transport = Some(transport);
+    }
+    fn data_received(&mut self, data: &[u8]) {
+        let Some(t) = self.transport.clone() else {
+            return;
+        };
+        if !self.switched {
+            self.clear.extend_from_slice(data);
+            if self.clear.ends_with(b"OK\r\n") {
+                t.start_tls(self.config.clone()).unwrap();
+                self.switched = true;
+                t.write(b"secret from the client");
+            }
+            return;
+        }
+        let mut seen = self.seen.borrow_mut();
+        seen.data.extend_from_slice(data);
+        if seen.data.ends_with(b"END\r\n") {
+            t.lose_connection();
+        }
+    }
+    fn connection_lost(&mut self, reason: Failure) {
+        self.seen.borrow_mut().lost = Some(reason);
+        let _ = reactor::stop();
+    }
+}
+
+#[test]
+fn starttls_keeps_the_bytes_in_flight_at_the_switch() {
+    let cert = cert_for(&["localhost"]);
+    let server_seen: Rc<RefCell<Seen>> = Rc::default();
+    let (s, config) = (server_seen.clone(), cert.server());
+    let port = reactor::listen_tcp("127.0.0.1:0", move |_: SocketAddr| StartTlsServer {
+        transport: None,
+        config: config.clone(),
+        clear: Vec::new(),
+        switched: false,
+        seen: s.clone(),
+    })
+    .unwrap();
+    let client_seen: Rc<RefCell<Seen>> = Rc::default();
+    let client = Rc::new(RefCell::new(StartTlsClient {
+        transport: None,
+        config: cert.client().with_server_name("localhost"),
+        clear: Vec::new(),
+        switched: false,
+        seen: client_seen.clone(),
+    }));
+    wait(reactor::connect_protocol(
+        "127.0.0.1",
+        port.address().port(),
+        client.clone(),
+    ))
+    .unwrap();
+    let c = client_seen.clone();
+    run_until(move || c.borrow().lost.is_some());
+    let mut expected_clear = vec![b'c'; MIB];
+    expected_clear.extend_from_slice(b"OK\r\n");
+    assert!(client.borrow().clear == expected_clear, "the clear part");
+    let mut expected_secret = vec![b's'; MIB];
+    expected_secret.extend_from_slice(b"END\r\n");
+    assert!(
+        client_seen.borrow().data == expected_secret,
+        "the encrypted part"
+    );
+    let lost = client_seen.borrow_mut().lost.take().unwrap();
+    assert!(lost.check::<ConnectionDone>(), "{lost:?}");
+    let s = server_seen.clone();
+    run_until(move || s.borrow().lost.is_some());
+    assert_eq!(server_seen.borrow().data, b"secret from the client");
+    port.stop_listening();
+}
+
+#[test]
+fn starttls_with_the_wrong_name_fails_the_connection() {
+    let cert = cert_for(&["localhost"]);
+    let server_seen: Rc<RefCell<Seen>> = Rc::default();
+    let (s, config) = (server_seen.clone(), cert.server());
+    let port = reactor::listen_tcp("127.0.0.1:0", move |_: SocketAddr| StartTlsServer {
+        transport: None,
+        config: config.clone(),
+        clear: Vec::new(),
+        switched: false,
+        seen: s.clone(),
+    })
+    .unwrap();
+    let client_seen: Rc<RefCell<Seen>> = Rc::default();
+    wait(reactor::connect_protocol(
+        "127.0.0.1",
+        port.address().port(),
+        StartTlsClient {
+            transport: None,
+            // No server name: the peer's IP, which the certificate lacks.
+            config: cert.client(),
+            clear: Vec::new(),
+            switched: false,
+            seen: client_seen.clone(),
+        },
+    ))
+    .unwrap();
+    let c = client_seen.clone();
+    run_until(move || c.borrow().lost.is_some());
+    let lost = client_seen.borrow_mut().lost.take().unwrap();
+    assert!(
+        matches!(rustls_error(&lost), rustls::Error::InvalidCertificate(_)),
+        "{lost:?}"
+    );
+    assert!(client_seen.borrow().data.is_empty());
+    port.stop_listening();
+}
+
+#[test]
+fn start_tls_on_a_closed_connection_is_an_error() {
+    let port = reactor::listen_tcp("127.0.0.1:0", |_: SocketAddr| Silent).unwrap();
+    let transport = wait(reactor::connect_protocol(
+        "127.0.0.1",
+        port.address().port(),
+        Silent,
+    ))
+    .unwrap();
+    transport.abort_connection();
+    let e = transport
+        .start_tls(ClientTlsConfig::default().with_server_name("localhost"))
+        .unwrap_err();
+    assert!(matches!(e, TlsError::CannotStart { .. }), "{e:?}");
+    port.stop_listening();
 }

@@ -200,10 +200,11 @@ impl Conn {
 
     /// Wraps the protocol in a layer's protocol, if a layer is waiting.
     fn install_wrap(&self) {
-        let Some(wrap) = self.wrap.borrow_mut().take() else {
+        // Busy: the wrapper waits for the running method to return.
+        let Ok(mut slot) = self.protocol.try_borrow_mut() else {
             return;
         };
-        let Ok(mut slot) = self.protocol.try_borrow_mut() else {
+        let Some(wrap) = self.wrap.borrow_mut().take() else {
             return;
         };
         if let Some(protocol) = slot.take() {

@@ -7,7 +7,8 @@
 //! the lower transport's high-water mark, the lower transport pauses this
 //! layer, which pauses the user's protocol; pausing the user's transport
 //! stops reading below. Writes made before the handshake finishes wait in
-//! the session and go out, in order, once it does.
+//! the layer (counted in `write_buffer_size`, and pausing the protocol past
+//! the high-water mark) and go out, in order, once it does.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::fmt;
@@ -21,6 +22,10 @@ use super::error::TlsError;
 use crate::defer::Failure;
 use crate::reactor::stream::{ITransport, Protocol, Transport};
 use crate::reactor::tcp::{ConnectionAborted, ConnectionDone};
+
+/// The high-water mark of writes waiting for the handshake, as the TCP
+/// transport's default.
+const DEFAULT_HIGH_WATER: usize = 64 * 1024;
 
 /// Plaintext read from the session per call.
 const PLAIN_CHUNK: usize = 64 * 1024;
@@ -44,6 +49,12 @@ pub(crate) struct Session {
     conn: RefCell<Connection>,
     lower: OnceCell<Transport>,
     phase: Cell<Phase>,
+    /// Plaintext written during the handshake.
+    pending: RefCell<Vec<u8>>,
+    /// The high-water mark for `pending`.
+    high_water: Cell<usize>,
+    /// `pending` went past the high-water mark: the protocol should pause.
+    pending_full: Cell<bool>,
     /// Why the session failed, for the user's `connection_lost`.
     error: RefCell<Option<TlsError>>,
     /// The peer's name, for errors.
@@ -59,6 +70,9 @@ impl Session {
             conn: RefCell::new(conn),
             lower: OnceCell::new(),
             phase: Cell::new(Phase::Handshaking),
+            pending: RefCell::new(Vec::new()),
+            high_water: Cell::new(DEFAULT_HIGH_WATER),
+            pending_full: Cell::new(false),
             error: RefCell::new(None),
             peer,
         })
@@ -127,6 +141,19 @@ impl ITransport for TlsTransport {
             log::debug!("write on a closed or closing TLS connection ignored");
             return;
         }
+        if matches!(
+            session.phase.get(),
+            Phase::Handshaking | Phase::LoseAfterHandshake
+        ) {
+            let mut pending = session.pending.borrow_mut();
+            parts
+                .iter()
+                .for_each(|part| pending.extend_from_slice(part));
+            if pending.len() > session.high_water.get() {
+                session.pending_full.set(true);
+            }
+            return;
+        }
         let result = {
             let mut conn = session.conn.borrow_mut();
             let mut writer = conn.writer();
@@ -188,13 +215,14 @@ impl ITransport for TlsTransport {
     }
 
     fn set_write_buffer_limits(&self, high: usize, low: usize) {
+        self.0.high_water.set(high);
         if let Some(lower) = self.0.lower.get() {
             lower.set_write_buffer_limits(high, low);
         }
     }
 
     fn write_buffer_size(&self) -> usize {
-        self.0.lower.get().map_or(0, Transport::write_buffer_size)
+        self.0.pending.borrow().len() + self.0.lower.get().map_or(0, Transport::write_buffer_size)
     }
 }
 
@@ -215,6 +243,10 @@ pub(crate) struct TlsLayer {
     session: Rc<Session>,
     user: Box<dyn Protocol>,
     fresh: bool,
+    /// The connection below paused this layer.
+    lower_paused: bool,
+    /// The user's protocol was told to pause.
+    user_paused: bool,
     /// Called with the user's transport when the handshake finishes, or with
     /// the failure when it does not.
     ready: Option<Ready>,
@@ -230,7 +262,24 @@ impl TlsLayer {
             session,
             user,
             fresh,
+            lower_paused: false,
+            user_paused: false,
             ready,
+        }
+    }
+
+    /// Pauses or resumes the user's protocol: paused while the connection
+    /// below is, or while writes waiting for the handshake are past the
+    /// high-water mark.
+    fn sync_pause(&mut self) {
+        let want = self.lower_paused || self.session.pending_full.get();
+        if want != self.user_paused {
+            self.user_paused = want;
+            if want {
+                self.user.pause_producing();
+            } else {
+                self.user.resume_producing();
+            }
         }
     }
 
@@ -238,7 +287,16 @@ impl TlsLayer {
     fn handshake_done(&mut self) {
         let lose = self.session.phase.get() == Phase::LoseAfterHandshake;
         self.session.phase.set(Phase::Open);
+        let pending = std::mem::take(&mut *self.session.pending.borrow_mut());
+        if !pending.is_empty() {
+            let result = self.session.conn.borrow_mut().writer().write_all(&pending);
+            if let Err(e) = result {
+                log::debug!("TLS write failed: {e}");
+            }
+        }
+        self.session.pending_full.set(false);
         self.session.flush();
+        self.sync_pause();
         if let Some(ready) = self.ready.take() {
             ready(Ok(Transport::new(Rc::new(TlsTransport(
                 self.session.clone(),
@@ -272,6 +330,7 @@ impl Protocol for TlsLayer {
         if std::mem::take(&mut self.fresh) {
             let mine = Transport::new(Rc::new(TlsTransport(self.session.clone())));
             self.user.connection_made(mine);
+            self.sync_pause();
         }
     }
 
@@ -326,6 +385,7 @@ impl Protocol for TlsLayer {
         }
         if !plain.is_empty() {
             self.user.data_received(&plain);
+            self.sync_pause();
         }
         if peer_closed && self.session.is_open() {
             // close_notify: answer with ours and close.
@@ -360,10 +420,12 @@ impl Protocol for TlsLayer {
     }
 
     fn pause_producing(&mut self) {
-        self.user.pause_producing();
+        self.lower_paused = true;
+        self.sync_pause();
     }
 
     fn resume_producing(&mut self) {
-        self.user.resume_producing();
+        self.lower_paused = false;
+        self.sync_pause();
     }
 }
