@@ -509,13 +509,16 @@ impl Protocol for Producer {
     }
 }
 
+/// What the reader saw: bytes, largest chunk, first bad offset, reason.
+type ReadEnd = (usize, usize, Option<usize>, Failure);
+
 /// Checks the bulk stream; pauses reading for a while every 8 MiB.
 struct SlowReader {
     transport: Option<Transport>,
     received: usize,
     max_chunk: usize,
     bad_at: Option<usize>,
-    lost: Rc<RefCell<Option<(usize, usize, Option<usize>, Failure)>>>,
+    lost: Rc<RefCell<Option<ReadEnd>>>,
 }
 
 impl Protocol for SlowReader {
@@ -524,10 +527,8 @@ impl Protocol for SlowReader {
     }
     fn data_received(&mut self, data: &[u8]) {
         self.max_chunk = self.max_chunk.max(data.len());
-        if self.bad_at.is_none() {
-            if data != pattern(self.received, data.len()) {
-                self.bad_at = Some(self.received);
-            }
+        if self.bad_at.is_none() && data != pattern(self.received, data.len()) {
+            self.bad_at = Some(self.received);
         }
         let before = self.received / (8 * MIB);
         self.received += data.len();
