@@ -118,3 +118,15 @@ fn serve_refuses_a_bad_port_cleanly() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains(&port));
 }
+
+#[test]
+fn starttls() {
+    let out = run("starttls", &[]);
+    assert!(out.contains("client got in clear: 220 go ahead"), "{out}");
+    assert!(out.contains("server got: HELLO secret"), "{out}");
+    assert!(
+        out.contains("client got over TLS: 250 you said: HELLO secret"),
+        "{out}"
+    );
+    assert!(out.contains("client: closed cleanly"), "{out}");
+}
