@@ -27,9 +27,6 @@ use crate::reactor::tcp::{ConnectionAborted, ConnectionDone};
 /// transport's default.
 const DEFAULT_HIGH_WATER: usize = 64 * 1024;
 
-/// Plaintext read from the session per call.
-const PLAIN_CHUNK: usize = 64 * 1024;
-
 /// Where a TLS session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -353,25 +350,11 @@ impl Protocol for TlsLayer {
                     refused = Some(e);
                     break;
                 }
-                loop {
-                    let start = plain.len();
-                    plain.resize(start + PLAIN_CHUNK, 0);
-                    let read = conn.reader().read(&mut plain[start..]);
-                    match read {
-                        Ok(0) => {
-                            plain.truncate(start);
-                            peer_closed = true;
-                            break;
-                        }
-                        Ok(n) => plain.truncate(start + n),
-                        Err(e) => {
-                            plain.truncate(start);
-                            if e.kind() != io::ErrorKind::WouldBlock {
-                                refused = Some(rustls::Error::General(e.to_string()));
-                            }
-                            break;
-                        }
-                    }
+                // Everything decrypted so far; no zero-filling of spare room.
+                match conn.reader().read_to_end(&mut plain) {
+                    Ok(_) => peer_closed = true, // close_notify
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => refused = Some(rustls::Error::General(e.to_string())),
                 }
             }
         }
