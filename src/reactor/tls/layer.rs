@@ -335,7 +335,8 @@ impl Protocol for TlsLayer {
         if self.session.phase.get() == Phase::Closing {
             return;
         }
-        let mut plain = Vec::new();
+        // Plaintext is never longer than the records it came in.
+        let mut plain = Vec::with_capacity(data.len());
         let mut peer_closed = false;
         let mut refused = None;
         let was_handshaking = self.session.conn.borrow().is_handshaking();
