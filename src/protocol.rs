@@ -52,5 +52,7 @@ pub mod basic;
 pub mod policies;
 pub mod reconnect;
 
-pub use crate::reactor::stream::{CloseNotice, Factory, ITransport, Protocol, Transport};
+pub use crate::reactor::stream::{
+    CloseNotice, Factory, ITransport, Layering, Protocol, Transport, WrapProtocol,
+};
 pub use crate::reactor::tcp::{ConnectionAborted, ConnectionDone, ConnectionLost};

@@ -198,3 +198,15 @@ fn multi_echo_names_a_bad_endpoint() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad port \"http\""));
 }
+
+#[test]
+fn starttls() {
+    let out = run("starttls", &[]);
+    assert!(out.contains("client got in clear: 220 go ahead"), "{out}");
+    assert!(out.contains("server got: HELLO secret"), "{out}");
+    assert!(
+        out.contains("client got over TLS: 250 you said: HELLO secret"),
+        "{out}"
+    );
+    assert!(out.contains("client: closed cleanly"), "{out}");
+}

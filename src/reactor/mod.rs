@@ -49,6 +49,8 @@ mod signals;
 pub(crate) mod sources;
 pub(crate) mod stream;
 pub(crate) mod tcp;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub(crate) mod udp;
 pub(crate) mod unix;
 
@@ -70,6 +72,8 @@ pub use tcp::{
     connect_protocol, connect_protocol_with, connect_tcp, connect_tcp_with, listen_tcp,
     CannotListen, ConnectError, ConnectOptions, Connector, Port,
 };
+#[cfg(feature = "tls")]
+pub use tls::{connect_protocol_ssl, connect_ssl, listen_ssl};
 pub use udp::{
     listen_udp, listen_udp_with, DatagramError, DatagramProtocol, DatagramTransport, UdpOptions,
 };

@@ -189,6 +189,22 @@ pub trait ITransport: fmt::Debug {
     fn set_write_buffer_limits(&self, high: usize, low: usize);
     /// Bytes written but not yet sent.
     fn write_buffer_size(&self) -> usize;
+
+    /// Puts a layer (STARTTLS's TLS session) between this live connection
+    /// and its protocol: `make` gets a handle that bypasses the layer and
+    /// returns the layer. From then on every handle's methods go through
+    /// [`Layering::transport`], and received bytes go to the protocol
+    /// [`Layering::wrap`] builds around the current one (installed once the
+    /// protocol's running method, if any, returns). Bytes written before the
+    /// call go out first, unchanged. Transports that cannot carry a layer
+    /// answer with an `Unsupported` error (the default).
+    fn push_layer(&self, make: Box<dyn FnOnce(Transport) -> Layering>) -> io::Result<()> {
+        let _ = make;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the transport cannot carry a layer",
+        ))
+    }
     /// The [`CloseNotice`] the transport fires when the connection closes,
     /// behind [`Transport::when_closed`]. The default, `None`, makes
     /// `when_closed` errback at once: a transport that can close implements
@@ -266,6 +282,27 @@ impl fmt::Debug for CloseNotice {
         f.debug_struct("CloseNotice")
             .field("closed", &self.is_closed())
             .finish()
+    }
+}
+
+/// A layer for [`ITransport::push_layer`]: the transport protocols write
+/// through from now on, and how the current protocol is wrapped to read
+/// through it.
+pub struct Layering {
+    /// Where writes, closes and flow control go from now on.
+    pub transport: Rc<dyn ITransport>,
+    /// Builds the protocol the connection calls from the current one.
+    pub wrap: WrapProtocol,
+}
+
+/// Builds a layer's protocol around the protocol a connection calls now.
+pub type WrapProtocol = Box<dyn FnOnce(Box<dyn Protocol>) -> Box<dyn Protocol>>;
+
+impl fmt::Debug for Layering {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Layering")
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
     }
 }
 
@@ -383,13 +420,26 @@ impl Transport {
     /// assert!(reason.check::<ConnectionDone>());
     /// ```
     pub fn when_closed(&self) -> Deferred<Failure> {
-        match self.0.close_notice() {
+        match self.close_notice() {
             Some(notice) => notice.when_closed(),
             None => crate::defer::fail(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "this transport does not report when it closes",
             )),
         }
+    }
+
+    /// The close notice of the transport, if it keeps one (for layers that
+    /// report the close of the connection they ride on).
+    pub(crate) fn close_notice(&self) -> Option<&CloseNotice> {
+        self.0.close_notice()
+    }
+
+    /// Puts a layer between the connection and its protocol; see
+    /// [`ITransport::push_layer`]. (STARTTLS is
+    /// [`start_tls`](Self::start_tls), built on this.)
+    pub fn push_layer(&self, make: Box<dyn FnOnce(Transport) -> Layering>) -> io::Result<()> {
+        self.0.push_layer(make)
     }
 }
 

@@ -30,7 +30,7 @@ use crate::defer::report::report_error;
 use crate::defer::report::report_warn;
 use crate::defer::{Failure, Panicked};
 use crate::reactor::sources::{Handler, Ready, SourceKey};
-use crate::reactor::stream::{CloseNotice, ITransport, Protocol, Transport};
+use crate::reactor::stream::{CloseNotice, ITransport, Layering, Protocol, Transport};
 use crate::reactor::{current_reactor, guard};
 
 /// Default high-water mark of the write buffer (Twisted's `bufferSize`).
@@ -85,7 +85,15 @@ pub(crate) struct Conn {
     pub(super) pending: Cell<Option<bool>>,
     /// Fired once the connection is closed (`Transport::when_closed`).
     pub(super) closed: CloseNotice,
+    /// A layer pushed on the live connection (STARTTLS): every handle's
+    /// methods go through it.
+    layer: RefCell<Option<Rc<dyn ITransport>>>,
+    /// The protocol wrapper of a layer pushed while the protocol was busy,
+    /// installed when its method returns.
+    wrap: RefCell<Option<Wrap>>,
 }
+
+type Wrap = crate::reactor::stream::WrapProtocol;
 
 thread_local! {
     static READ_BUF: RefCell<Option<Box<[u8]>>> = const { RefCell::new(None) };
@@ -126,6 +134,8 @@ impl Conn {
             protocol: RefCell::new(protocol),
             pending: Cell::new(None),
             closed: CloseNotice::new(),
+            layer: RefCell::new(None),
+            wrap: RefCell::new(None),
         })
     }
 
@@ -181,6 +191,7 @@ impl Conn {
         };
         let result = catch_unwind(AssertUnwindSafe(|| f(protocol.as_mut())));
         drop(slot);
+        self.install_wrap();
         if let Err(panic) = result {
             let panicked = Panicked::from_payload(panic);
             report_error!("a protocol's {what} panicked: {}", panicked.message());
@@ -188,6 +199,25 @@ impl Conn {
             return;
         }
         self.deliver_pending();
+    }
+
+    /// Wraps the protocol in a layer's protocol, if a layer is waiting.
+    fn install_wrap(&self) {
+        // Busy: the wrapper waits for the running method to return.
+        let Ok(mut slot) = self.protocol.try_borrow_mut() else {
+            return;
+        };
+        let Some(wrap) = self.wrap.borrow_mut().take() else {
+            return;
+        };
+        if let Some(protocol) = slot.take() {
+            *slot = Some(wrap(protocol));
+        }
+    }
+
+    /// The layer pushed on this connection, if any.
+    fn layer(&self) -> Option<Rc<dyn ITransport>> {
+        self.layer.borrow().clone()
     }
 
     /// Delivers a pause or resume that came while the protocol was busy.
@@ -412,6 +442,9 @@ impl Conn {
     }
 
     fn lost(&self, reason: Failure, on_lost: Option<Box<dyn FnOnce(Failure)>>) {
+        // The layer holds a handle on this connection: let it go.
+        self.layer.borrow_mut().take();
+        self.wrap.borrow_mut().take();
         let protocol = self.protocol.borrow_mut().take();
         if let Some(mut protocol) = protocol {
             let r = reason.clone();
@@ -460,27 +493,26 @@ impl Handler for Conn {
     }
 }
 
-/// The TCP connection as a [`Transport`]; the handle's methods document
-/// what each does.
-impl ITransport for Conn {
+/// The connection's own transport methods, below any layer.
+impl Conn {
     /// Sends `data`: written at once when the socket takes it, buffered
     /// otherwise. Past the high-water mark the protocol's
     /// [`pause_producing`](Protocol::pause_producing) is called; nothing is
     /// ever dropped while the connection is open.
-    fn write(&self, data: &[u8]) {
+    fn raw_write(&self, data: &[u8]) {
         self.write_parts(&[data]);
     }
 
     /// Sends several buffers in order, with one system call when the socket
     /// takes them (Twisted's `writeSequence`).
-    fn write_sequence(&self, parts: &[&[u8]]) {
+    fn raw_write_sequence(&self, parts: &[&[u8]]) {
         self.write_parts(parts);
     }
 
     /// Closes the connection once everything written has been sent (Twisted's
     /// `loseConnection`). Reading stops at once; the protocol's
     /// `connection_lost` gets [`ConnectionDone`].
-    fn lose_connection(&self) {
+    fn raw_lose_connection(&self) {
         let flushed = {
             let mut st = self.state.borrow_mut();
             if st.closing || !matches!(st.phase, Phase::Connected) {
@@ -497,7 +529,7 @@ impl ITransport for Conn {
     /// Closes the connection now, discarding unsent data, with a reset
     /// (Twisted's `abortConnection`). The protocol's `connection_lost` gets
     /// [`ConnectionAborted`]; the peer sees the connection reset.
-    fn abort_connection(&self) {
+    fn raw_abort_connection(&self) {
         // SO_LINGER 0: the close resets the connection instead of ending it
         // cleanly, so the peer cannot mistake an aborted stream for a
         // complete one.
@@ -509,12 +541,12 @@ impl ITransport for Conn {
     }
 
     /// The remote address (Twisted's `getPeer`).
-    fn peer(&self) -> Option<SocketAddr> {
+    fn raw_peer(&self) -> Option<SocketAddr> {
         self.state.borrow().peer
     }
 
     /// The local address (Twisted's `getHost`), looked up on first use.
-    fn host(&self) -> Option<SocketAddr> {
+    fn raw_host(&self) -> Option<SocketAddr> {
         let mut st = self.state.borrow_mut();
         if st.host.is_none() {
             st.host = st.stream.as_ref().and_then(|s| s.local_addr().ok());
@@ -523,17 +555,13 @@ impl ITransport for Conn {
     }
 
     /// Whether the connection is open and not closing.
-    fn close_notice(&self) -> Option<&CloseNotice> {
-        Some(&self.closed)
-    }
-
-    fn connected(&self) -> bool {
+    fn raw_connected(&self) -> bool {
         let st = self.state.borrow();
         matches!(st.phase, Phase::Connected) && !st.closing
     }
 
     /// Turns Nagle's algorithm off (`true`) or on (Twisted's `setTcpNoDelay`).
-    fn set_tcp_nodelay(&self, enabled: bool) -> io::Result<()> {
+    fn raw_set_tcp_nodelay(&self, enabled: bool) -> io::Result<()> {
         match self.state.borrow().stream.as_ref() {
             Some(stream) => stream.set_nodelay(enabled),
             None => Err(io::Error::new(
@@ -546,13 +574,13 @@ impl ITransport for Conn {
     /// Stops reading from the socket: `data_received` is not called until
     /// [`resume_producing`](Self::resume_producing) (Twisted's
     /// `transport.pauseProducing`, the transport as a producer).
-    fn pause_producing(&self) {
+    fn raw_pause_producing(&self) {
         self.state.borrow_mut().reading_paused = true;
     }
 
     /// Reads again after [`pause_producing`](Self::pause_producing); data that
     /// arrived meanwhile is delivered on the next iteration.
-    fn resume_producing(&self) {
+    fn raw_resume_producing(&self) {
         let schedule = {
             let mut st = self.state.borrow_mut();
             let was = std::mem::replace(&mut st.reading_paused, false);
@@ -570,15 +598,179 @@ impl ITransport for Conn {
     /// Sets the write buffer's high-water mark (the protocol is paused above
     /// it) and low-water mark (it is resumed at or below it). Defaults: 64 KiB
     /// and 0 (resume once everything is sent, as Twisted does).
-    fn set_write_buffer_limits(&self, high: usize, low: usize) {
+    fn raw_set_write_buffer_limits(&self, high: usize, low: usize) {
         let mut st = self.state.borrow_mut();
         st.high_water = high;
         st.low_water = low.min(high);
     }
 
     /// Bytes written but not yet taken by the kernel.
-    fn write_buffer_size(&self) -> usize {
+    fn raw_write_buffer_size(&self) -> usize {
         self.state.borrow().buffered()
+    }
+}
+
+/// The TCP connection as a [`Transport`]; the handle's methods document
+/// what each does. With a layer pushed (STARTTLS), they go through it.
+impl ITransport for Conn {
+    fn close_notice(&self) -> Option<&CloseNotice> {
+        Some(&self.closed)
+    }
+
+    fn write(&self, data: &[u8]) {
+        match self.layer() {
+            Some(layer) => layer.write(data),
+            None => self.raw_write(data),
+        }
+    }
+
+    fn write_sequence(&self, parts: &[&[u8]]) {
+        match self.layer() {
+            Some(layer) => layer.write_sequence(parts),
+            None => self.raw_write_sequence(parts),
+        }
+    }
+
+    fn lose_connection(&self) {
+        match self.layer() {
+            Some(layer) => layer.lose_connection(),
+            None => self.raw_lose_connection(),
+        }
+    }
+
+    fn abort_connection(&self) {
+        match self.layer() {
+            Some(layer) => layer.abort_connection(),
+            None => self.raw_abort_connection(),
+        }
+    }
+
+    fn peer(&self) -> Option<SocketAddr> {
+        match self.layer() {
+            Some(layer) => layer.peer(),
+            None => self.raw_peer(),
+        }
+    }
+
+    fn host(&self) -> Option<SocketAddr> {
+        match self.layer() {
+            Some(layer) => layer.host(),
+            None => self.raw_host(),
+        }
+    }
+
+    fn connected(&self) -> bool {
+        match self.layer() {
+            Some(layer) => layer.connected(),
+            None => self.raw_connected(),
+        }
+    }
+
+    fn set_tcp_nodelay(&self, enabled: bool) -> io::Result<()> {
+        match self.layer() {
+            Some(layer) => layer.set_tcp_nodelay(enabled),
+            None => self.raw_set_tcp_nodelay(enabled),
+        }
+    }
+
+    fn pause_producing(&self) {
+        match self.layer() {
+            Some(layer) => layer.pause_producing(),
+            None => self.raw_pause_producing(),
+        }
+    }
+
+    fn resume_producing(&self) {
+        match self.layer() {
+            Some(layer) => layer.resume_producing(),
+            None => self.raw_resume_producing(),
+        }
+    }
+
+    fn set_write_buffer_limits(&self, high: usize, low: usize) {
+        match self.layer() {
+            Some(layer) => layer.set_write_buffer_limits(high, low),
+            None => self.raw_set_write_buffer_limits(high, low),
+        }
+    }
+
+    fn write_buffer_size(&self) -> usize {
+        match self.layer() {
+            Some(layer) => layer.write_buffer_size(),
+            None => self.raw_write_buffer_size(),
+        }
+    }
+
+    fn push_layer(&self, make: Box<dyn FnOnce(Transport) -> Layering>) -> io::Result<()> {
+        if self.layer.borrow().is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "the connection already carries a layer",
+            ));
+        }
+        if !self.raw_connected() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the connection is not open",
+            ));
+        }
+        let Some(me) = self.rc() else {
+            return Err(io::Error::from(io::ErrorKind::NotConnected));
+        };
+        let layering = make(Transport::new(Rc::new(Below(me))));
+        *self.layer.borrow_mut() = Some(layering.transport);
+        *self.wrap.borrow_mut() = Some(layering.wrap);
+        // Now if the protocol is idle, else when its running method returns.
+        self.install_wrap();
+        Ok(())
+    }
+}
+
+/// A layer's handle on the connection below it.
+struct Below(Rc<Conn>);
+
+impl fmt::Debug for Below {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl ITransport for Below {
+    fn write(&self, data: &[u8]) {
+        self.0.raw_write(data)
+    }
+    fn write_sequence(&self, parts: &[&[u8]]) {
+        self.0.raw_write_sequence(parts)
+    }
+    fn lose_connection(&self) {
+        self.0.raw_lose_connection()
+    }
+    fn abort_connection(&self) {
+        self.0.raw_abort_connection()
+    }
+    fn peer(&self) -> Option<SocketAddr> {
+        self.0.raw_peer()
+    }
+    fn host(&self) -> Option<SocketAddr> {
+        self.0.raw_host()
+    }
+    fn connected(&self) -> bool {
+        self.0.raw_connected()
+    }
+    fn set_tcp_nodelay(&self, enabled: bool) -> io::Result<()> {
+        self.0.raw_set_tcp_nodelay(enabled)
+    }
+    fn pause_producing(&self) {
+        self.0.raw_pause_producing()
+    }
+    fn resume_producing(&self) {
+        self.0.raw_resume_producing()
+    }
+    fn set_write_buffer_limits(&self, high: usize, low: usize) {
+        self.0.raw_set_write_buffer_limits(high, low)
+    }
+    fn write_buffer_size(&self) -> usize {
+        self.0.raw_write_buffer_size()
     }
 }
 

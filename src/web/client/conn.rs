@@ -1,6 +1,6 @@
 //! One client connection: the HTTP/1.1 protocol that sends a request and
-//! reads its response with the codec, over a plain or TLS wire, one exchange
-//! at a time.
+//! reads its response with the codec, one exchange at a time, over any
+//! transport (TCP, or the reactor's TLS layer for HTTPS).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -13,40 +13,6 @@ use crate::web::http1::{
     ResponseHead,
 };
 use crate::web::Error;
-
-/// Where the connection's bytes go: a TCP transport, or a TLS session on one.
-#[derive(Clone)]
-pub(crate) enum Wire {
-    Plain(Transport),
-    #[cfg(feature = "tls")]
-    Tls(super::tls::TlsWire),
-}
-
-impl Wire {
-    fn write(&self, data: &[u8]) {
-        match self {
-            Wire::Plain(t) => t.write(data),
-            #[cfg(feature = "tls")]
-            Wire::Tls(t) => t.write(data),
-        }
-    }
-
-    fn abort(&self) {
-        match self {
-            Wire::Plain(t) => t.abort_connection(),
-            #[cfg(feature = "tls")]
-            Wire::Tls(t) => t.abort(),
-        }
-    }
-
-    fn lose(&self) {
-        match self {
-            Wire::Plain(t) => t.lose_connection(),
-            #[cfg(feature = "tls")]
-            Wire::Tls(t) => t.lose(),
-        }
-    }
-}
 
 /// How long a server that announced it closes gets to do so.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
@@ -80,7 +46,7 @@ struct Exchange {
 pub(crate) struct ConnShared {
     pub(crate) host: String,
     head_limit: usize,
-    wire: RefCell<Option<Wire>>,
+    wire: RefCell<Option<Transport>>,
     exchange: RefCell<Option<Exchange>>,
     alive: Cell<bool>,
     /// The server said it closes after this response (`Connection: close`,
@@ -161,7 +127,7 @@ impl ConnHandle {
         self.shared.alive.set(false);
         self.shared.exchange.borrow_mut().take();
         if let Some(wire) = self.shared.wire.borrow_mut().take() {
-            wire.abort();
+            wire.abort_connection();
         }
     }
 
@@ -173,7 +139,7 @@ impl ConnHandle {
         if self.shared.peer_closes.get() {
             let wire = self.shared.wire.borrow().clone();
             if let Some(wire) = wire {
-                let timer = crate::reactor::call_later(LINGER, move || wire.abort());
+                let timer = crate::reactor::call_later(LINGER, move || wire.abort_connection());
                 if let Some(old) = self.shared.linger.borrow_mut().replace(timer) {
                     let _ = old.cancel();
                 }
@@ -181,7 +147,7 @@ impl ConnHandle {
             }
         }
         if let Some(wire) = self.shared.wire.borrow_mut().take() {
-            wire.lose();
+            wire.lose_connection();
         }
     }
 }
@@ -216,23 +182,18 @@ pub(crate) struct HttpProtocol {
 }
 
 impl HttpProtocol {
-    /// The wire is up (TCP connected or TLS handshake done).
-    pub(crate) fn wire_ready(&self, wire: Wire) {
-        *self.shared.wire.borrow_mut() = Some(wire);
-    }
-
     fn protocol_error(&mut self, error: CodecError, got_response: bool) {
         let host = self.shared.host.clone();
         self.shared.alive.set(false);
         if let Some(wire) = self.shared.wire.borrow().clone() {
-            wire.abort();
+            wire.abort_connection();
         }
         self.shared
             .fail_exchange(Error::from_codec(&host, error), got_response);
     }
 
     /// Feeds bytes to the current exchange.
-    pub(crate) fn receive(&mut self, data: &[u8]) {
+    fn receive(&mut self, data: &[u8]) {
         let (id, method, sink) = {
             let exchange = self.shared.exchange.borrow();
             match exchange.as_ref() {
@@ -243,7 +204,7 @@ impl HttpProtocol {
                     drop(exchange);
                     self.shared.alive.set(false);
                     if let Some(wire) = self.shared.wire.borrow().clone() {
-                        wire.abort();
+                        wire.abort_connection();
                     }
                     return;
                 }
@@ -328,7 +289,7 @@ impl HttpProtocol {
     }
 
     /// The wire closed.
-    pub(crate) fn lost(&mut self, reason: Failure) {
+    fn lost(&mut self, reason: Failure) {
         self.shared.alive.set(false);
         if let Some(timer) = self.shared.linger.borrow_mut().take() {
             let _ = timer.cancel();
@@ -395,8 +356,10 @@ fn io_error(host: &str, reason: &Failure) -> Error {
 impl Protocol for HttpProtocol {
     fn connection_made(&mut self, transport: Transport) {
         // No TCP_NODELAY: a request goes out in one write and the next only
-        // after the whole response, so Nagle never holds one back.
-        self.wire_ready(Wire::Plain(transport));
+        // after the whole response, so Nagle never holds one back. (Over
+        // TLS this is the layer's transport; the pool uses the connection
+        // only once the handshake is done.)
+        *self.shared.wire.borrow_mut() = Some(transport);
     }
 
     fn data_received(&mut self, data: &[u8]) {

@@ -12,6 +12,25 @@
 //! coding other than `chunked` 501, a body over the limit 413, a handler
 //! that panics or fails 500; the connection is closed after each of these.
 //!
+//! Over TLS (HTTPS), a `Site` is a factory like any other: give it to
+//! [`listen_ssl`](crate::reactor::tls::listen_ssl) with a
+//! [`ServerTlsConfig`](crate::reactor::tls::ServerTlsConfig) (Twisted's
+//! `reactor.listenSSL(443, Site(root), contextFactory)`). Its bounds hold
+//! there too: the TLS layer passes flow control through.
+//!
+//! ```no_run
+//! # #[cfg(feature = "tls")] {
+//! use twined::reactor::{self, tls::{self, ServerTlsConfig}};
+//! use twined::web::server::{Response, Site};
+//!
+//! let config = ServerTlsConfig::from_pem_files("cert.pem", "key.pem").unwrap();
+//! let site = Site::new(|_| Response::new(200).body("hello over TLS"));
+//! let port = tls::listen_ssl("127.0.0.1:8443", site, config).unwrap();
+//! println!("serving on https://{}/", port.address());
+//! reactor::run().unwrap();
+//! # }
+//! ```
+//!
 //! Every bound has a default and a setter on [`Site`]: head size, body size,
 //! unsent output per connection (past it the connection stops reading
 //! requests until the peer takes its answers) and idle time.
