@@ -326,29 +326,100 @@ fn connect_failures_keep_their_reactor_error() {
     assert!(failure.check::<reactor::UnixError>(), "{failure}");
 }
 
+/// A self-signed certificate for `localhost` in a fresh directory:
+/// `cert.pem`, `key.pem`, and `roots/ca.pem` (the same certificate, as the
+/// only trusted root).
+fn tls_files(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("twined-endpoints-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("roots")).unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), certified.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), certified.key_pair.serialize_pem()).unwrap();
+    std::fs::write(dir.join("roots/ca.pem"), certified.cert.pem()).unwrap();
+    dir
+}
+
+/// Escapes `:` and `\` for an endpoint description (Twisted's `quoteStringArgument`).
+fn quote(path: &Path) -> String {
+    path.display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace(':', "\\:")
+}
+
 #[test]
-fn tls_endpoints_parse_and_fail_with_a_typed_error_until_tls_is_wired() {
+fn ssl_listen_and_tls_connect_from_strings() {
+    let dir = tls_files("roundtrip");
+    let server = format!(
+        "ssl:0:interface=127.0.0.1:privateKey={}:certKey={}",
+        quote(&dir.join("key.pem")),
+        quote(&dir.join("cert.pem"))
+    );
+    echo_through(&server, |port| {
+        format!(
+            "tls:localhost:{}:trustRoots={}",
+            port.tcp_address().unwrap().port(),
+            quote(&dir.join("roots"))
+        )
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tls_endpoints_fail_with_typed_errors() {
+    let dir = tls_files("errors");
+    // A missing key file is named in the error.
     let failure = wait(
-        server_from_string("ssl:0:privateKey=key.pem:certKey=cert.pem")
+        server_from_string("ssl:0:interface=127.0.0.1:privateKey=/nonexistent/key.pem")
             .unwrap()
             .listen(|_: SocketAddr| Echo::default()),
     )
     .unwrap_err();
-    assert_eq!(
-        failure.downcast_ref::<EndpointError>(),
-        Some(&EndpointError::TlsUnavailable { kind: "ssl" })
+    assert!(failure.check::<reactor::tls::TlsError>(), "{failure}");
+    assert!(
+        failure.to_string().contains("/nonexistent/key.pem"),
+        "{failure}"
     );
-    assert!(failure.to_string().contains("need listen_ssl"), "{failure}");
+    // A server whose certificate the client does not trust (webpki roots
+    // only): the handshake fails with the TLS error.
+    let port = wait(
+        server_from_string(&format!(
+            "ssl:0:interface=127.0.0.1:privateKey={}:certKey={}",
+            quote(&dir.join("key.pem")),
+            quote(&dir.join("cert.pem"))
+        ))
+        .unwrap()
+        .listen(|_: SocketAddr| Echo::default()),
+    )
+    .unwrap();
+    let client = format!("tls:localhost:{}", port.tcp_address().unwrap().port());
     let failure = wait(
-        client_from_string("tls:localhost:443")
+        client_from_string(&client)
             .unwrap()
             .connect_protocol(Echo::default()),
     )
     .unwrap_err();
-    assert_eq!(
-        failure.downcast_ref::<EndpointError>(),
-        Some(&EndpointError::TlsUnavailable { kind: "tls" })
+    assert!(failure.check::<reactor::tls::TlsError>(), "{failure}");
+    // A client certificate is refused clearly rather than ignored.
+    let failure = wait(
+        client_from_string(&format!("{client}:certificate=c.pem:privateKey=k.pem"))
+            .unwrap()
+            .connect_protocol(Echo::default()),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            failure.downcast_ref::<EndpointError>(),
+            Some(EndpointError::Unsupported {
+                field: "certificate",
+                ..
+            })
+        ),
+        "{failure}"
     );
+    port.stop_listening();
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -205,13 +205,13 @@ impl Factory for Once {
 
 /// A protocol built from a factory once the connection is up and its peer
 /// known (what `connect_protocol` needs, for a factory).
-struct BuildOnConnect<F> {
+pub(super) struct BuildOnConnect<F> {
     factory: F,
     protocol: Option<Box<dyn Protocol>>,
 }
 
 impl<F: Factory> BuildOnConnect<F> {
-    fn new(factory: F) -> BuildOnConnect<F> {
+    pub(super) fn new(factory: F) -> BuildOnConnect<F> {
         BuildOnConnect {
             factory,
             protocol: None,

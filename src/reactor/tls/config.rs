@@ -84,6 +84,8 @@ pub struct ClientTlsConfig {
     alpn: Vec<Vec<u8>>,
     server_name: Option<String>,
     no_resumption: bool,
+    /// Trust only the added roots, not webpki's (Twisted's `trustRoots`).
+    no_default_roots: bool,
     given: Option<Arc<ClientConfig>>,
     built: Rc<OnceCell<Result<Arc<ClientConfig>, TlsError>>>,
 }
@@ -95,6 +97,7 @@ impl fmt::Debug for ClientTlsConfig {
             .field("alpn", &self.alpn.len())
             .field("server_name", &self.server_name)
             .field("resumption", &!self.no_resumption)
+            .field("default_roots", &!self.no_default_roots)
             .field("custom_client_config", &self.given.is_some())
             .finish()
     }
@@ -151,6 +154,15 @@ impl ClientTlsConfig {
         self
     }
 
+    /// Trusts only the roots added with [`add_root_pem_file`](Self::add_root_pem_file)
+    /// / [`add_root_pem`](Self::add_root_pem), not the webpki roots (Twisted's
+    /// `trustRoots`, for a private CA).
+    pub fn without_default_roots(mut self) -> Self {
+        self.no_default_roots = true;
+        self.built = Rc::default();
+        self
+    }
+
     /// Uses this rustls configuration as it is (its roots, verifier, ALPN).
     pub fn from_client_config(config: Arc<ClientConfig>) -> ClientTlsConfig {
         ClientTlsConfig {
@@ -166,8 +178,12 @@ impl ClientTlsConfig {
         }
         self.built
             .get_or_init(|| {
-                let mut roots = RootCertStore {
-                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                let mut roots = if self.no_default_roots {
+                    RootCertStore::empty()
+                } else {
+                    RootCertStore {
+                        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                    }
                 };
                 for cert in &self.extra_roots {
                     roots.add(cert.clone()).map_err(|e| {
