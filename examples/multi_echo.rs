@@ -1,6 +1,7 @@
 //! One echo server listening on several endpoints at once, each named by an
-//! endpoint string (Twisted's `serverFromString`): TCP and a Unix socket by
-//! default, any `tcp:`/`unix:` (and, once TLS lands, `ssl:`) strings given.
+//! endpoint string (Twisted's `serverFromString`): TCP, TLS (`ssl:`, with a
+//! self-signed certificate it makes for `localhost`) and a Unix socket by
+//! default, any `tcp:`/`ssl:`/`unix:` strings given.
 //!
 //! With no arguments it is its own client: it connects to each endpoint
 //! through `client_from_string`, checks the echo, stops listening (the
@@ -12,6 +13,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::rc::Rc;
 
 use twined::defer::{gather_results, Deferred};
@@ -55,9 +57,34 @@ impl Protocol for Greeter {
     }
 }
 
-/// The client string that reaches a listening port.
-fn client_for(port: &ListeningPort) -> String {
+/// Escapes `:` and `\\` for an endpoint description.
+fn quote(path: &Path) -> String {
+    path.display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace(':', "\\:")
+}
+
+/// A self-signed certificate for `localhost` in `dir`: `cert.pem`,
+/// `key.pem`, and `roots/ca.pem` for the client to trust.
+fn make_certificate(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir.join("roots"))?;
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+        .map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("cert.pem"), certified.cert.pem())?;
+    std::fs::write(dir.join("key.pem"), certified.key_pair.serialize_pem())?;
+    std::fs::write(dir.join("roots/ca.pem"), certified.cert.pem())
+}
+
+/// The client string that reaches a listening port (`tls_roots`: the
+/// directory of roots to trust when the port was described with `ssl:`).
+fn client_for(port: &ListeningPort, tls_roots: Option<&Path>) -> String {
     match (port.tcp_address(), port.unix_path()) {
+        (Some(addr), _) if tls_roots.is_some() => format!(
+            "tls:localhost:{}:trustRoots={}",
+            addr.port(),
+            quote(tls_roots.unwrap_or(Path::new(".")))
+        ),
         (Some(addr), _) => format!("tcp:host={}:port={}", addr.ip(), addr.port()),
         (None, Some(path)) => format!(
             "unix:path={}",
@@ -70,14 +97,27 @@ fn client_for(port: &ListeningPort) -> String {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let serve = args.first().is_some_and(|a| a == "--serve");
+    let certs = std::env::temp_dir().join(format!("twined-multi-echo-{}", std::process::id()));
     let descriptions: Vec<String> = if serve && args.len() > 1 {
         args[1..].to_vec()
     } else {
         let sock =
             std::env::temp_dir().join(format!("twined-multi-echo-{}.sock", std::process::id()));
+        if let Err(e) = make_certificate(&certs) {
+            eprintln!(
+                "cannot write a test certificate in {}: {e}",
+                certs.display()
+            );
+            std::process::exit(1);
+        }
         vec![
             "tcp:0:interface=127.0.0.1".to_string(),
-            format!("unix:{}", sock.display().to_string().replace(':', "\\:")),
+            format!(
+                "ssl:0:interface=127.0.0.1:privateKey={}:certKey={}",
+                quote(&certs.join("key.pem")),
+                quote(&certs.join("cert.pem"))
+            ),
+            format!("unix:{}", quote(&sock)),
         ]
     };
     let mut listening = Vec::new();
@@ -93,6 +133,7 @@ fn main() {
     let ports = Rc::new(RefCell::new(Vec::new()));
     let p = ports.clone();
     let check_failed = failed.clone();
+    let tls_dir = certs.clone();
     gather_results(listening)
         .add_callback(move |ports: Vec<ListeningPort>| {
             for port in &ports {
@@ -105,8 +146,11 @@ fn main() {
             }
             let checks: Vec<Deferred<()>> = ports
                 .iter()
-                .map(|port| {
-                    let client = client_for(port);
+                .zip(&descriptions)
+                .map(|(port, description)| {
+                    let roots = tls_dir.join("roots");
+                    let tls = description.starts_with("ssl:").then_some(roots.as_path());
+                    let client = client_for(port, tls);
                     let (d, trigger) = Deferred::new();
                     let greeter = Greeter {
                         want: b"hello",
@@ -145,6 +189,7 @@ fn main() {
             println!("{} removed: {}", path.display(), !path.exists());
         }
     }
+    let _ = std::fs::remove_dir_all(&certs);
     if failed.get() {
         std::process::exit(1);
     }

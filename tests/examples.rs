@@ -185,7 +185,8 @@ fn multi_echo() {
     assert!(out.contains("listening on tcp:127.0.0.1:"), "{out}");
     assert!(out.contains("listening on unix:"), "{out}");
     assert!(out.contains("tcp:host=127.0.0.1:port="), "{out}");
-    assert_eq!(out.matches("echoed hello").count(), 2, "{out}");
+    assert!(out.contains("tls:localhost:"), "{out}");
+    assert_eq!(out.matches("echoed hello").count(), 3, "{out}");
     assert!(out.contains(".sock removed: true"), "{out}");
 }
 

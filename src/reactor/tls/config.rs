@@ -210,10 +210,7 @@ impl ClientTlsConfig {
 /// The name to verify a server against: a DNS name, or an IP address
 /// (IPv6 with or without brackets).
 pub(crate) fn server_name(name: &str) -> Result<ServerName<'static>, TlsError> {
-    let bare = name
-        .strip_prefix('[')
-        .and_then(|n| n.strip_suffix(']'))
-        .unwrap_or(name);
+    let bare = crate::threads::unbracket(name);
     ServerName::try_from(bare.to_string()).map_err(|_| TlsError::ServerName {
         name: name.to_string(),
     })
