@@ -32,6 +32,12 @@ use crate::workers::Shared;
 const BATCH: usize = 256;
 /// How long one `XREADGROUP` waits for new entries.
 const BLOCK: Duration = Duration::from_millis(500);
+
+/// Written lines that trigger a flush and their acknowledgement before the
+/// next tick: the most a crashed process can leave written but
+/// unacknowledged (fetched again by another consumer), besides one tick's
+/// worth at slow rates.
+const ACK_BATCH: usize = 256;
 /// How long Redis may stay unreachable before the crawl gives up.
 const GIVE_UP: Duration = Duration::from_secs(30);
 
@@ -166,7 +172,17 @@ impl Frontier {
     /// next flush.
     pub fn written(&self, id: String, line: Vec<u8>, url: String) {
         self.in_flight.borrow_mut().remove(&id);
-        self.written.borrow_mut().push(Written { id, line, url });
+        let waiting = {
+            let mut written = self.written.borrow_mut();
+            written.push(Written { id, line, url });
+            written.len()
+        };
+        // Acknowledge by count too, not only on the timer: a fast crawl
+        // must not hold thousands of written, unacknowledged entries that
+        // a crash would have fetched again.
+        if waiting >= ACK_BATCH {
+            self.tick();
+        }
     }
 
     /// Flushes the output, then sends the results, the dedupe members and
