@@ -21,10 +21,13 @@ pub fn example(name: &str) -> PathBuf {
         .to_path_buf();
     let path = profile_dir.join("examples").join(name);
     if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", name])
-            .status()
-            .expect("cargo build");
+        // Build it in the profile this test runs in (debug or release).
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "--example", name]);
+        if profile_dir.file_name().is_some_and(|p| p == "release") {
+            cargo.arg("--release");
+        }
+        let status = cargo.status().expect("cargo build");
         assert!(status.success(), "could not build example {name}");
     }
     path
