@@ -365,6 +365,46 @@ impl<F: Factory> Limiter<F> {
     }
 }
 
+/// The parts the two limiting factories share: `counts`, the [`Factory`]
+/// impl that counts through the [`Limiter`] and delegates the rest, `Debug`.
+macro_rules! limiter_face {
+    ($name:ident) => {
+        impl<F: Factory> $name<F> {
+            /// The live counts, readable after the factory moved into a port.
+            pub fn counts(&self) -> ConnectionCounts {
+                self.0.counts.clone()
+            }
+        }
+
+        impl<F: Factory> Factory for $name<F> {
+            fn build_protocol(&mut self, peer: SocketAddr) -> Option<Box<dyn Protocol>> {
+                self.0.build(peer)
+            }
+            fn start_factory(&mut self) {
+                self.0.factory.start_factory()
+            }
+            fn stop_factory(&mut self) {
+                self.0.factory.stop_factory()
+            }
+            fn client_connection_failed(&mut self, reason: Failure) {
+                self.0.factory.client_connection_failed(reason)
+            }
+            fn client_connection_lost(&mut self, reason: Failure) {
+                self.0.factory.client_connection_lost(reason)
+            }
+        }
+
+        impl<F> fmt::Debug for $name<F> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("bound", &self.0.bound)
+                    .field("counts", &self.0.counts)
+                    .finish()
+            }
+        }
+    };
+}
+
 /// Wraps a factory so that at most `limit` of its connections are open at
 /// once (Twisted's `LimitTotalConnectionsFactory`): a connection past the
 /// limit gets no protocol and is closed at once.
@@ -399,39 +439,9 @@ impl<F: Factory> LimitTotalConnectionsFactory<F> {
             counts: ConnectionCounts::default(),
         })
     }
-
-    /// The live counts, readable after the factory moved into a port.
-    pub fn counts(&self) -> ConnectionCounts {
-        self.0.counts.clone()
-    }
 }
 
-impl<F: Factory> Factory for LimitTotalConnectionsFactory<F> {
-    fn build_protocol(&mut self, peer: SocketAddr) -> Option<Box<dyn Protocol>> {
-        self.0.build(peer)
-    }
-    fn start_factory(&mut self) {
-        self.0.factory.start_factory()
-    }
-    fn stop_factory(&mut self) {
-        self.0.factory.stop_factory()
-    }
-    fn client_connection_failed(&mut self, reason: Failure) {
-        self.0.factory.client_connection_failed(reason)
-    }
-    fn client_connection_lost(&mut self, reason: Failure) {
-        self.0.factory.client_connection_lost(reason)
-    }
-}
-
-impl<F> fmt::Debug for LimitTotalConnectionsFactory<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LimitTotalConnectionsFactory")
-            .field("bound", &self.0.bound)
-            .field("counts", &self.0.counts)
-            .finish()
-    }
-}
+limiter_face!(LimitTotalConnectionsFactory);
 
 /// Wraps a factory so that at most `limit` of its connections come from
 /// one peer IP address at once (Twisted's `LimitConnectionsByPeer`); a
@@ -448,36 +458,6 @@ impl<F: Factory> LimitConnectionsByPeer<F> {
             counts: ConnectionCounts::default(),
         })
     }
-
-    /// The live counts, readable after the factory moved into a port.
-    pub fn counts(&self) -> ConnectionCounts {
-        self.0.counts.clone()
-    }
 }
 
-impl<F: Factory> Factory for LimitConnectionsByPeer<F> {
-    fn build_protocol(&mut self, peer: SocketAddr) -> Option<Box<dyn Protocol>> {
-        self.0.build(peer)
-    }
-    fn start_factory(&mut self) {
-        self.0.factory.start_factory()
-    }
-    fn stop_factory(&mut self) {
-        self.0.factory.stop_factory()
-    }
-    fn client_connection_failed(&mut self, reason: Failure) {
-        self.0.factory.client_connection_failed(reason)
-    }
-    fn client_connection_lost(&mut self, reason: Failure) {
-        self.0.factory.client_connection_lost(reason)
-    }
-}
-
-impl<F> fmt::Debug for LimitConnectionsByPeer<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LimitConnectionsByPeer")
-            .field("bound", &self.0.bound)
-            .field("counts", &self.0.counts)
-            .finish()
-    }
-}
+limiter_face!(LimitConnectionsByPeer);
