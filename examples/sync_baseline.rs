@@ -36,7 +36,7 @@ use twined::web::client::get_page;
 use twined::web::server::{Request, Response, Site};
 
 /// Page `/n` is `n * 10` bytes; every fourth page answers after `slow`.
-fn serve(slow: Duration) -> (SocketAddr, reactor::Handle, thread::JoinHandle<()>) {
+fn serve(slow: Duration) -> Result<(SocketAddr, reactor::Handle, thread::JoinHandle<()>), String> {
     let (tx, rx) = mpsc::channel();
     let server = thread::spawn(move || {
         let site = Site::new(move |req: Request| {
@@ -61,9 +61,9 @@ fn serve(slow: Duration) -> (SocketAddr, reactor::Handle, thread::JoinHandle<()>
         }
     });
     match rx.recv() {
-        Ok(Ok((addr, handle))) => (addr, handle, server),
-        Ok(Err(e)) => panic!("cannot listen: {e}"),
-        Err(_) => panic!("the server thread died"),
+        Ok(Ok((addr, handle))) => Ok((addr, handle, server)),
+        Ok(Err(e)) => Err(format!("cannot listen: {e}")),
+        Err(_) => Err("the server thread died".to_string()),
     }
 }
 
@@ -94,7 +94,13 @@ fn main() -> ExitCode {
         eprintln!("usage: sync_baseline [PAGES] [SLOW_MS]");
         return ExitCode::from(2);
     };
-    let (addr, server, server_thread) = serve(Duration::from_millis(slow_ms));
+    let (addr, server, server_thread) = match serve(Duration::from_millis(slow_ms)) {
+        Ok(started) => started,
+        Err(e) => {
+            eprintln!("sync_baseline: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let paths: Vec<String> = (1..=pages).map(|n| format!("/{n}")).collect();
 
     // 1. The blocking loop.
