@@ -42,6 +42,7 @@
 //! reactor::run().unwrap();          // returns once stopped; may be run again
 //! ```
 
+mod accept;
 mod core;
 mod fds;
 mod process;

@@ -6,7 +6,6 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::{Rc, Weak};
-use std::time::Duration;
 
 use mio::net::TcpListener;
 use mio::Interest;
@@ -14,15 +13,10 @@ use mio::Interest;
 use super::error::CannotListen;
 use super::transport::Conn;
 use crate::defer::report::report_error;
+use crate::reactor::accept::{accept_all, Accept};
 use crate::reactor::sources::{Handler, Ready, SourceKey};
 use crate::reactor::stream::Factory;
 use crate::reactor::{current_reactor, guard};
-
-/// Connections accepted per readiness event before yielding to other sources.
-const ACCEPTS_PER_EVENT: usize = 128;
-
-/// How long to wait before accepting again when out of file descriptors.
-const EMFILE_BACKOFF: Duration = Duration::from_millis(100);
 
 struct Listener {
     me: Weak<Listener>,
@@ -133,50 +127,6 @@ impl fmt::Debug for Port {
 }
 
 impl Listener {
-    fn accept_all(&self) {
-        for _ in 0..ACCEPTS_PER_EVENT {
-            let accepted = {
-                let socket = self.socket.borrow();
-                let Some((socket, _)) = socket.as_ref() else {
-                    return;
-                };
-                socket.accept()
-            };
-            match accepted {
-                Ok((stream, peer)) => self.serve(stream, peer),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if matches!(e.raw_os_error(), Some(23) | Some(24)) => {
-                    // ENFILE/EMFILE: the pending connections stay queued; try
-                    // again shortly instead of spinning.
-                    report_error!("accept on {} failed: {e}; retrying", self.address);
-                    self.accept_later(EMFILE_BACKOFF);
-                    return;
-                }
-                Err(e) => {
-                    // ECONNABORTED and friends concern one connection only.
-                    log::debug!("accept on {} failed: {e}", self.address);
-                }
-            }
-        }
-        // More may be waiting; edge-triggered, no new event will say so.
-        self.accept_later(Duration::ZERO);
-    }
-
-    fn accept_later(&self, delay: Duration) {
-        let Some(me) = self.me.upgrade() else { return };
-        let reactor = current_reactor();
-        if delay.is_zero() {
-            reactor.call_soon(Box::new(move || me.accept_all()));
-        } else {
-            drop(
-                reactor
-                    .timers
-                    .call_later(delay, Box::new(move || me.accept_all())),
-            );
-        }
-    }
-
     fn serve(&self, stream: mio::net::TcpStream, peer: SocketAddr) {
         let mut built = None;
         guard("a factory's build_protocol", || {
@@ -192,8 +142,24 @@ impl Listener {
     }
 }
 
+impl Accept for Listener {
+    fn accept_one(&self) -> Option<io::Result<()>> {
+        let accepted = {
+            let socket = self.socket.borrow();
+            socket.as_ref()?.0.accept()
+        };
+        Some(accepted.map(|(stream, peer)| self.serve(stream, peer)))
+    }
+
+    fn describe(&self) -> String {
+        self.address.to_string()
+    }
+}
+
 impl Handler for Listener {
     fn ready(&self, _ready: Ready) {
-        self.accept_all();
+        if let Some(me) = self.me.upgrade() {
+            accept_all(&me);
+        }
     }
 }

@@ -8,7 +8,6 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::rc::{Rc, Weak};
-use std::time::Duration;
 
 use mio::net::{UnixListener, UnixStream};
 use mio::Interest;
@@ -16,15 +15,10 @@ use mio::Interest;
 use super::conn::{UnixConn, NO_ADDRESS};
 use super::error::UnixError;
 use crate::defer::report::report_error;
+use crate::reactor::accept::{accept_all, Accept};
 use crate::reactor::sources::{Handler, Ready, SourceKey};
 use crate::reactor::stream::Factory;
 use crate::reactor::{current_reactor, guard};
-
-/// Connections accepted per readiness event before yielding.
-const ACCEPTS_PER_EVENT: usize = 128;
-
-/// How long to wait before accepting again when out of file descriptors.
-const EMFILE_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Options of a listening Unix socket, for [`listen_unix_with`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,44 +209,6 @@ impl Listener {
         }
     }
 
-    fn accept_all(&self) {
-        for _ in 0..ACCEPTS_PER_EVENT {
-            let accepted = {
-                let socket = self.socket.borrow();
-                let Some((socket, _)) = socket.as_ref() else {
-                    return;
-                };
-                socket.accept()
-            };
-            match accepted {
-                Ok((stream, _)) => self.serve(stream),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if matches!(e.raw_os_error(), Some(23) | Some(24)) => {
-                    report_error!("accept on {} failed: {e}; retrying", self.path.display());
-                    self.accept_later(EMFILE_BACKOFF);
-                    return;
-                }
-                Err(e) => log::debug!("accept on {} failed: {e}", self.path.display()),
-            }
-        }
-        self.accept_later(Duration::ZERO);
-    }
-
-    fn accept_later(&self, delay: Duration) {
-        let Some(me) = self.me.upgrade() else { return };
-        let reactor = current_reactor();
-        if delay.is_zero() {
-            reactor.call_soon(Box::new(move || me.accept_all()));
-        } else {
-            drop(
-                reactor
-                    .timers
-                    .call_later(delay, Box::new(move || me.accept_all())),
-            );
-        }
-    }
-
     fn serve(&self, stream: UnixStream) {
         let mut built = None;
         guard("a factory's build_protocol", || {
@@ -268,8 +224,24 @@ impl Listener {
     }
 }
 
+impl Accept for Listener {
+    fn accept_one(&self) -> Option<io::Result<()>> {
+        let accepted = {
+            let socket = self.socket.borrow();
+            socket.as_ref()?.0.accept()
+        };
+        Some(accepted.map(|(stream, _)| self.serve(stream)))
+    }
+
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
 impl Handler for Listener {
     fn ready(&self, _ready: Ready) {
-        self.accept_all();
+        if let Some(me) = self.me.upgrade() {
+            accept_all(&me);
+        }
     }
 }
