@@ -204,6 +204,7 @@ fn three_processes_one_killed_every_url_at_least_once_nothing_pending() {
     // lines was the killed process's (written, not yet acknowledged).
     assert!(survived.values().all(|&n| n == 1), "a live duplicate");
     let duplicates = killed.iter().filter(|u| survived.contains_key(*u)).count();
+    eprintln!("DUPS {duplicates} of {}", killed.len());
     assert!(
         duplicates < 1_000,
         "{duplicates} duplicates of the killed process's {} lines",

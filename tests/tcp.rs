@@ -719,3 +719,108 @@ fn a_host_name_connects_through_the_pool() {
     assert_eq!(seen.borrow().data, b"named");
     port.stop_listening();
 }
+
+/// Writes the number of the thread whose listener accepted, then closes.
+struct Announce(u8);
+
+impl Protocol for Announce {
+    fn connection_made(&mut self, transport: Transport) {
+        transport.write(&[self.0]);
+        transport.lose_connection();
+    }
+    fn data_received(&mut self, _data: &[u8]) {}
+}
+
+#[test]
+fn reuse_port_spreads_one_ports_connections_over_two_reactor_threads() {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+    use twined::reactor::ListenOptions;
+    use twined::task::ReactorThreads;
+
+    let options = ListenOptions {
+        reuse_port: true,
+        ..Default::default()
+    };
+    // The port thread 0 got, and how many threads listen on it.
+    let port: Arc<Mutex<(Option<SocketAddr>, usize)>> = Arc::default();
+    let published = port.clone();
+    let threads = ReactorThreads::spawn(2, move |i| {
+        let (d, trigger) = twined::defer::Deferred::<()>::new();
+        // Runs until the test stops the threads.
+        std::mem::forget(trigger);
+        let addr = if i == 0 {
+            "127.0.0.1:0".parse().unwrap()
+        } else {
+            // Thread 1 binds the port thread 0 got (at most 5 s of waiting).
+            let mut waited = 0;
+            loop {
+                if let (Some(addr), _) = *published.lock().unwrap() {
+                    break addr;
+                }
+                assert!(waited < 500, "thread 0 never listened");
+                waited += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        let id = i as u8;
+        let listening =
+            reactor::listen_tcp_with(addr, move |_: SocketAddr| Announce(id), options.clone())
+                .unwrap();
+        let mut published = published.lock().unwrap();
+        published.0 = Some(listening.address());
+        published.1 += 1;
+        d
+    })
+    .unwrap();
+    // Both threads listen before the first connection (at most 5 s).
+    let mut waited = 0;
+    let addr = loop {
+        if let (Some(addr), 2) = *port.lock().unwrap() {
+            break addr;
+        }
+        assert!(waited < 500, "the threads never listened");
+        waited += 1;
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut seen = [0usize; 2];
+    for _ in 0..200 {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut id = Vec::new();
+        stream.read_to_end(&mut id).unwrap();
+        seen[usize::from(id[0])] += 1;
+    }
+    threads.stop();
+    let _ = threads.join();
+    // The kernel hashes each connection to one of the two sockets.
+    assert!(seen[0] > 0 && seen[1] > 0, "{seen:?}");
+    assert_eq!(seen[0] + seen[1], 200);
+}
+
+#[test]
+fn a_port_in_use_without_reuse_port_cannot_be_listened_on() {
+    use twined::reactor::ListenOptions;
+
+    let first = reactor::listen_tcp("127.0.0.1:0", |_: SocketAddr| Announce(0)).unwrap();
+    let reuse = ListenOptions {
+        reuse_port: true,
+        ..Default::default()
+    };
+    // Neither a plain socket nor a SO_REUSEPORT one shares a port whose
+    // first socket did not ask for sharing.
+    for options in [ListenOptions::default(), reuse] {
+        let err = reactor::listen_tcp_with(first.address(), |_: SocketAddr| Announce(1), options)
+            .unwrap_err();
+        assert_eq!(
+            std::error::Error::source(&err)
+                .and_then(|e| e.downcast_ref::<std::io::Error>())
+                .map(std::io::Error::kind),
+            Some(std::io::ErrorKind::AddrInUse),
+            "{err}"
+        );
+    }
+    first.stop_listening();
+}

@@ -73,6 +73,7 @@ pub use tcp::{
     connect_protocol, connect_protocol_with, connect_tcp, connect_tcp_with, listen_tcp,
     CannotListen, ConnectError, ConnectOptions, Connector, Port,
 };
+pub use tcp::{listen_tcp_with, ListenOptions};
 #[cfg(feature = "tls")]
 pub use tls::{connect_protocol_ssl, connect_ssl, listen_ssl};
 pub use udp::{

@@ -54,6 +54,57 @@ pub fn listen_tcp(
     addr: impl ToSocketAddrs + fmt::Display,
     factory: impl Factory,
 ) -> Result<Port, CannotListen> {
+    listen_tcp_with(addr, factory, ListenOptions::default())
+}
+
+/// Settings of a listening TCP port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenOptions {
+    /// The accept queue's length, connections the kernel completes before
+    /// the reactor accepts them (Twisted's `listenTCP(backlog=50)`; default
+    /// 1024, as mio's, capped by the system's `somaxconn`).
+    pub backlog: u32,
+    /// Sets `SO_REUSEPORT`, so several sockets (on several reactor threads,
+    /// or processes of the same user) listen on one port and the kernel
+    /// spreads the connections among them: a server on every core. Every
+    /// socket sharing the port must ask for it. Default `false`.
+    pub reuse_port: bool,
+}
+
+impl Default for ListenOptions {
+    fn default() -> ListenOptions {
+        ListenOptions {
+            backlog: 1024,
+            reuse_port: false,
+        }
+    }
+}
+
+/// [`listen_tcp`] with [`ListenOptions`]: the backlog, and `SO_REUSEPORT`
+/// for one port served by every reactor thread.
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use twined::reactor::{self, ListenOptions};
+///
+/// struct Discard;
+/// impl twined::protocol::Protocol for Discard {
+///     fn data_received(&mut self, _data: &[u8]) {}
+/// }
+///
+/// let options = ListenOptions { reuse_port: true, ..Default::default() };
+/// let first = reactor::listen_tcp_with("127.0.0.1:0", |_: SocketAddr| Discard, options.clone()).unwrap();
+/// // A second socket on the same port (usually on another reactor thread).
+/// let second = reactor::listen_tcp_with(first.address(), |_: SocketAddr| Discard, options).unwrap();
+/// assert_eq!(first.address(), second.address());
+/// # first.stop_listening();
+/// # second.stop_listening();
+/// ```
+pub fn listen_tcp_with(
+    addr: impl ToSocketAddrs + fmt::Display,
+    factory: impl Factory,
+    options: ListenOptions,
+) -> Result<Port, CannotListen> {
     let cannot = |source: io::Error| CannotListen {
         addr: addr.to_string(),
         source,
@@ -63,7 +114,7 @@ pub fn listen_tcp(
         .map_err(cannot)?
         .next()
         .ok_or_else(|| cannot(io::Error::new(io::ErrorKind::InvalidInput, "no address")))?;
-    let mut socket = TcpListener::bind(resolved).map_err(cannot)?;
+    let mut socket = bind(resolved, &options).map_err(cannot)?;
     let address = socket.local_addr().map_err(cannot)?;
     let listener = Rc::new_cyclic(|me| Listener {
         me: me.clone(),
@@ -79,6 +130,27 @@ pub fn listen_tcp(
         listener.factory.borrow_mut().start_factory()
     });
     Ok(Port { listener })
+}
+
+/// A non-blocking listening socket on `addr`: `SO_REUSEADDR` (as std and
+/// mio set it), `SO_REUSEPORT` when asked, and the options' backlog.
+fn bind(addr: SocketAddr, options: &ListenOptions) -> io::Result<TcpListener> {
+    use rustix::net::{sockopt, AddressFamily, SocketFlags, SocketType};
+    let family = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let flags = SocketFlags::CLOEXEC | SocketFlags::NONBLOCK;
+    let fd = rustix::net::socket_with(family, SocketType::STREAM, flags, None)?;
+    sockopt::set_socket_reuseaddr(&fd, true)?;
+    if options.reuse_port {
+        sockopt::set_socket_reuseport(&fd, true)?;
+    }
+    rustix::net::bind(&fd, &addr)?;
+    let backlog = i32::try_from(options.backlog).unwrap_or(i32::MAX);
+    rustix::net::listen(&fd, backlog)?;
+    Ok(TcpListener::from_std(std::net::TcpListener::from(fd)))
 }
 
 impl Port {

@@ -17,4 +17,4 @@ pub use connect::{
     Connector,
 };
 pub use error::{CannotListen, ConnectError, ConnectionAborted, ConnectionDone, ConnectionLost};
-pub use listen::{listen_tcp, Port};
+pub use listen::{listen_tcp, listen_tcp_with, ListenOptions, Port};
