@@ -43,10 +43,12 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// The `url` of every JSON line of `path`.
+/// The `url` of every whole JSON line of `path`: a last line without its
+/// newline is still being written, or was cut by a kill, and is left out.
 fn urls(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+    whole
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).expect("a whole JSON line");
@@ -73,18 +75,23 @@ fn with_reactor<T: Send + 'static>(
     let (tx, rx) = mpsc::channel();
     let handle = reactor::handle();
     std::thread::spawn(move || {
-        let _ = tx.send(work());
+        // The reactor stops when the work ends, panic or not.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
         handle.call_from_thread(|| {
             let _ = reactor::stop();
         });
+        let _ = tx.send(result);
     });
     let watchdog = reactor::call_later(limit, || {
         let _ = reactor::stop();
     });
     reactor::run().unwrap();
     let _ = watchdog.cancel();
-    rx.recv_timeout(Duration::from_secs(5))
-        .expect("the crawl processes did not finish in time")
+    match rx.recv_timeout(Duration::from_secs(5)) {
+        Ok(Ok(result)) => result,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("the crawl processes did not finish in time"),
+    }
 }
 
 /// Waits for `child` at most until `deadline`; kills it (by its pid) past it.
@@ -119,14 +126,6 @@ fn pending(client: &Client, queue: &str) -> i64 {
 }
 
 #[test]
-// Known defect, tracked in issue 14: in a release build the victim is
-// killed within its first second, and every line it wrote is fetched again
-// by the survivors (its acknowledgements do not land in time). Debug builds,
-// which CI runs, pass; the release run stays visible with `--ignored`.
-#[cfg_attr(
-    not(debug_assertions),
-    ignore = "release-speed kill: the killed process's acknowledgements do not land (issue 14)"
-)]
 fn three_processes_one_killed_every_url_at_least_once_nothing_pending() {
     const N: usize = 20_000;
     let server = RedisServer::start();
@@ -203,10 +202,12 @@ fn three_processes_one_killed_every_url_at_least_once_nothing_pending() {
     // The survivors never fetched a URL twice between them; a URL with two
     // lines was the killed process's (written, not yet acknowledged).
     assert!(survived.values().all(|&n| n == 1), "a live duplicate");
+    // Those are at most the lines written since its last acknowledgement:
+    // fewer than 256 (the crawler acknowledges every 256 lines), plus
+    // those whose acknowledgement was on its way, and a line the kill cut.
     let duplicates = killed.iter().filter(|u| survived.contains_key(*u)).count();
-    eprintln!("DUPS {duplicates} of {}", killed.len());
     assert!(
-        duplicates < 1_000,
+        duplicates <= 2 * 256,
         "{duplicates} duplicates of the killed process's {} lines",
         killed.len()
     );

@@ -1,13 +1,21 @@
 //! The offline demo site for `crawl --demo`: twined's own `web::server` on
 //! 127.0.0.1, serving pages of varied sizes, redirects, gzip and chunked
 //! bodies and a few slow pages, all of which succeed.
+//!
+//! With `-j N` every worker thread serves the site too, on the same port
+//! (`SO_REUSEPORT`: the kernel spreads the connections), so the server
+//! grows with the crawler instead of loading thread 0 alone; each thread
+//! then keeps serving until every thread's crawl is done ([`AllDone`]).
 
+use std::cell::RefCell;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use twined::defer::{succeed, Deferred, Failure};
-use twined::reactor::{self, CannotListen, Port};
+use twined::defer::{succeed, Deferred, Failure, Trigger};
+use twined::reactor::{self, CannotListen, Handle, ListenOptions, Port};
 use twined::task;
 use twined::web::server::{Request, Response, Site};
 
@@ -75,13 +83,74 @@ fn handle(bodies: &Bodies, req: &Request) -> Deferred<Response> {
     }
 }
 
-/// Starts the demo site; returns its port and base URL (`http://127.0.0.1:PORT`).
-pub fn start() -> Result<(Port, String), CannotListen> {
-    let bodies = Rc::new(bodies());
-    let site = Site::new(move |req: Request| handle(&bodies, &req));
-    let port = reactor::listen_tcp("127.0.0.1:0", site)?;
+/// Starts the demo site on this thread; returns its port and base URL
+/// (`http://127.0.0.1:PORT`). `shared`: other threads will serve the same
+/// port ([`serve`]).
+pub fn start(shared: bool) -> Result<(Port, String), CannotListen> {
+    let port = listen("127.0.0.1:0".parse().expect("an address"), shared)?;
     let base = format!("http://{}", port.address());
     Ok((port, base))
+}
+
+/// Serves the demo site on this thread too, on the port [`start`] opened
+/// with `shared`.
+pub fn serve(addr: SocketAddr) -> Result<Port, CannotListen> {
+    listen(addr, true)
+}
+
+fn listen(addr: SocketAddr, reuse_port: bool) -> Result<Port, CannotListen> {
+    let bodies = Rc::new(bodies());
+    let site = Site::new(move |req: Request| handle(&bodies, &req));
+    let options = ListenOptions {
+        reuse_port,
+        ..Default::default()
+    };
+    reactor::listen_tcp_with(addr, site, options)
+}
+
+thread_local! {
+    /// This thread's wait in [`AllDone::arrive`].
+    static WAITING: RefCell<Option<Trigger<()>>> = const { RefCell::new(None) };
+}
+
+/// Counts the threads whose crawl is done; each thread's wait ends when the
+/// last one arrives (its server may still be answering another thread's
+/// requests until then). A stopped crawl stops every reactor instead.
+pub struct AllDone {
+    /// Threads still crawling, and the reactors of those that wait.
+    state: Mutex<(usize, Vec<Handle>)>,
+}
+
+impl AllDone {
+    pub fn new(threads: usize) -> Arc<AllDone> {
+        Arc::new(AllDone {
+            state: Mutex::new((threads, Vec::new())),
+        })
+    }
+
+    /// This thread's crawl is done; fires once every thread's is.
+    pub fn arrive(&self) -> Deferred<()> {
+        let (d, trigger) = Deferred::new();
+        let waiters = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.0 = state.0.saturating_sub(1);
+            if state.0 > 0 {
+                WAITING.with(|w| *w.borrow_mut() = Some(trigger));
+                state.1.push(reactor::handle());
+                return d;
+            }
+            std::mem::take(&mut state.1)
+        };
+        for handle in waiters {
+            handle.call_from_thread(|| {
+                if let Some(trigger) = WAITING.with(|w| w.borrow_mut().take()) {
+                    trigger.callback(());
+                }
+            });
+        }
+        trigger.callback(());
+        d
+    }
 }
 
 /// The `i`th URL of the demo site at `base`: made when it is needed, so a

@@ -14,8 +14,8 @@
 //! from a Redis stream), [`enqueue`] (loading that stream).
 //!
 //! `-j N` runs N reactors on N threads (`twined::task::ReactorThreads`):
-//! worker 0 on the main thread (with the demo site), the others each on its
-//! own thread with its own agent and pool, all sharing the input, the one
+//! worker 0 on the main thread, the others each on its own thread with its
+//! own agent and pool (and, with `--demo`, each serving the demo site too), all sharing the input, the one
 //! writer, the progress bar and the totals. `--concurrency` and `--per-host`
 //! are split among the threads so that their sums are the caps.
 //!
@@ -34,6 +34,7 @@ mod workers;
 
 use std::cell::Cell;
 use std::io::{self, IsTerminal};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -107,6 +108,9 @@ struct Plan {
     save: Option<PathBuf>,
     lines: Arc<SharedLines>,
     frontier: Option<frontier::Config>,
+    /// With `--demo` and `-j N > 1`: the site's port, served by every
+    /// thread until all are done.
+    demo: Option<(SocketAddr, Arc<demo::AllDone>)>,
 }
 
 impl Plan {
@@ -155,7 +159,31 @@ impl Plan {
         let Some(config) = self.frontier.clone() else {
             let source = Source::Lines(Feed::new(self.lines.clone()));
             let crawl = Crawl::new(agent, source, retries, save, shared);
-            return all_workers(&crawl, concurrency);
+            let done = all_workers(&crawl, concurrency);
+            let Some((addr, all_done)) = self.demo.clone() else {
+                return done;
+            };
+            // Thread 0 opened the site; the others serve it too.
+            let port = if i == 0 {
+                None
+            } else {
+                match demo::serve(addr) {
+                    Ok(port) => Some(port),
+                    Err(e) => {
+                        eprintln!(
+                            "crawl: demo: thread {i} cannot serve the site ({e}); the others do"
+                        );
+                        None
+                    }
+                }
+            };
+            return done
+                .and_then(move |()| all_done.arrive())
+                .add_callback(move |()| {
+                    if let Some(port) = port {
+                        port.stop_listening();
+                    }
+                });
         };
         let on_fail = shared.clone();
         Frontier::start(config, shared.clone(), concurrency)
@@ -242,10 +270,18 @@ fn main() -> ExitCode {
         Ok(out) => out,
         Err(e) => return usage(format!("cannot write {}: {e}", args.output)),
     };
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    // Every thread needs at least one request in flight of each cap.
+    let threads = args
+        .workers
+        .unwrap_or(cores)
+        .min(args.concurrency)
+        .min(per_host)
+        .max(1);
     let mut demo_port = None;
     let mut demo_site = None;
     if let Some(n) = args.demo {
-        match demo::start() {
+        match demo::start(threads > 1) {
             Ok((port, base)) => {
                 demo_port = Some(port);
                 demo_site = Some((base, n));
@@ -257,14 +293,6 @@ fn main() -> ExitCode {
     // A queue's length is not known (other processes share it).
     let known = if redis_mode { None } else { lines.known_len() };
     let bar = progress(args.quiet, known);
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    // Every thread needs at least one request in flight of each cap.
-    let threads = args
-        .workers
-        .unwrap_or(cores)
-        .min(args.concurrency)
-        .min(per_host)
-        .max(1);
     let frontier = args.redis.as_ref().map(|url| frontier::Config {
         url: url.clone(),
         queue: args.queue.clone().unwrap_or_default(),
@@ -295,6 +323,10 @@ fn main() -> ExitCode {
         save: args.save.clone(),
         lines: SharedLines::new(lines),
         frontier,
+        demo: demo_port
+            .as_ref()
+            .filter(|_| threads > 1)
+            .map(|port| (port.address(), demo::AllDone::new(threads))),
     });
     let shared = Shared::new(out, bar);
     shared.add_handle(reactor::handle());
