@@ -8,63 +8,6 @@
 //! with the last attempt's result and the number of attempts
 //! ([`Retried`]); [`fetch_retrying_on`] schedules its waits on any
 //! [`ReactorTime`], such as a [`task::Clock`](crate::task::Clock) in tests.
-//!
-//! # What is retried
-//!
-//! Only what a second try can fix:
-//!
-//! | outcome | retried | why |
-//! |---|---|---|
-//! | [`Error::Connect`] (refused, unreachable), [`Error::Timeout`] while connecting | yes, any method | nothing was sent |
-//! | [`Error::NoResponse`]: reset or closed before any response byte | idempotent methods | the server may have acted on it |
-//! | status 429, 502, 503, 504 ([`RetryPolicy::statuses`]) | idempotent methods | the server says "later" |
-//! | [`Error::Dns`] | only with [`RetryPolicy::retry_dns`] (default no) | a name that does not resolve seldom does a second later; retrying every dead domain multiplies a crawl's time |
-//! | TLS errors, `too_large`, other 4xx and 5xx, a reset after part of the response, timeouts waiting for the head or the whole request, redirect and protocol errors, cancellation | never | the same request would fail the same way, or already used its time |
-//!
-//! Idempotent methods are `GET`, `HEAD`, `OPTIONS`, `PUT`, `DELETE` and
-//! `TRACE` (RFC 9110, section 9.2.2).
-//!
-//! # How long it waits
-//!
-//! Exponential backoff with full jitter: before retry `n` (counting from
-//! 0) the wait is drawn uniformly from
-//! `0 ..= min(backoff_cap, backoff_base * 2^n)`. A 429 or 503 with a `Retry-After` header (delta-seconds or an
-//! HTTP-date) waits exactly what the server asks instead; a server asking
-//! for more than [`backoff_cap`](RetryPolicy::backoff_cap) is not retried
-//! (its response is the result): waiting less than asked would only earn
-//! another 429, and waiting longer than the cap is what the cap forbids.
-//!
-//! ```
-//! use std::time::{Duration, SystemTime};
-//! use twined::web::client::{Attempt, RetryDecision, RetryPolicy, StopReason};
-//!
-//! let policy = RetryPolicy::default();
-//! assert_eq!(policy.max_retries, 2);
-//! let now = SystemTime::now();
-//!
-//! // A 503 asking for 2 s: retried after exactly 2 s.
-//! let busy = Attempt::Response { status: 503, retry_after: Some("2") };
-//! assert_eq!(
-//!     policy.decide_at("GET", &busy, 0, now, 0.5),
-//!     RetryDecision::Retry { after: Duration::from_secs(2) },
-//! );
-//! // A POST is never resent after a response.
-//! assert_eq!(
-//!     policy.decide_at("POST", &busy, 0, now, 0.5),
-//!     RetryDecision::Stop(StopReason::NotIdempotent),
-//! );
-//! // A 502 without Retry-After: full jitter under base * 2^retries.
-//! let bad_gateway = Attempt::Response { status: 502, retry_after: None };
-//! assert_eq!(
-//!     policy.decide_at("GET", &bad_gateway, 1, now, 0.5),
-//!     RetryDecision::Retry { after: Duration::from_millis(500) },
-//! );
-//! // The retries are spent.
-//! assert_eq!(
-//!     policy.decide_at("GET", &bad_gateway, 2, now, 0.5),
-//!     RetryDecision::Stop(StopReason::Exhausted),
-//! );
-//! ```
 
 use std::time::{Duration, SystemTime};
 
@@ -84,8 +27,64 @@ pub const DEFAULT_BACKOFF_CAP: Duration = Duration::from_secs(60);
 /// The default [`RetryPolicy::statuses`]: 429, 502, 503, 504.
 pub const DEFAULT_RETRY_STATUSES: [u16; 4] = [429, 502, 503, 504];
 
-/// When and how often a request is sent again. See the [module
-/// docs](self) for what is retried and how long each wait is.
+/// When and how often a request is sent again.
+///
+/// # What is retried
+///
+/// Only what a second try can fix:
+///
+/// | outcome | retried | why |
+/// |---|---|---|
+/// | [`Error::Connect`] (refused, unreachable), [`Error::Timeout`] while connecting | yes, any method | nothing was sent |
+/// | [`Error::NoResponse`]: reset or closed before any response byte | idempotent methods | the server may have acted on it |
+/// | status 429, 502, 503, 504 ([`RetryPolicy::statuses`]) | idempotent methods | the server says "later" |
+/// | [`Error::Dns`] | only with [`RetryPolicy::retry_dns`] (default no) | a name that does not resolve seldom does a second later; retrying every dead domain multiplies a crawl's time |
+/// | TLS errors, `too_large`, other 4xx and 5xx, a reset after part of the response, timeouts waiting for the head or the whole request, redirect and protocol errors, cancellation | never | the same request would fail the same way, or already used its time |
+///
+/// Idempotent methods are `GET`, `HEAD`, `OPTIONS`, `PUT`, `DELETE` and
+/// `TRACE` (RFC 9110, section 9.2.2).
+///
+/// # How long it waits
+///
+/// Exponential backoff with full jitter: before retry `n` (counting from
+/// 0) the wait is drawn uniformly from
+/// `0 ..= min(backoff_cap, backoff_base * 2^n)`. A 429 or 503 with a `Retry-After` header (delta-seconds or an
+/// HTTP-date) waits exactly what the server asks instead; a server asking
+/// for more than [`backoff_cap`](RetryPolicy::backoff_cap) is not retried
+/// (its response is the result): waiting less than asked would only earn
+/// another 429, and waiting longer than the cap is what the cap forbids.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use twined::web::client::{Attempt, RetryDecision, RetryPolicy, StopReason};
+///
+/// let policy = RetryPolicy::default();
+/// assert_eq!(policy.max_retries, 2);
+/// let now = SystemTime::now();
+///
+/// // A 503 asking for 2 s: retried after exactly 2 s.
+/// let busy = Attempt::Response { status: 503, retry_after: Some("2") };
+/// assert_eq!(
+///     policy.decide_at("GET", &busy, 0, now, 0.5),
+///     RetryDecision::Retry { after: Duration::from_secs(2) },
+/// );
+/// // A POST is never resent after a response.
+/// assert_eq!(
+///     policy.decide_at("POST", &busy, 0, now, 0.5),
+///     RetryDecision::Stop(StopReason::NotIdempotent),
+/// );
+/// // A 502 without Retry-After: full jitter under base * 2^retries.
+/// let bad_gateway = Attempt::Response { status: 502, retry_after: None };
+/// assert_eq!(
+///     policy.decide_at("GET", &bad_gateway, 1, now, 0.5),
+///     RetryDecision::Retry { after: Duration::from_millis(500) },
+/// );
+/// // The retries are spent.
+/// assert_eq!(
+///     policy.decide_at("GET", &bad_gateway, 2, now, 0.5),
+///     RetryDecision::Stop(StopReason::Exhausted),
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Retries after the first attempt (so at most `max_retries + 1`
@@ -307,8 +306,9 @@ pub struct Retried {
 }
 
 /// [`fetch_with`] under `policy`: resends what the policy retries, after
-/// the waits it says, on this thread's reactor. Fires (never errbacks) with
-/// the last attempt's result and the number of attempts.
+/// the waits it says, on this thread's reactor. Fires with the last
+/// attempt's result and the number of attempts, whether that result is a
+/// page or a failure; it errbacks only when cancelled.
 ///
 /// ```
 /// use std::cell::Cell;
