@@ -11,7 +11,8 @@
 //! [`target`] (a line's URL, credentials and redaction), [`fetch`] (one
 //! fetch, `--save`), [`record`] (the JSON line), [`output`] (the writer),
 //! [`workers`] (the loop), [`demo`] (the offline site), [`frontier`] (URLs
-//! from a Redis stream), [`enqueue`] (loading that stream).
+//! from a Redis stream), [`enqueue`] (loading that stream), [`resume`]
+//! (`--resume`: the URLs an earlier run's output already has).
 //!
 //! `-j N` runs N reactors on N threads (`twined::task::ReactorThreads`):
 //! worker 0 on the main thread (with the demo site), the others each on its
