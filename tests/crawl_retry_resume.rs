@@ -168,8 +168,14 @@ fn retry_options_out_of_range_are_usage_errors() {
 
 #[test]
 fn resume_needs_an_output_file_and_refuses_redis() {
-    let cases: [&[&str]; 4] = [
+    // Never written: each case is refused before the output is opened.
+    let dir = scratch("resume-usage");
+    let file = dir.join("out.jsonl");
+    let x = file.to_str().unwrap();
+    let cases: [&[&str]; 6] = [
         &["--resume", "http://127.0.0.1:9/"],
+        &["--resume", "-o", "/dev/null", "http://127.0.0.1:9/"],
+        &["--resume", "-o", x, "--demo", "5"],
         &["--resume", "-o", "-", "http://127.0.0.1:9/"],
         &[
             "--resume",
@@ -180,13 +186,15 @@ fn resume_needs_an_output_file_and_refuses_redis() {
             "--queue",
             "q",
         ],
-        &["--resume-all", "-o", "x.jsonl", "http://127.0.0.1:9/"],
+        &["--resume-all", "-o", x, "http://127.0.0.1:9/"],
     ];
     for args in cases {
         let out = Command::new(example("crawl")).args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr_of(&out));
         assert!(stderr_of(&out).contains("resume"), "{}", stderr_of(&out));
+        assert!(!file.exists(), "{args:?} wrote the output");
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

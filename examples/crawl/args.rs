@@ -100,7 +100,7 @@ pub struct Args {
     pub output: String,
     /// Skip URLs that already have a success line (no error) in -o FILE and
     /// append to it; a torn last line left by a crash is cut off first.
-    /// Needs -o FILE; not with --redis.
+    /// Needs -o FILE (a regular file); not with --redis or --demo.
     #[arg(long)]
     pub resume: bool,
     /// With --resume: skip URLs that have any line in FILE, failures too.

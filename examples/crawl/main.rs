@@ -225,6 +225,11 @@ fn main() -> ExitCode {
     if args.resume && args.output == "-" {
         return usage("--resume reads and appends to the output file: give -o FILE");
     }
+    if args.resume && args.demo.is_some() {
+        return usage(
+            "--resume cannot match --demo's URLs: the demo site gets a new port each run",
+        );
+    }
     let headers = match args::headers(&args.headers) {
         Ok(h) => h,
         Err(e) => return usage(e),
@@ -447,6 +452,12 @@ fn main() -> ExitCode {
 /// `all`, else success lines), reports a torn last line, and opens the file
 /// to append after its last complete line.
 fn open_resumed(path: &str, all: bool) -> Result<(Output, resume::Done), String> {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => {
+            return Err(format!("--resume needs a regular file; {path} is not one"));
+        }
+        _ => {}
+    }
     let scan = resume::scan(std::path::Path::new(path), all)
         .map_err(|e| format!("cannot read {path} to resume: {e}"))?;
     if let Some(torn) = &scan.torn {
