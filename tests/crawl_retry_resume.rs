@@ -24,7 +24,8 @@ use twined::task;
 use twined::web::server::{Request, Response, Site};
 
 /// A site: `/busy/..` answers 503 (`Retry-After: 0`) the first time a path
-/// is asked for and 200 after; `/always503` always 503; `/500` always 500;
+/// is asked for and 200 after; `/later/..` the same with 429 and
+/// `Retry-After: 1`; `/always503` always 503; `/500` always 500;
 /// `/slow/..` 200 after 20 ms; anything else 200 at once.
 fn site() -> reactor::Port {
     let seen: Rc<RefCell<HashSet<String>>> = Rc::default();
@@ -34,6 +35,9 @@ fn site() -> reactor::Port {
         let now = |r: Response| twined::defer::succeed(r);
         if path.starts_with("/busy/") && first {
             return now(Response::new(503).header("Retry-After", "0"));
+        }
+        if path.starts_with("/later/") && first {
+            return now(Response::new(429).header("Retry-After", "1"));
         }
         if path == "/always503" {
             return now(Response::new(503).body("busy"));
@@ -55,6 +59,7 @@ struct Line {
     url: String,
     status: Option<u64>,
     attempts: u64,
+    elapsed_ms: f64,
     kind: Option<String>,
 }
 
@@ -66,6 +71,7 @@ fn parse(text: &str) -> Vec<Line> {
                 url: v["url"].as_str().unwrap_or("").to_string(),
                 status: v["status"].as_u64(),
                 attempts: v["attempts"].as_u64().expect("attempts"),
+                elapsed_ms: v["elapsed_ms"].as_f64().expect("elapsed_ms"),
                 kind: v["error"]["kind"].as_str().map(str::to_string),
             }
         })
@@ -147,6 +153,27 @@ fn retries_follow_the_policy_and_attempts_count_the_tries() {
     for p in [port, reset_port, closed_port] {
         p.stop_listening();
     }
+}
+
+#[test]
+fn retry_after_is_waited_up_to_the_cap_and_past_it_is_the_result() {
+    let port = site();
+    let base = format!("http://{}", port.address());
+    let run = |url: String, cap: &str| {
+        let mut cmd = Command::new(example("crawl"));
+        cmd.args(["-q", "--retries", "3", "--retry-max-backoff", cap, &url]);
+        let out = run_with_reactor(cmd, None, Duration::from_secs(30));
+        let mut lines = parse(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(lines.len(), 1, "{}", stderr_of(&out));
+        lines.remove(0)
+    };
+    let waited = run(format!("{base}/later/1"), "60");
+    assert_eq!((waited.status, waited.attempts), (Some(200), 2));
+    assert!(waited.elapsed_ms >= 1000.0, "{} ms", waited.elapsed_ms);
+    let refused = run(format!("{base}/later/2"), "0.5");
+    assert_eq!((refused.status, refused.attempts), (Some(429), 1));
+    assert_eq!(refused.kind.as_deref(), Some("http"));
+    port.stop_listening();
 }
 
 #[test]
