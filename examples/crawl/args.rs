@@ -52,10 +52,23 @@ pub struct Args {
     /// Connect timeout in seconds (0.001 to 604800).
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds)]
     pub connect_timeout: Duration,
-    /// Retries for connection errors and 502/503/504 on GET (0 to 100).
+    /// Retries per URL (0 to 100) after what a retry can fix: a refused or
+    /// timed-out connection, a connection closed before any response byte,
+    /// status 429/502/503/504. Waits follow --retry-backoff, or the
+    /// server's Retry-After on 429/503 (up to --retry-max-backoff; a longer
+    /// one is not retried).
     #[arg(long, value_name = "N", default_value_t = 0,
-          value_parser = RangedU64ValueParser::<usize>::new().range(0..=100))]
-    pub retries: usize,
+          value_parser = RangedU64ValueParser::<u32>::new().range(0..=100))]
+    pub retries: u32,
+    /// Backoff base in seconds: the wait before retry n is drawn at random
+    /// from 0 to min(--retry-max-backoff, BASE * 2^n) (full jitter; 0.001 to
+    /// 604800).
+    #[arg(long, value_name = "SECS", default_value = "0.5", value_parser = seconds)]
+    pub retry_backoff: Duration,
+    /// The longest wait before a retry, in seconds (0.001 to 604800); a
+    /// Retry-After asking for more is not retried.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = seconds)]
+    pub retry_max_backoff: Duration,
     /// Most redirects followed per URL (0 = none; at most 100).
     #[arg(long, value_name = "N", default_value_t = 20,
           value_parser = RangedU64ValueParser::<usize>::new().range(0..=100))]
@@ -85,6 +98,14 @@ pub struct Args {
     /// JSON lines go here ('-' = stdout).
     #[arg(short, long, value_name = "FILE", default_value = "-")]
     pub output: String,
+    /// Skip URLs that already have a success line (no error) in -o FILE and
+    /// append to it; a torn last line left by a crash is cut off first.
+    /// Needs -o FILE (a regular file); not with --redis or --demo.
+    #[arg(long)]
+    pub resume: bool,
+    /// With --resume: skip URLs that have any line in FILE, failures too.
+    #[arg(long, requires = "resume")]
+    pub resume_all: bool,
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,

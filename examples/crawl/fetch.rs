@@ -20,6 +20,8 @@ pub struct Head {
     pub final_url: String,
     pub redirects: usize,
     pub content_type: Option<String>,
+    /// The `Retry-After` header, for the retry policy.
+    pub retry_after: Option<String>,
 }
 
 impl Head {
@@ -29,6 +31,7 @@ impl Head {
             final_url: response.url.clone(),
             redirects: response.history.len(),
             content_type: response.headers.get("content-type").map(str::to_string),
+            retry_after: response.headers.get("retry-after").map(str::to_string),
         }
     }
 }

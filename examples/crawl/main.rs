@@ -11,7 +11,8 @@
 //! [`target`] (a line's URL, credentials and redaction), [`fetch`] (one
 //! fetch, `--save`), [`record`] (the JSON line), [`output`] (the writer),
 //! [`workers`] (the loop), [`demo`] (the offline site), [`frontier`] (URLs
-//! from a Redis stream), [`enqueue`] (loading that stream).
+//! from a Redis stream), [`enqueue`] (loading that stream), [`resume`]
+//! (`--resume`: the URLs an earlier run's output already has).
 //!
 //! `-j N` runs N reactors on N threads (`twined::task::ReactorThreads`):
 //! worker 0 on the main thread, the others each on its own thread with its
@@ -29,6 +30,7 @@ mod frontier;
 mod input;
 mod output;
 mod record;
+mod resume;
 mod target;
 mod workers;
 
@@ -47,7 +49,9 @@ use twined::defer::{Deferred, DeferredList, Failure};
 use twined::reactor::{self, Event, Phase};
 use twined::redis::Client;
 use twined::task::{LoopingCall, ReactorThreads};
-use twined::web::client::{Agent, AgentOptions, ConnectionPool, PoolOptions, TlsConfig};
+use twined::web::client::{
+    Agent, AgentOptions, ConnectionPool, PoolOptions, RetryPolicy, TlsConfig,
+};
 
 use args::Args;
 use frontier::Frontier;
@@ -104,7 +108,7 @@ struct Plan {
     threads: usize,
     concurrency: usize,
     per_host: usize,
-    retries: usize,
+    retry: RetryPolicy,
     save: Option<PathBuf>,
     lines: Arc<SharedLines>,
     frontier: Option<frontier::Config>,
@@ -155,10 +159,10 @@ impl Plan {
                 return twined::defer::succeed(());
             }
         };
-        let (retries, save) = (self.retries, self.save.clone());
+        let (retry, save) = (self.retry.clone(), self.save.clone());
         let Some(config) = self.frontier.clone() else {
             let source = Source::Lines(Feed::new(self.lines.clone()));
-            let crawl = Crawl::new(agent, source, retries, save, shared);
+            let crawl = Crawl::new(agent, source, retry, save, shared);
             let done = all_workers(&crawl, concurrency);
             let Some((addr, all_done)) = self.demo.clone() else {
                 return done;
@@ -195,7 +199,7 @@ impl Plan {
             })
             .and_then(move |frontier: Rc<Frontier>| {
                 let source = Source::Redis(frontier.clone());
-                let crawl = Crawl::new(agent, source, retries, save, shared);
+                let crawl = Crawl::new(agent, source, retry, save, shared);
                 // Acknowledge what was written, regularly and at shutdown.
                 let f = frontier.clone();
                 let ticker = LoopingCall::new(move || {
@@ -241,6 +245,19 @@ fn main() -> ExitCode {
     if redis_mode && (!args.urls.is_empty() || args.input.is_some() || args.demo.is_some()) {
         return usage("--redis takes its URLs from the queue; load it with --enqueue");
     }
+    if args.resume && args.redis.is_some() {
+        return usage(
+            "--resume is for a URL list; a --redis crawl resumes from its queue (pending entries are claimed again, --dedupe skips fetched URLs)",
+        );
+    }
+    if args.resume && args.output == "-" {
+        return usage("--resume reads and appends to the output file: give -o FILE");
+    }
+    if args.resume && args.demo.is_some() {
+        return usage(
+            "--resume cannot match --demo's URLs: the demo site gets a new port each run",
+        );
+    }
     let headers = match args::headers(&args.headers) {
         Ok(h) => h,
         Err(e) => return usage(e),
@@ -266,9 +283,16 @@ fn main() -> ExitCode {
     if args.enqueue {
         return enqueue_main(&args, input);
     }
-    let out = match Output::open(&args.output) {
-        Ok(out) => out,
-        Err(e) => return usage(format!("cannot write {}: {e}", args.output)),
+    let (out, done) = if args.resume {
+        match open_resumed(&args.output, args.resume_all) {
+            Ok((out, done)) => (out, Some(done)),
+            Err(why) => return usage(why),
+        }
+    } else {
+        match Output::open(&args.output) {
+            Ok(out) => (out, None),
+            Err(e) => return usage(format!("cannot write {}: {e}", args.output)),
+        }
     };
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     // Every thread needs at least one request in flight of each cap.
@@ -319,7 +343,12 @@ fn main() -> ExitCode {
         threads,
         concurrency: args.concurrency,
         per_host,
-        retries: args.retries,
+        retry: RetryPolicy {
+            max_retries: args.retries,
+            backoff_base: args.retry_backoff,
+            backoff_cap: args.retry_max_backoff,
+            ..RetryPolicy::default()
+        },
         save: args.save.clone(),
         lines: SharedLines::new(lines),
         frontier,
@@ -328,7 +357,7 @@ fn main() -> ExitCode {
             .filter(|_| threads > 1)
             .map(|port| (port.address(), demo::AllDone::new(threads))),
     });
-    let shared = Shared::new(out, bar);
+    let shared = Shared::new(out, bar, done);
     shared.add_handle(reactor::handle());
 
     // Flush finished lines regularly, so a killed crawl keeps them.
@@ -411,7 +440,14 @@ fn main() -> ExitCode {
     let fatal = shared.fatal();
     let unreadable = plan.lines.error();
     let follow_end = args.follow && fatal.is_none();
-    if done == 0 && finished && fatal.is_none() && unreadable.is_none() && !redis_mode {
+    let skipped = shared.skipped();
+    if done == 0
+        && skipped == 0
+        && finished
+        && fatal.is_none()
+        && unreadable.is_none()
+        && !redis_mode
+    {
         return usage("no URLs in the input");
     }
     if let Some(why) = &fatal {
@@ -428,6 +464,12 @@ fn main() -> ExitCode {
         shared.bytes(),
         done as f64 / seconds.max(1e-9)
     );
+    if args.resume {
+        eprintln!(
+            "resume: skipped {skipped} URL(s) already in {}",
+            args.output
+        );
+    }
     eprintln!("ok={} failed={}", written.ok, written.failed);
     if fatal.is_some() || unreadable.is_some() {
         ExitCode::from(2)
@@ -436,6 +478,36 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// `--resume`: reads `path` for the URLs already done (any line with
+/// `all`, else success lines), reports a torn last line, and opens the file
+/// to append after its last complete line.
+fn open_resumed(path: &str, all: bool) -> Result<(Output, resume::Done), String> {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => {
+            return Err(format!("--resume needs a regular file; {path} is not one"));
+        }
+        _ => {}
+    }
+    let scan = resume::scan(std::path::Path::new(path), all)
+        .map_err(|e| format!("cannot read {path} to resume: {e}"))?;
+    if let Some(torn) = &scan.torn {
+        eprintln!(
+            "crawl: {path}: ignoring a torn last line ({torn}); the file is cut to its last complete line"
+        );
+    }
+    if scan.bad > 0 {
+        eprintln!(
+            "crawl: {path}: {} line(s) are not crawl lines; left as they are, ignored",
+            scan.bad
+        );
+    }
+    let kind = if all { "line" } else { "success line" };
+    eprintln!("resume: {} URL(s) with a {kind} in {path}", scan.done.len());
+    let out =
+        Output::append(path, scan.keep).map_err(|e| format!("cannot append to {path}: {e}"))?;
+    Ok((out, scan.done))
 }
 
 /// `--enqueue`: loads the URL list into the queue and exits.

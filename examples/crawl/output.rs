@@ -5,7 +5,7 @@
 //! workers share one `Output` behind a mutex and push whole lines.
 
 use std::collections::VecDeque;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 
@@ -45,14 +45,26 @@ impl Output {
         } else {
             (File::create(path)?, path.to_string())
         };
-        Ok(Output {
+        Ok(Output::to(sink, name))
+    }
+
+    /// Opens the file at `path` to append (`--resume`), created if missing,
+    /// cut to its first `keep` bytes first (a torn last line goes).
+    pub fn append(path: &str, keep: u64) -> io::Result<Output> {
+        let sink = OpenOptions::new().create(true).append(true).open(path)?;
+        sink.set_len(keep)?;
+        Ok(Output::to(sink, path.to_string()))
+    }
+
+    fn to(sink: File, name: String) -> Output {
+        Output {
             sink,
             name,
             buf: Vec::with_capacity(FLUSH_AT + 4096),
             lines: VecDeque::new(),
             written: Tally::default(),
             broken: None,
-        })
+        }
     }
 
     /// Adds the line of `record` (`failed`: it reports a failure); flushes

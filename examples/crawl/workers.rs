@@ -16,14 +16,15 @@ use std::time::{Duration, Instant};
 use indicatif::ProgressBar;
 use twined::defer::{Deferred, Trigger};
 use twined::reactor::{self, Handle};
-use twined::web::client::Agent;
+use twined::web::client::{Agent, Attempt, RetryDecision, RetryPolicy};
 use twined::web::{Error as WebError, Headers};
 
 use crate::fetch::{fetch, save_name, Outcome};
 use crate::frontier::Frontier;
 use crate::input::{Entry, Feed};
 use crate::output::Output;
-use crate::record::{error_kind, Record};
+use crate::record::Record;
+use crate::resume::Done;
 use crate::target::Target;
 
 /// Nested synchronous steps (lines that fail at once, one after another)
@@ -60,6 +61,10 @@ pub struct Shared {
     fatal: Mutex<Option<String>>,
     /// Every reactor of the crawl, to stop them all.
     handles: Mutex<Vec<Handle>>,
+    /// `--resume`: the URLs the output already has a line for.
+    resume: Option<Done>,
+    /// Entries skipped because of `resume`.
+    skipped: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -67,7 +72,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub fn new(out: Output, bar: Option<ProgressBar>) -> Arc<Shared> {
+    pub fn new(out: Output, bar: Option<ProgressBar>, resume: Option<Done>) -> Arc<Shared> {
         Arc::new(Shared {
             out: Mutex::new(out),
             bar,
@@ -77,7 +82,14 @@ impl Shared {
             bytes: AtomicU64::new(0),
             fatal: Mutex::new(None),
             handles: Mutex::new(Vec::new()),
+            resume,
+            skipped: AtomicU64::new(0),
         })
+    }
+
+    /// Entries skipped by `--resume`.
+    pub fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
     }
 
     /// The output, locked (a line at a time).
@@ -156,7 +168,7 @@ impl Source {
 pub struct Crawl {
     pub agent: Agent,
     pub source: Source,
-    pub retries: usize,
+    pub retry: RetryPolicy,
     pub save: Option<PathBuf>,
     pub shared: Arc<Shared>,
     depth: Cell<usize>,
@@ -166,14 +178,14 @@ impl Crawl {
     pub fn new(
         agent: Agent,
         source: Source,
-        retries: usize,
+        retry: RetryPolicy,
         save: Option<PathBuf>,
         shared: Arc<Shared>,
     ) -> Rc<Crawl> {
         Rc::new(Crawl {
             agent,
             source,
-            retries,
+            retry,
             save,
             shared,
             depth: Cell::new(0),
@@ -212,11 +224,21 @@ impl Crawl {
 
     fn start(self: &Rc<Self>, entry: Entry, ticket: Option<String>, done: Trigger<()>) {
         let start = Instant::now();
-        let index = self.shared.started.fetch_add(1, Ordering::Relaxed);
         let target = match entry {
             Entry::Url(url) => Target::new(&url),
             Entry::Invalid { shown, reason } => Target::invalid(shown, reason),
         };
+        // Matched as the line shows it: the same redaction.
+        if let Some(resume) = &self.shared.resume {
+            if resume.contains(&target.shown) {
+                self.shared.skipped.fetch_add(1, Ordering::Relaxed);
+                if let Some(bar) = &self.shared.bar {
+                    bar.inc(1);
+                }
+                return self.step(done);
+            }
+        }
+        let index = self.shared.started.fetch_add(1, Ordering::Relaxed);
         match target.request {
             Err(failure) => {
                 let outcome = Outcome::failed(failure);
@@ -239,17 +261,29 @@ impl Crawl {
 
     /// Attempt number `attempts` of `job`.
     fn attempt(self: &Rc<Self>, job: Job, attempts: usize, done: Trigger<()>) {
+        // The output broke while this one waited to retry.
+        if self.fatal().is_some() {
+            return done.callback(());
+        }
         let save = self
             .save
             .as_ref()
             .map(|dir| dir.join(save_name(job.index, &job.url)));
         let crawl = self.clone();
         fetch(&self.agent, &job.url, job.headers.clone(), save).add_callback(move |outcome| {
-            if attempts <= crawl.retries && retryable(&outcome) && crawl.fatal().is_none() {
+            let decision = match as_attempt(&outcome) {
+                Some(attempt) if crawl.fatal().is_none() => {
+                    let retries = u32::try_from(attempts - 1).unwrap_or(u32::MAX);
+                    crawl.retry.decide("GET", &attempt, retries)
+                }
+                _ => RetryDecision::Stop(twined::web::client::StopReason::NotRetryable),
+            };
+            if let RetryDecision::Retry { after } = decision {
                 if let Some(path) = &outcome.saved {
                     let _ = std::fs::remove_file(path);
                 }
-                return crawl.attempt(job, attempts + 1, done);
+                reactor::call_later(after, move || crawl.attempt(job, attempts + 1, done));
+                return;
             }
             let elapsed = job.start.elapsed();
             crawl.record(&job.shown, job.ticket, &outcome, attempts, elapsed);
@@ -296,19 +330,17 @@ impl Crawl {
     }
 }
 
-/// Whether a failed fetch may be retried: connection errors, a connection
-/// lost mid-response, 502/503/504. A `--save` failure is not the server's
-/// and is never retried.
-fn retryable(outcome: &Outcome) -> bool {
-    let Some(error) = &outcome.error else {
-        return false;
-    };
-    if error.downcast_ref::<WebError>().is_none() {
-        return false;
-    }
-    match error_kind(error).0 {
-        "connect" | "io" => true,
-        "http" => matches!(outcome.head.as_ref().map(|h| h.status), Some(502..=504)),
-        _ => false,
+/// A fetch's outcome as the retry policy sees it: a response (its status
+/// and `Retry-After`) when one arrived whole, else the web error. A
+/// `--save` failure is not the server's: `None`, never retried.
+fn as_attempt(outcome: &Outcome) -> Option<Attempt<'_>> {
+    let web = outcome.error.as_ref().map(|f| f.downcast_ref::<WebError>());
+    match (web, &outcome.head) {
+        (None | Some(Some(WebError::Http { .. })), Some(head)) => Some(Attempt::Response {
+            status: head.status,
+            retry_after: head.retry_after.as_deref(),
+        }),
+        (Some(Some(error)), _) => Some(Attempt::Failed(error)),
+        _ => None,
     }
 }

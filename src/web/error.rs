@@ -286,6 +286,21 @@ pub enum Error {
         /// What is wrong.
         error: CodecError,
     },
+    /// The connection was reset or closed before any byte of the response
+    /// arrived (or before the request could be written). Its kind is
+    /// [`ErrorKind::Io`]; it is its own variant because it is the one
+    /// connection failure after which resending an idempotent request is
+    /// safe and may help (a server that closed an idle connection, a
+    /// restarting upstream): see
+    /// [`RetryPolicy`](crate::web::client::RetryPolicy). A failure after
+    /// part of the response arrived is an [`Error::Io`].
+    NoResponse {
+        /// The host.
+        host: String,
+        /// The cause (`UnexpectedEof` for a clean close, the system's error
+        /// for a reset).
+        source: Arc<io::Error>,
+    },
     /// The connection failed mid-request (reset, closed early, disk error
     /// while saving).
     Io {
@@ -326,7 +341,7 @@ impl Error {
             Error::Http { .. } => ErrorKind::Http,
             Error::Redirect { .. } => ErrorKind::Redirect,
             Error::Protocol { .. } => ErrorKind::Protocol,
-            Error::Io { .. } => ErrorKind::Io,
+            Error::Io { .. } | Error::NoResponse { .. } => ErrorKind::Io,
             Error::TooLarge { .. } => ErrorKind::TooLarge,
             Error::Cancelled { .. } => ErrorKind::Cancelled,
         }
@@ -407,6 +422,12 @@ impl fmt::Display for Error {
             Error::Redirect { url, error } => write!(f, "redirect from {url}: {error}"),
             Error::Protocol { host, error } => write!(f, "bad response from {host}: {error}"),
             Error::Io { host, source } => write!(f, "connection to {host} failed: {source}"),
+            Error::NoResponse { host, source } => {
+                write!(
+                    f,
+                    "connection to {host} failed before any response: {source}"
+                )
+            }
             Error::TooLarge { host, what, limit } => {
                 write!(f, "response {what} from {host} larger than {limit} bytes")
             }
@@ -420,7 +441,8 @@ impl StdError for Error {
         match self {
             Error::Dns { source, .. }
             | Error::Connect { source, .. }
-            | Error::Io { source, .. } => Some(&**source),
+            | Error::Io { source, .. }
+            | Error::NoResponse { source, .. } => Some(&**source),
             Error::Tls { source, .. } => source.as_deref().map(|s| s as &(dyn StdError + 'static)),
             Error::Protocol { error, .. } => Some(error),
             _ => None,

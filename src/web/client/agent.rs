@@ -15,6 +15,7 @@ use super::conn::{ConnHandle, Finished, Sink};
 use super::decode::ContentDecoder;
 use super::pool::{ConnectionPool, Lease, Opener, PoolKey};
 use super::response::{BodyPipe, Redirect, Response};
+use super::retry::idempotent;
 use crate::defer::{CancelledError, Deferred, Failure, Trigger};
 use crate::reactor::{self, ConnectError, ConnectOptions, DelayedCall};
 use crate::threads::ResolveError;
@@ -356,13 +357,6 @@ fn host_header(url: &Url) -> String {
         Some(port) => format!("{host}:{port}"),
         None => host.to_string(),
     }
-}
-
-fn idempotent(method: &str) -> bool {
-    matches!(
-        method,
-        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE"
-    )
 }
 
 /// Opens a connection for `key` with the agent's settings.
@@ -1049,6 +1043,14 @@ impl Req {
                     lease.release(false);
                     return self.attempt(true);
                 }
+                // Nothing of the response arrived: say so (the one I/O
+                // failure a retry policy may resend after).
+                let error = match error {
+                    Error::Io { host, source } if !finished.got_response => {
+                        Error::NoResponse { host, source }
+                    }
+                    error => error,
+                };
                 self.end(&mut st);
                 drop(st);
                 lease.release(finished.reusable);

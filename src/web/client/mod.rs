@@ -9,6 +9,7 @@
 //! | `agent.request(method, url, headers, body)` | [`Agent::request`] -> `Deferred<Response>` |
 //! | `readBody(response)` / `response.deliverBody(protocol)` | [`read_body`] / [`Response::deliver_body`] with a [`BodyConsumer`] |
 //! | `RedirectAgent`, `ContentDecoderAgent(GzipDecoder)` | [`AgentOptions`] `follow_redirects`, `gzip` |
+//! | Scrapy's `RetryMiddleware`, urllib3's `Retry` | [`RetryPolicy`] with [`fetch_retrying`] -> `Deferred<`[`Retried`]`>`: backoff with full jitter, `Retry-After`, idempotent methods only |
 //! | `BrowserLikePolicyForHTTPS` | [`TlsConfig`] in [`AgentOptions`] `tls` (certificates verified, SNI) |
 //!
 //! Every failure is a [`web::Error`](crate::web::Error) inside the `Failure`.
@@ -59,6 +60,7 @@ mod fetch;
 mod page;
 mod pool;
 mod response;
+mod retry;
 #[cfg(feature = "tls")]
 mod tls;
 
@@ -67,5 +69,10 @@ pub use fetch::{fetch, fetch_with, Page};
 pub use page::{download_page, download_page_with, get_page, get_page_with, PageOptions};
 pub use pool::{ConnectionPool, PoolKey, PoolOptions};
 pub use response::{read_body, BodyConsumer, Redirect, Response};
+pub use retry::{
+    fetch_retrying, fetch_retrying_on, parse_retry_after, Attempt, Retried, RetryDecision,
+    RetryPolicy, StopReason, DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_CAP, DEFAULT_MAX_RETRIES,
+    DEFAULT_RETRY_STATUSES,
+};
 #[cfg(feature = "tls")]
 pub use tls::TlsConfig;
