@@ -9,6 +9,7 @@
 //! | `agent.request(method, url, headers, body)` | [`Agent::request`] -> `Deferred<Response>` |
 //! | `readBody(response)` / `response.deliverBody(protocol)` | [`read_body`] / [`Response::deliver_body`] with a [`BodyConsumer`] |
 //! | `RedirectAgent`, `ContentDecoderAgent(GzipDecoder)` | [`AgentOptions`] `follow_redirects`, `gzip` |
+//! | Scrapy's `RobotsTxtMiddleware` (`ROBOTSTXT_OBEY`), `urllib.robotparser` | [`RobotsCache`] (fetched once per origin, shared by threads), [`RobotsTxt`] |
 //! | `BrowserLikePolicyForHTTPS` | [`TlsConfig`] in [`AgentOptions`] `tls` (certificates verified, SNI) |
 //!
 //! Every failure is a [`web::Error`](crate::web::Error) inside the `Failure`.
@@ -59,6 +60,7 @@ mod fetch;
 mod page;
 mod pool;
 mod response;
+pub mod robots;
 #[cfg(feature = "tls")]
 mod tls;
 
@@ -67,5 +69,6 @@ pub use fetch::{fetch, fetch_with, Page};
 pub use page::{download_page, download_page_with, get_page, get_page_with, PageOptions};
 pub use pool::{ConnectionPool, PoolKey, PoolOptions};
 pub use response::{read_body, BodyConsumer, Redirect, Response};
+pub use robots::{Access, RobotsCache, RobotsOptions, RobotsTxt};
 #[cfg(feature = "tls")]
 pub use tls::TlsConfig;
