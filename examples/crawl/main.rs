@@ -10,7 +10,8 @@
 //! The parts: [`args`] (the command line), [`input`] (the URL list, streamed),
 //! [`target`] (a line's URL, credentials and redaction), [`fetch`] (one
 //! fetch, `--save`), [`record`] (the JSON line), [`output`] (the writer),
-//! [`workers`] (the loop), [`demo`] (the offline site), [`frontier`] (URLs
+//! [`workers`] (the loop), [`polite`] (`--delay`, `--rate`,
+//! `--obey-robots`), [`demo`] (the offline site), [`frontier`] (URLs
 //! from a Redis stream), [`enqueue`] (loading that stream).
 //!
 //! `-j N` runs N reactors on N threads (`twined::task::ReactorThreads`):
@@ -28,6 +29,7 @@ mod fetch;
 mod frontier;
 mod input;
 mod output;
+mod polite;
 mod record;
 mod target;
 mod workers;
@@ -52,6 +54,7 @@ use args::Args;
 use frontier::Frontier;
 use input::{Feed, Input, Lines, SharedLines};
 use output::Output;
+use polite::Polite;
 use workers::{Crawl, Shared, Source};
 
 /// A usage problem: exit status 2.
@@ -107,6 +110,8 @@ struct Plan {
     save: Option<PathBuf>,
     lines: Arc<SharedLines>,
     frontier: Option<frontier::Config>,
+    /// `--delay`, `--rate`, `--obey-robots`: shared by every thread.
+    polite: Polite,
 }
 
 impl Plan {
@@ -154,10 +159,11 @@ impl Plan {
         let (retries, save) = (self.retries, self.save.clone());
         let Some(config) = self.frontier.clone() else {
             let source = Source::Lines(Feed::new(self.lines.clone()));
-            let crawl = Crawl::new(agent, source, retries, save, shared);
+            let crawl = Crawl::new(agent, source, retries, save, shared, self.polite.clone());
             return all_workers(&crawl, concurrency);
         };
         let on_fail = shared.clone();
+        let polite = self.polite.clone();
         Frontier::start(config, shared.clone(), concurrency)
             .then(move |result: Result<Rc<Frontier>, Failure>| {
                 if let Err(failure) = &result {
@@ -167,7 +173,7 @@ impl Plan {
             })
             .and_then(move |frontier: Rc<Frontier>| {
                 let source = Source::Redis(frontier.clone());
-                let crawl = Crawl::new(agent, source, retries, save, shared);
+                let crawl = Crawl::new(agent, source, retries, save, shared, polite);
                 // Acknowledge what was written, regularly and at shutdown.
                 let f = frontier.clone();
                 let ticker = LoopingCall::new(move || {
@@ -295,6 +301,13 @@ fn main() -> ExitCode {
         save: args.save.clone(),
         lines: SharedLines::new(lines),
         frontier,
+        polite: Polite::new(
+            args.delay,
+            args.rate,
+            args.obey_robots,
+            args.user_agent.as_deref(),
+            args.timeout,
+        ),
     });
     let shared = Shared::new(out, bar);
     shared.add_handle(reactor::handle());
