@@ -323,14 +323,15 @@ struct Shared {
 /// shared by every thread. Clones share the cache.
 ///
 /// How threads share it: one map under a mutex holds, per origin, either
-/// the parsed file or the list of askers waiting for the fetch in flight.
-/// The first asker of an origin marks it in flight and fetches the file on
-/// its own reactor with its own [`Agent`]; an asker that finds the fetch in
-/// flight leaves a waiter, a `Send` closure holding its reactor's
+/// the parsed file or the askers waiting for the fetch in flight. The
+/// first asker of an origin marks it in flight and starts the fetch on its
+/// own reactor with its own [`Agent`]'s pool. Every asker, that one
+/// included, leaves a waiter: a `Send` closure holding its reactor's
 /// [`Handle`](crate::reactor::Handle), and gets a Deferred on its own
 /// thread. When the fetch ends, the fetching thread stores the file and
-/// hands it to each waiter through its thread's reactor. The lock is held
-/// only to look up and update the map, never across a fetch or a callback.
+/// hands it to each waiter through the waiter's reactor. The lock is held
+/// only to look up and update the map, never across a fetch or a callback;
+/// cancelling an asker's Deferred leaves the fetch to the others.
 #[derive(Clone)]
 pub struct RobotsCache {
     shared: Arc<Shared>,
@@ -452,7 +453,7 @@ impl RobotsCache {
             Err(e) => return crate::defer::fail(e),
         };
         let now = Instant::now();
-        {
+        let asked = {
             let mut entries = self.entries();
             match entries.get_mut(&origin) {
                 Some(Entry::Ready { txt, expires }) if *expires > now => {
@@ -466,37 +467,40 @@ impl RobotsCache {
                 _ => {}
             }
             self.make_room(&mut entries, now);
-            entries.insert(
-                origin.clone(),
-                Entry::Fetching {
-                    waiters: Vec::new(),
-                },
-            );
-        }
+            // The fetching asker waits like the others: cancelling its
+            // Deferred leaves the fetch to the rest.
+            let (d, wake) = waiter();
+            let waiters = vec![wake];
+            entries.insert(origin.clone(), Entry::Fetching { waiters });
+            d
+        };
         self.shared.fetches.fetch_add(1, Ordering::Relaxed);
         let cache = self.clone();
-        fetch(agent, robots_url, &self.shared.options).add_callback(move |txt: RobotsTxt| {
-            let options = &cache.shared.options;
-            let ttl = match txt.access {
-                Access::Unreachable { .. } => options.unreachable_ttl,
-                _ => options.ttl,
-            };
-            let txt = Arc::new(RobotsTxt {
-                crawl_delay: txt.crawl_delay.map(|d| d.min(options.max_crawl_delay)),
-                ..txt
-            });
-            let ready = Entry::Ready {
-                txt: txt.clone(),
-                expires: Instant::now() + ttl,
-            };
-            let before = cache.entries().insert(origin, ready);
-            if let Some(Entry::Fetching { waiters }) = before {
-                for wake in waiters {
-                    wake(txt.clone());
+        // Never fails (see `fetch`); kept alive by the request's timers and
+        // connection until it ends.
+        let _ =
+            fetch(agent, robots_url, &self.shared.options).add_callback(move |txt: RobotsTxt| {
+                let options = &cache.shared.options;
+                let ttl = match txt.access {
+                    Access::Unreachable { .. } => options.unreachable_ttl,
+                    _ => options.ttl,
+                };
+                let txt = Arc::new(RobotsTxt {
+                    crawl_delay: txt.crawl_delay.map(|d| d.min(options.max_crawl_delay)),
+                    ..txt
+                });
+                let ready = Entry::Ready {
+                    txt: txt.clone(),
+                    expires: Instant::now() + ttl,
+                };
+                let before = cache.entries().insert(origin, ready);
+                if let Some(Entry::Fetching { waiters }) = before {
+                    for wake in waiters {
+                        wake(txt.clone());
+                    }
                 }
-            }
-            txt
-        })
+            });
+        asked
     }
 
     /// Like [`rules`](Self::rules), and fails with [`Error::Robots`] (kind
