@@ -317,3 +317,44 @@ fn a_url_that_is_not_http_is_a_url_error() {
         assert_eq!(web_error(&failure).kind(), ErrorKind::Url);
     }
 }
+
+#[test]
+fn waiters_are_not_left_hanging_when_the_fetching_thread_ends() {
+    let (base, port, count) = site(|_req: &Request| {
+        task::defer_later(Duration::from_secs(60), || {
+            Ok::<_, Failure>(Response::new(200).body(""))
+        })
+    });
+    let cache = RobotsCache::new(RobotsOptions::default());
+    // A thread starts the fetch, then its reactor ends and the thread exits.
+    let (c, b) = (cache.clone(), base.clone());
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let fetcher = std::thread::spawn(move || {
+        let agent = Agent::new();
+        task::react(move || {
+            drop(c.rules(&agent, &b));
+            let _ = started_tx.send(());
+            // Wait until the main thread is waiting too, then end.
+            let _ = go_rx.recv();
+            twined::defer::succeed(())
+        })
+        .unwrap();
+    });
+    started_rx.recv().unwrap();
+    let waiting = cache.rules(&Agent::new(), &base);
+    go_tx.send(()).unwrap();
+    let here = reactor::handle();
+    let joiner = std::thread::spawn(move || {
+        let _ = fetcher.join();
+    });
+    let txt = wait(waiting).unwrap();
+    drop(here);
+    joiner.join().unwrap();
+    assert!(
+        matches!(txt.access(), Access::Unreachable { .. }),
+        "{txt:?}"
+    );
+    assert!(count.get() <= 1);
+    port.stop_listening();
+}

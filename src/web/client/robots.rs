@@ -475,31 +475,15 @@ impl RobotsCache {
             d
         };
         self.shared.fetches.fetch_add(1, Ordering::Relaxed);
-        let cache = self.clone();
+        let mut pending = Pending {
+            cache: self.clone(),
+            origin: Some(origin),
+        };
         // Never fails (see `fetch`); kept alive by the request's timers and
         // connection until it ends.
-        let _ =
-            fetch(agent, robots_url, &self.shared.options).add_callback(move |txt: RobotsTxt| {
-                let options = &cache.shared.options;
-                let ttl = match txt.access {
-                    Access::Unreachable { .. } => options.unreachable_ttl,
-                    _ => options.ttl,
-                };
-                let txt = Arc::new(RobotsTxt {
-                    crawl_delay: txt.crawl_delay.map(|d| d.min(options.max_crawl_delay)),
-                    ..txt
-                });
-                let ready = Entry::Ready {
-                    txt: txt.clone(),
-                    expires: Instant::now() + ttl,
-                };
-                let before = cache.entries().insert(origin, ready);
-                if let Some(Entry::Fetching { waiters }) = before {
-                    for wake in waiters {
-                        wake(txt.clone());
-                    }
-                }
-            });
+        let fetched = fetch(agent, robots_url, &self.shared.options)
+            .add_callback(move |txt: RobotsTxt| pending.finish(txt));
+        drop(fetched);
         asked
     }
 
@@ -545,6 +529,60 @@ impl RobotsCache {
                 // Only fetches in flight: they are bounded by the askers.
                 None => break,
             }
+        }
+    }
+}
+
+/// One origin's fetch in flight: stores the file and wakes the waiters when
+/// it ends, and, should the fetching thread drop the fetch unfinished (its
+/// reactor gone), wakes them with "unreachable" and forgets the origin so
+/// that the next asker fetches it again.
+struct Pending {
+    cache: RobotsCache,
+    /// Until finished.
+    origin: Option<String>,
+}
+
+impl Pending {
+    fn finish(&mut self, txt: RobotsTxt) {
+        let Some(origin) = self.origin.take() else {
+            return;
+        };
+        let options = &self.cache.shared.options;
+        let ttl = match txt.access {
+            Access::Unreachable { .. } => options.unreachable_ttl,
+            _ => options.ttl,
+        };
+        let txt = Arc::new(RobotsTxt {
+            crawl_delay: txt.crawl_delay.map(|d| d.min(options.max_crawl_delay)),
+            ..txt
+        });
+        let ready = Entry::Ready {
+            txt: txt.clone(),
+            expires: Instant::now() + ttl,
+        };
+        let before = self.cache.entries().insert(origin, ready);
+        wake_all(before, &txt);
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(origin) = self.origin.take() {
+            let before = self.cache.entries().remove(&origin);
+            let txt = Arc::new(RobotsTxt::unreachable(
+                "the thread fetching it stopped before the fetch ended",
+            ));
+            wake_all(before, &txt);
+        }
+    }
+}
+
+/// Hands `txt` to the waiters of an entry that was in flight.
+fn wake_all(entry: Option<Entry>, txt: &Arc<RobotsTxt>) {
+    if let Some(Entry::Fetching { waiters }) = entry {
+        for wake in waiters {
+            wake(txt.clone());
         }
     }
 }
