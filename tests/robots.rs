@@ -344,12 +344,10 @@ fn waiters_are_not_left_hanging_when_the_fetching_thread_ends() {
     started_rx.recv().unwrap();
     let waiting = cache.rules(&Agent::new(), &base);
     go_tx.send(()).unwrap();
-    let here = reactor::handle();
     let joiner = std::thread::spawn(move || {
         let _ = fetcher.join();
     });
     let txt = wait(waiting).unwrap();
-    drop(here);
     joiner.join().unwrap();
     assert!(
         matches!(txt.access(), Access::Unreachable { .. }),

@@ -83,7 +83,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub save: Option<PathBuf>,
     /// Least time between two requests to one host, in seconds, over all
-    /// workers (0 to 604800; default 0, none). Retries wait too. With
+    /// workers (0 to 604800; 0 = none). Retries wait too. With
     /// --obey-robots, a host's Crawl-delay raises it (taken as 60 s at most).
     #[arg(long, value_name = "SECS", default_value = "0", value_parser = delay)]
     pub delay: Duration,
