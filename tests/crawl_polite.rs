@@ -124,6 +124,11 @@ fn the_user_agents_own_group_applies() {
     let got = kinds(&out.stdout);
     assert_eq!(kind_of(&got, &urls[0]), None);
     assert_eq!(kind_of(&got, &urls[1]), Some("robots"));
+    // A User-Agent given with -H picks the group too.
+    let out = crawl(&["--obey-robots", "-H", "User-Agent: politebot/2"], &urls);
+    let got = kinds(&out.stdout);
+    assert_eq!(kind_of(&got, &urls[0]), None);
+    assert_eq!(kind_of(&got, &urls[1]), Some("robots"));
     // The default user agent falls in the `*` group: everything refused.
     let out = crawl(&["--obey-robots"], &urls);
     let got = kinds(&out.stdout);
@@ -217,9 +222,12 @@ fn gaps(log: &Log, prefix: &str) -> Vec<Duration> {
 }
 
 /// Arrival times are stamped by this test's server, not by the crawler
-/// when it sends: a request that left on time can arrive this much
-/// earlier or later relative to the one before.
-const SLACK: Duration = Duration::from_millis(25);
+/// when its slot comes: the pacer spaces the slots exactly, but between a
+/// slot and the request's arrival lie a connect, a write and two busy
+/// reactors, so a request that left on time can arrive later than the one
+/// after it would suggest (a few ms here, tens of ms on a loaded machine).
+/// The gaps are asserted against the delay less this much, never more.
+const SLACK: Duration = Duration::from_millis(50);
 
 #[test]
 fn crawl_delay_spaces_the_requests_to_its_host() {

@@ -92,8 +92,8 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = rate)]
     pub rate: Option<f64>,
     /// Fetch each site's robots.txt first (once per site, 10 s and 500 KiB
-    /// at most) and skip the URLs it disallows for the user agent (kind
-    /// robots). A robots.txt answered 4xx allows everything; 5xx, 429 or no
+    /// at most) and skip the URLs it disallows for the User-Agent sent
+    /// (kind robots). A robots.txt answered 4xx allows everything; 5xx, 429 or no
     /// answer disallows everything (RFC 9309).
     #[arg(long)]
     pub obey_robots: bool,

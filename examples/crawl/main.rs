@@ -285,6 +285,11 @@ fn main() -> ExitCode {
         results: args.results.clone(),
         dedupe: args.dedupe.clone(),
     });
+    // robots.txt groups go by the User-Agent sent: --user-agent, else -H's.
+    let robots_agent = args
+        .user_agent
+        .clone()
+        .or_else(|| headers.get("user-agent").map(str::to_string));
     let plan = Arc::new(Plan {
         timeout: args.timeout,
         connect_timeout: args.connect_timeout,
@@ -305,7 +310,7 @@ fn main() -> ExitCode {
             args.delay,
             args.rate,
             args.obey_robots,
-            args.user_agent.as_deref(),
+            robots_agent.as_deref(),
             args.timeout,
         ),
     });

@@ -104,8 +104,10 @@ pub struct RobotsOptions {
     /// of the file, case-insensitively; without a group of its own, the `*`
     /// group applies. Default: the client's `twined/<version>`.
     pub user_agent: String,
-    /// Most bytes of a file parsed; the rest is not read. Default:
-    /// [`DEFAULT_MAX_BYTES`] (500 KiB).
+    /// Most bytes of a file read; the rest is not read (the connection is
+    /// closed). Default: [`DEFAULT_MAX_BYTES`] (500 KiB), which is also the
+    /// most the parser looks at: a larger value reads more but parses no
+    /// more.
     pub max_bytes: usize,
     /// Time allowed for one fetch, redirects and body included. Default:
     /// [`DEFAULT_TIMEOUT`] (10 s). Past it the file is unreachable.
