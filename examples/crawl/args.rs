@@ -95,6 +95,21 @@ pub struct Args {
     /// Write each body into DIR (new files only; symlinks are never followed).
     #[arg(long, value_name = "DIR")]
     pub save: Option<PathBuf>,
+    /// Least time between two requests to one host, in seconds, over all
+    /// workers (0 to 604800; 0 = none). Retries wait too. With
+    /// --obey-robots, a host's Crawl-delay raises it (taken as 60 s at most).
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = delay)]
+    pub delay: Duration,
+    /// Most requests per second overall, over all workers (0.001 to
+    /// 1000000; default: no limit).
+    #[arg(long, value_name = "N", value_parser = rate)]
+    pub rate: Option<f64>,
+    /// Fetch each site's robots.txt first (once per site, 10 s and 500 KiB
+    /// at most) and skip the URLs it disallows for the User-Agent sent
+    /// (kind robots). A robots.txt answered 4xx allows everything; 5xx, 429 or no
+    /// answer disallows everything (RFC 9309).
+    #[arg(long)]
+    pub obey_robots: bool,
     /// JSON lines go here ('-' = stdout).
     #[arg(short, long, value_name = "FILE", default_value = "-")]
     pub output: String,
@@ -159,6 +174,31 @@ fn seconds(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Largest `--rate` accepted, in requests per second.
+pub const MAX_RATE: f64 = 1_000_000.0;
+
+/// A `--delay` in seconds: a finite number from 0 to one week.
+fn delay(text: &str) -> Result<Duration, String> {
+    if text.trim().parse::<f64>() == Ok(0.0) {
+        return Ok(Duration::ZERO);
+    }
+    seconds(text)
+}
+
+/// A `--rate`: requests per second, from 0.001 to one million.
+fn rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of requests per second"))?;
+    if !(0.001..=MAX_RATE).contains(&rate) {
+        return Err(format!(
+            "{text} is out of range: from 0.001 to {MAX_RATE} requests per second"
+        ));
+    }
+    Ok(rate)
 }
 
 /// Header fields that frame the request body: the client sets them, a user

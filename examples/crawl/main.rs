@@ -10,7 +10,8 @@
 //! The parts: [`args`] (the command line), [`input`] (the URL list, streamed),
 //! [`target`] (a line's URL, credentials and redaction), [`fetch`] (one
 //! fetch, `--save`), [`record`] (the JSON line), [`output`] (the writer),
-//! [`workers`] (the loop), [`demo`] (the offline site), [`frontier`] (URLs
+//! [`workers`] (the loop), [`polite`] (`--delay`, `--rate`,
+//! `--obey-robots`), [`demo`] (the offline site), [`frontier`] (URLs
 //! from a Redis stream), [`enqueue`] (loading that stream), [`resume`]
 //! (`--resume`: the URLs an earlier run's output already has).
 //!
@@ -29,6 +30,7 @@ mod fetch;
 mod frontier;
 mod input;
 mod output;
+mod polite;
 mod record;
 mod resume;
 mod target;
@@ -57,6 +59,7 @@ use args::Args;
 use frontier::Frontier;
 use input::{Feed, Input, Lines, SharedLines};
 use output::Output;
+use polite::Polite;
 use workers::{Crawl, Shared, Source};
 
 /// A usage problem: exit status 2.
@@ -115,6 +118,8 @@ struct Plan {
     /// With `--demo` and `-j N > 1`: the site's port, served by every
     /// thread until all are done.
     demo: Option<(SocketAddr, Arc<demo::AllDone>)>,
+    /// `--delay`, `--rate`, `--obey-robots`: shared by every thread.
+    polite: Polite,
 }
 
 impl Plan {
@@ -162,7 +167,7 @@ impl Plan {
         let (retry, save) = (self.retry.clone(), self.save.clone());
         let Some(config) = self.frontier.clone() else {
             let source = Source::Lines(Feed::new(self.lines.clone()));
-            let crawl = Crawl::new(agent, source, retry, save, shared);
+            let crawl = Crawl::new(agent, source, retry, save, shared, self.polite.clone());
             let done = all_workers(&crawl, concurrency);
             let Some((addr, all_done)) = self.demo.clone() else {
                 return done;
@@ -190,6 +195,7 @@ impl Plan {
                 });
         };
         let on_fail = shared.clone();
+        let polite = self.polite.clone();
         Frontier::start(config, shared.clone(), concurrency)
             .then(move |result: Result<Rc<Frontier>, Failure>| {
                 if let Err(failure) = &result {
@@ -199,7 +205,7 @@ impl Plan {
             })
             .and_then(move |frontier: Rc<Frontier>| {
                 let source = Source::Redis(frontier.clone());
-                let crawl = Crawl::new(agent, source, retry, save, shared);
+                let crawl = Crawl::new(agent, source, retry, save, shared, polite);
                 // Acknowledge what was written, regularly and at shutdown.
                 let f = frontier.clone();
                 let ticker = LoopingCall::new(move || {
@@ -331,6 +337,11 @@ fn main() -> ExitCode {
         results: args.results.clone(),
         dedupe: args.dedupe.clone(),
     });
+    // robots.txt groups go by the User-Agent sent: --user-agent, else -H's.
+    let robots_agent = args
+        .user_agent
+        .clone()
+        .or_else(|| headers.get("user-agent").map(str::to_string));
     let plan = Arc::new(Plan {
         timeout: args.timeout,
         connect_timeout: args.connect_timeout,
@@ -356,6 +367,13 @@ fn main() -> ExitCode {
             .as_ref()
             .filter(|_| threads > 1)
             .map(|port| (port.address(), demo::AllDone::new(threads))),
+        polite: Polite::new(
+            args.delay,
+            args.rate,
+            args.obey_robots,
+            robots_agent.as_deref(),
+            args.timeout,
+        ),
     });
     let shared = Shared::new(out, bar, done);
     shared.add_handle(reactor::handle());

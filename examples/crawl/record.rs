@@ -59,6 +59,7 @@ impl<'a> Record<'a> {
 pub fn error_kind(failure: &Failure) -> (&'static str, String) {
     match failure.downcast_ref::<WebError>() {
         Some(WebError::Http { status, .. }) => ("http", format!("HTTP status {status}")),
+        // Every other kind by its name, `robots` (--obey-robots) included.
         Some(e) => (e.kind().as_str(), e.to_string()),
         // A `SaveError` (the --save file), or anything else met outside
         // the web client.

@@ -23,6 +23,7 @@ use crate::fetch::{fetch, save_name, Outcome};
 use crate::frontier::Frontier;
 use crate::input::{Entry, Feed};
 use crate::output::Output;
+use crate::polite::Polite;
 use crate::record::Record;
 use crate::resume::Done;
 use crate::target::Target;
@@ -171,6 +172,8 @@ pub struct Crawl {
     pub retry: RetryPolicy,
     pub save: Option<PathBuf>,
     pub shared: Arc<Shared>,
+    /// `--delay`, `--rate`, `--obey-robots` (shared with the other threads).
+    pub polite: Polite,
     depth: Cell<usize>,
 }
 
@@ -181,6 +184,7 @@ impl Crawl {
         retry: RetryPolicy,
         save: Option<PathBuf>,
         shared: Arc<Shared>,
+        polite: Polite,
     ) -> Rc<Crawl> {
         Rc::new(Crawl {
             agent,
@@ -188,6 +192,7 @@ impl Crawl {
             retry,
             save,
             shared,
+            polite,
             depth: Cell::new(0),
         })
     }
@@ -254,13 +259,30 @@ impl Crawl {
                     start,
                     ticket,
                 };
-                self.attempt(job, 1, done);
+                self.admit(job, done);
             }
         }
     }
 
-    /// Attempt number `attempts` of `job`.
-    fn attempt(self: &Rc<Self>, job: Job, attempts: usize, done: Trigger<()>) {
+    /// With `--obey-robots`, asks the URL's `robots.txt` first: a URL it
+    /// refuses is recorded with kind `robots` and never requested.
+    fn admit(self: &Rc<Self>, job: Job, done: Trigger<()>) {
+        let crawl = self.clone();
+        self.polite
+            .admit(&self.agent, &job.url)
+            .add_both(move |admitted| match admitted {
+                Ok(gap) => crawl.attempt(job, 1, gap, done),
+                Err(failure) => {
+                    let outcome = Outcome::failed(failure);
+                    crawl.record(&job.shown, job.ticket, &outcome, 0, job.start.elapsed());
+                    crawl.step(done);
+                }
+            });
+    }
+
+    /// Attempt number `attempts` of `job`, once its host's slot comes
+    /// (`gap`: the host's Crawl-delay, zero without one).
+    fn attempt(self: &Rc<Self>, job: Job, attempts: usize, gap: Duration, done: Trigger<()>) {
         // The output broke while this one waited to retry.
         if self.fatal().is_some() {
             return done.callback(());
@@ -270,25 +292,32 @@ impl Crawl {
             .as_ref()
             .map(|dir| dir.join(save_name(job.index, &job.url)));
         let crawl = self.clone();
-        fetch(&self.agent, &job.url, job.headers.clone(), save).add_callback(move |outcome| {
-            let decision = match as_attempt(&outcome) {
-                Some(attempt) if crawl.fatal().is_none() => {
-                    let retries = u32::try_from(attempts - 1).unwrap_or(u32::MAX);
-                    crawl.retry.decide("GET", &attempt, retries)
+        let (agent, url, headers) = (self.agent.clone(), job.url.clone(), job.headers.clone());
+        let paced = self.polite.pace(&job.url, gap);
+        paced
+            .then(move |slot| match slot {
+                Ok(()) => fetch(&agent, &url, headers, save),
+                Err(failure) => twined::defer::succeed(Outcome::failed(failure)),
+            })
+            .add_callback(move |outcome| {
+                let decision = match as_attempt(&outcome) {
+                    Some(attempt) if crawl.fatal().is_none() => {
+                        let retries = u32::try_from(attempts - 1).unwrap_or(u32::MAX);
+                        crawl.retry.decide("GET", &attempt, retries)
+                    }
+                    _ => RetryDecision::Stop(twined::web::client::StopReason::NotRetryable),
+                };
+                if let RetryDecision::Retry { after } = decision {
+                    if let Some(path) = &outcome.saved {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    reactor::call_later(after, move || crawl.attempt(job, attempts + 1, gap, done));
+                    return;
                 }
-                _ => RetryDecision::Stop(twined::web::client::StopReason::NotRetryable),
-            };
-            if let RetryDecision::Retry { after } = decision {
-                if let Some(path) = &outcome.saved {
-                    let _ = std::fs::remove_file(path);
-                }
-                reactor::call_later(after, move || crawl.attempt(job, attempts + 1, done));
-                return;
-            }
-            let elapsed = job.start.elapsed();
-            crawl.record(&job.shown, job.ticket, &outcome, attempts, elapsed);
-            crawl.step(done);
-        });
+                let elapsed = job.start.elapsed();
+                crawl.record(&job.shown, job.ticket, &outcome, attempts, elapsed);
+                crawl.step(done);
+            });
     }
 
     /// Writes the line of one result (whole, under the output's lock); a

@@ -9,6 +9,7 @@
 //! | `LoopingCall(f)`, `LoopingCall.withCount(f)`, `lc.clock = clock` | [`LoopingCall::new(f)`](LoopingCall::new), [`LoopingCall::with_count(f)`](LoopingCall::with_count), [`.with_clock(clock)`](LoopingCall::with_clock) |
 //! | `lc.stop()` from inside `f` | [`LoopingCall::with_handle(\|lc\| ...)`](LoopingCall::with_handle): `f` receives the loop |
 //! | `Cooperator()`, `cooperate(it)`, `coiterate(it)` | [`Cooperator::new()`](Cooperator::new), [`cooperate(it)`](cooperate), [`coiterate(it)`](coiterate) |
+//! | Scrapy's `DOWNLOAD_DELAY` and a request rate, shared by every thread | [`Pacer`]: slots spaced per key and overall, waited for on the reactor |
 //! | `TaskDone`, `TaskFailed`, `TaskStopped`, `SchedulerStopped`, `NotPaused` | [`TaskError`] |
 //!
 //! Everything that schedules takes a [`ReactorTime`]: the reactor
@@ -22,6 +23,7 @@
 
 mod cooperator;
 mod looping;
+mod pacer;
 mod react;
 mod workers;
 
@@ -33,6 +35,7 @@ use crate::time::{Current, DelayedCall, ReactorTime, TimerQueue};
 
 pub use cooperator::{coiterate, cooperate, CooperativeTask, Cooperator, TaskError};
 pub use looping::{LoopingCall, LoopingCallError};
+pub use pacer::{Pacer, PacerOptions};
 pub use react::{exit_code, react, react_async, ReactorStopped, SystemExit};
 pub use workers::{react_threads, ReactorThreads};
 

@@ -60,8 +60,9 @@ pub enum ErrorKind {
     /// A proxy refused or failed (`proxy`). Reserved: the client has no
     /// proxy support yet, so no [`Error`] has this kind today.
     Proxy,
-    /// A URL was refused by `robots.txt` (`robots`). Reserved for crawlers
-    /// built on the client; no [`Error`] has this kind.
+    /// A URL was refused by its site's `robots.txt` (`robots`):
+    /// [`Error::Robots`], from
+    /// [`RobotsCache::check`](crate::web::client::RobotsCache::check).
     Robots,
 }
 
@@ -177,6 +178,33 @@ impl fmt::Display for RedirectError {
             }
             RedirectError::BadLocation { location } => {
                 write!(f, "redirect to an invalid Location {location:?}")
+            }
+        }
+    }
+}
+
+/// Why `robots.txt` refused a URL ([`Error::Robots`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RobotsDenial {
+    /// A `Disallow` rule of the file is the longest match for the URL's
+    /// path in the group of the crawler's user agent.
+    Disallowed,
+    /// The file could not be had: a 5xx or 429 status, or no answer at all
+    /// (refused, timed out, reset). RFC 9309 section 2.3.1.4: the crawler
+    /// then assumes every URL of the site is disallowed.
+    Unreachable {
+        /// What went wrong fetching the file.
+        reason: String,
+    },
+}
+
+impl fmt::Display for RobotsDenial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RobotsDenial::Disallowed => f.write_str("disallowed"),
+            RobotsDenial::Unreachable { reason } => {
+                write!(f, "unreachable ({reason}), so every URL is disallowed")
             }
         }
     }
@@ -326,6 +354,16 @@ pub enum Error {
         /// The URL.
         url: String,
     },
+    /// The site's `robots.txt` refuses the URL to the crawler's user agent;
+    /// nothing was sent for it.
+    Robots {
+        /// The URL refused.
+        url: String,
+        /// The `robots.txt` that refused it.
+        robots_url: String,
+        /// Why.
+        denial: RobotsDenial,
+    },
 }
 
 impl Error {
@@ -344,6 +382,7 @@ impl Error {
             Error::Io { .. } | Error::NoResponse { .. } => ErrorKind::Io,
             Error::TooLarge { .. } => ErrorKind::TooLarge,
             Error::Cancelled { .. } => ErrorKind::Cancelled,
+            Error::Robots { .. } => ErrorKind::Robots,
         }
     }
 
@@ -432,6 +471,16 @@ impl fmt::Display for Error {
                 write!(f, "response {what} from {host} larger than {limit} bytes")
             }
             Error::Cancelled { url } => write!(f, "request for {url} cancelled"),
+            Error::Robots {
+                url,
+                robots_url,
+                denial: RobotsDenial::Disallowed,
+            } => write!(f, "{url} is disallowed by {robots_url}"),
+            Error::Robots {
+                url,
+                robots_url,
+                denial,
+            } => write!(f, "{url} not fetched: {robots_url} {denial}"),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! | `readBody(response)` / `response.deliverBody(protocol)` | [`read_body`] / [`Response::deliver_body`] with a [`BodyConsumer`] |
 //! | `RedirectAgent`, `ContentDecoderAgent(GzipDecoder)` | [`AgentOptions`] `follow_redirects`, `gzip` |
 //! | Scrapy's `RetryMiddleware`, urllib3's `Retry` | [`RetryPolicy`] with [`fetch_retrying`] -> `Deferred<`[`Retried`]`>`: backoff with full jitter, `Retry-After`, idempotent methods only |
+//! | Scrapy's `RobotsTxtMiddleware` (`ROBOTSTXT_OBEY`), `urllib.robotparser` | [`RobotsCache`] (fetched once per origin, shared by threads), [`RobotsTxt`] |
 //! | `BrowserLikePolicyForHTTPS` | [`TlsConfig`] in [`AgentOptions`] `tls` (certificates verified, SNI) |
 //!
 //! Every failure is a [`web::Error`](crate::web::Error) inside the `Failure`.
@@ -61,6 +62,7 @@ mod page;
 mod pool;
 mod response;
 mod retry;
+pub mod robots;
 #[cfg(feature = "tls")]
 mod tls;
 
@@ -74,5 +76,6 @@ pub use retry::{
     RetryPolicy, StopReason, DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_CAP, DEFAULT_MAX_RETRIES,
     DEFAULT_RETRY_STATUSES,
 };
+pub use robots::{Access, RobotsCache, RobotsOptions, RobotsTxt};
 #[cfg(feature = "tls")]
 pub use tls::TlsConfig;

@@ -7,6 +7,7 @@ use std::fmt;
 use std::rc::Rc;
 
 use crate::defer::{Deferred, Failure};
+use crate::time::{Current, ReactorTime};
 use crate::web::http1::Version;
 use crate::web::{Error, Headers};
 
@@ -246,5 +247,62 @@ pub(crate) fn read_body_limited(response: Response, limit: Option<usize>) -> Def
         limit,
     };
     response.deliver_body(collect);
+    d
+}
+
+/// Keeps the first `limit` bytes of a body, then stops reading: fires with
+/// them and `true` (and closes the connection) as soon as the body passes
+/// the limit, with the whole body and `false` when it ends first.
+struct Prefix {
+    body: Vec<u8>,
+    limit: usize,
+    /// Set until the trigger fires; the pipe to abort once it has.
+    pipe: Option<BodyPipe>,
+    url: String,
+    trigger: Option<crate::defer::Trigger<(Vec<u8>, bool)>>,
+}
+
+impl BodyConsumer for Prefix {
+    fn data(&mut self, chunk: &[u8]) {
+        if self.trigger.is_none() {
+            return;
+        }
+        let room = self.limit.saturating_sub(self.body.len());
+        self.body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if chunk.len() > room {
+            if let Some(trigger) = self.trigger.take() {
+                trigger.callback((std::mem::take(&mut self.body), true));
+            }
+            // Not from inside the pipe's own call: abort once it returns.
+            if let Some(pipe) = self.pipe.take() {
+                let url = std::mem::take(&mut self.url);
+                Current.call_later_boxed(
+                    std::time::Duration::ZERO,
+                    Box::new(move || abort_pipe(&pipe, &url)),
+                );
+            }
+        }
+    }
+
+    fn finished(&mut self, result: Result<(), Failure>) {
+        self.pipe = None;
+        if let Some(trigger) = self.trigger.take() {
+            trigger.fire_with(result.map(|()| (std::mem::take(&mut self.body), false)));
+        }
+    }
+}
+
+/// The first `limit` bytes of the body and whether there was more; past
+/// the limit the body is not read on (its connection is closed).
+pub(crate) fn read_body_prefix(response: Response, limit: usize) -> Deferred<(Vec<u8>, bool)> {
+    let (d, trigger) = Deferred::new();
+    let prefix = Prefix {
+        body: Vec::new(),
+        limit,
+        pipe: response.pipe.clone(),
+        url: response.url.clone(),
+        trigger: Some(trigger),
+    };
+    response.deliver_body(prefix);
     d
 }
