@@ -57,8 +57,8 @@ pub enum ErrorKind {
     TooLarge,
     /// The request was cancelled (`cancelled`).
     Cancelled,
-    /// A proxy refused or failed (`proxy`). Reserved: the client has no
-    /// proxy support yet, so no [`Error`] has this kind today.
+    /// A proxy refused or failed, or a proxy setting is unusable
+    /// (`proxy`): [`Error::Proxy`].
     Proxy,
     /// A URL was refused by `robots.txt` (`robots`). Reserved for crawlers
     /// built on the client; no [`Error`] has this kind.
@@ -311,6 +311,112 @@ pub enum Error {
         /// The URL.
         url: String,
     },
+    /// A proxy refused or failed the request, or the proxy setting is
+    /// unusable. See [`ProxyError`] for the cases; the proxy is named
+    /// without its credentials.
+    Proxy {
+        /// The proxy, as `host:port` (or the setting, password hidden).
+        proxy: String,
+        /// What went wrong.
+        error: ProxyError,
+    },
+}
+
+/// Why a proxy failed a request ([`Error::Proxy`]).
+///
+/// ```
+/// use twined::web::{Error, ErrorKind, ProxyError};
+///
+/// let e = Error::Proxy {
+///     proxy: "127.0.0.1:3128".into(),
+///     error: ProxyError::Refused {
+///         request: "CONNECT example.org:443".into(),
+///         status: 407,
+///         reason: "Proxy Authentication Required".into(),
+///     },
+/// };
+/// assert_eq!(e.kind(), ErrorKind::Proxy);
+/// assert_eq!(
+///     e.to_string(),
+///     "proxy 127.0.0.1:3128: CONNECT example.org:443 refused: 407 Proxy Authentication Required"
+/// );
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ProxyError {
+    /// The proxy setting is not a usable `http://` URL (another scheme, no
+    /// host, a bad port or percent-encoding).
+    BadUrl {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The proxy cannot be reached: its name did not resolve, or the
+    /// connection to it was refused or failed. The cause is the error of
+    /// that connection (kind `dns` or `connect`).
+    Unreachable {
+        /// The error connecting to the proxy.
+        cause: Arc<Error>,
+    },
+    /// The proxy answered `CONNECT` with a status other than 2xx, or
+    /// answered a forwarded `http://` request with 407 (Proxy
+    /// Authentication Required).
+    Refused {
+        /// What was asked: `CONNECT host:port`, or `GET http://...`
+        /// without credentials.
+        request: String,
+        /// The proxy's status.
+        status: u16,
+        /// The proxy's reason phrase.
+        reason: String,
+    },
+    /// The proxy closed the connection before its answer to `CONNECT` was
+    /// complete, or closed the tunnel before the TLS handshake with the
+    /// origin finished.
+    Closed {
+        /// When: `"before answering CONNECT"` or `"during the TLS handshake
+        /// through the tunnel"`.
+        during: &'static str,
+        /// How the connection ended, when it ended with an error.
+        cause: Option<Cause>,
+    },
+    /// The proxy's answer to `CONNECT` is not HTTP, is larger than the head
+    /// limit, or is followed by bytes before the TLS handshake.
+    BadReply {
+        /// What is wrong.
+        error: CodecError,
+    },
+}
+
+impl fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProxyError::BadUrl { reason } => write!(f, "unusable proxy setting: {reason}"),
+            ProxyError::Unreachable { cause } => write!(f, "unreachable: {cause}"),
+            ProxyError::Refused {
+                request,
+                status,
+                reason,
+            } => write!(f, "{request} refused: {status} {reason}"),
+            ProxyError::Closed { during, cause } => match cause {
+                Some(cause) => write!(f, "the connection closed {during}: {cause}"),
+                None => write!(f, "the connection closed {during}"),
+            },
+            ProxyError::BadReply { error } => write!(f, "bad answer to CONNECT: {error}"),
+        }
+    }
+}
+
+impl StdError for ProxyError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            ProxyError::Unreachable { cause } => Some(&**cause),
+            ProxyError::Closed { cause, .. } => {
+                cause.as_deref().map(|s| s as &(dyn StdError + 'static))
+            }
+            ProxyError::BadReply { error } => Some(error),
+            ProxyError::BadUrl { .. } | ProxyError::Refused { .. } => None,
+        }
+    }
 }
 
 impl Error {
@@ -329,6 +435,7 @@ impl Error {
             Error::Io { .. } => ErrorKind::Io,
             Error::TooLarge { .. } => ErrorKind::TooLarge,
             Error::Cancelled { .. } => ErrorKind::Cancelled,
+            Error::Proxy { .. } => ErrorKind::Proxy,
         }
     }
 
@@ -411,6 +518,7 @@ impl fmt::Display for Error {
                 write!(f, "response {what} from {host} larger than {limit} bytes")
             }
             Error::Cancelled { url } => write!(f, "request for {url} cancelled"),
+            Error::Proxy { proxy, error } => write!(f, "proxy {proxy}: {error}"),
         }
     }
 }
@@ -423,6 +531,7 @@ impl StdError for Error {
             | Error::Io { source, .. } => Some(&**source),
             Error::Tls { source, .. } => source.as_deref().map(|s| s as &(dyn StdError + 'static)),
             Error::Protocol { error, .. } => Some(error),
+            Error::Proxy { error, .. } => Some(error),
             _ => None,
         }
     }

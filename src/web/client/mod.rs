@@ -10,6 +10,7 @@
 //! | `readBody(response)` / `response.deliverBody(protocol)` | [`read_body`] / [`Response::deliver_body`] with a [`BodyConsumer`] |
 //! | `RedirectAgent`, `ContentDecoderAgent(GzipDecoder)` | [`AgentOptions`] `follow_redirects`, `gzip` |
 //! | `BrowserLikePolicyForHTTPS` | [`TlsConfig`] in [`AgentOptions`] `tls` (certificates verified, SNI) |
+//! | `ProxyAgent(TCP4ClientEndpoint(reactor, host, port))` | [`AgentOptions`] `proxy`: [`Proxies`] of [`Proxy`] (`http://` forwarded, `https://` through `CONNECT`), [`Proxies::from_env`] for `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` |
 //!
 //! Every failure is a [`web::Error`](crate::web::Error) inside the `Failure`.
 //!
@@ -58,14 +59,18 @@ mod decode;
 mod fetch;
 mod page;
 mod pool;
+mod proxy;
 mod response;
 #[cfg(feature = "tls")]
 mod tls;
+#[cfg(feature = "tls")]
+mod tunnel;
 
 pub use agent::{Agent, AgentOptions, DEFAULT_MAX_BODY};
 pub use fetch::{fetch, fetch_with, Page};
 pub use page::{download_page, download_page_with, get_page, get_page_with, PageOptions};
 pub use pool::{ConnectionPool, PoolKey, PoolOptions};
+pub use proxy::{NoProxy, Proxies, Proxy};
 pub use response::{read_body, BodyConsumer, Redirect, Response};
 #[cfg(feature = "tls")]
 pub use tls::TlsConfig;
