@@ -240,6 +240,34 @@ fn a_proxy_that_drops_the_tunnel_after_accepting_is_a_proxy_error() {
 }
 
 #[test]
+fn a_proxy_that_closes_before_answering_connect_is_a_proxy_error() {
+    let proxy = TestProxy::start(Mode::CloseAtOnce);
+    let origin = https_origin();
+    let agent = agent_with(
+        Proxies::all(Proxy::parse(&proxy.url()).unwrap()),
+        Some(origin.trust()),
+    );
+    let failure = page(&agent, &origin.url("/")).unwrap_err();
+    let e = web_error(&failure);
+    assert_eq!(e.kind(), ErrorKind::Proxy, "{failure}");
+    assert!(
+        matches!(
+            e,
+            twined::web::Error::Proxy {
+                error: ProxyError::Closed {
+                    during: "before answering CONNECT",
+                    ..
+                },
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(proxy.heads().len(), 1);
+    origin.port.stop_listening();
+}
+
+#[test]
 fn a_proxy_that_is_not_listening_is_a_proxy_error_with_the_connect_cause() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = free.local_addr().unwrap();

@@ -22,6 +22,8 @@ pub enum Mode {
     Refuse407,
     /// Answers `CONNECT` with 200, then closes the connection.
     AcceptThenDrop,
+    /// Reads the request, then closes without a word.
+    CloseAtOnce,
     /// Answers with bytes that are not HTTP.
     Garbage,
     /// Answers with a status line and headers that never end.
@@ -119,6 +121,7 @@ fn serve(client: TcpStream, mode: Mode, heads: &Mutex<Vec<String>>) -> io::Resul
                 )?;
                 continue;
             }
+            Mode::CloseAtOnce => return Ok(()),
             Mode::Garbage => {
                 client.write_all(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")?;
                 return Ok(());

@@ -109,7 +109,13 @@ pub struct AgentOptions {
     /// reached, refuses `CONNECT`, closes the tunnel or answers a forwarded
     /// request with 407 fails the request with [`Error::Proxy`]; other
     /// statuses of a forwarded request (a 502 from the proxy included) are
-    /// the response, as on a direct connection.
+    /// the response, as on a direct connection; so is a proxy closing a
+    /// forwarded request's connection (kind `io`, naming the proxy).
+    ///
+    /// The pool's caps count forwarded `http://` requests against the
+    /// proxy, as one host (its connections serve every origin, as Twisted's
+    /// `ProxyAgent` keys them); tunnelled `https://` requests count against
+    /// their origin.
     pub proxy: Option<Proxies>,
 }
 

@@ -27,6 +27,33 @@
 //! ([`Error::Header`](crate::web::Error::Header)); credentials and `Host`
 //! are not sent on after a redirect to another origin.
 //!
+//! # Proxies
+//!
+//! [`AgentOptions::proxy`] sends requests through HTTP proxies (default:
+//! none, and the environment is read only through [`Proxies::from_env`]):
+//! `http://` URLs in absolute form to the proxy, `https://` URLs through a
+//! `CONNECT` tunnel with TLS to the origin. The proxy's credentials go to
+//! the proxy only. A proxy that cannot be reached, refuses, drops the
+//! tunnel or answers garbage fails the request with an error of kind
+//! [`Proxy`](crate::web::ErrorKind::Proxy).
+//!
+//! ```
+//! use twined::web::client::{Agent, AgentOptions, ConnectionPool, NoProxy, Proxies, Proxy};
+//!
+//! let proxy: Proxy = "http://user:s%40cret@127.0.0.1:3128".parse().unwrap();
+//! let proxies = Proxies {
+//!     no_proxy: NoProxy::parse("localhost, .internal.example, 10.0.0.0/8"),
+//!     ..Proxies::all(proxy)
+//! };
+//! assert!(proxies.for_url("https://example.org/").is_some());
+//! assert!(proxies.for_url("http://db.internal.example/").is_none());
+//! let agent = Agent::with_options(
+//!     ConnectionPool::new(),
+//!     AgentOptions { proxy: Some(proxies), ..Default::default() },
+//! );
+//! # drop(agent);
+//! ```
+//!
 //! # Settings: options structs
 //!
 //! Every setting lives in a plain options struct with public fields and a

@@ -16,24 +16,8 @@
 //! origin (its certificate checked against its name, as on a direct
 //! connection). The proxy's credentials go to the proxy only, as a Basic
 //! `Proxy-Authorization` on each forwarded request and on `CONNECT`, never
-//! inside a tunnel.
-//!
-//! ```
-//! use twined::web::client::{Agent, AgentOptions, ConnectionPool, NoProxy, Proxies, Proxy};
-//!
-//! let proxy: Proxy = "http://user:s%40cret@127.0.0.1:3128".parse().unwrap();
-//! let proxies = Proxies {
-//!     no_proxy: NoProxy::parse("localhost, .internal.example, 10.0.0.0/8"),
-//!     ..Proxies::all(proxy)
-//! };
-//! assert!(proxies.for_url("https://example.org/").is_some());
-//! assert!(proxies.for_url("http://db.internal.example/").is_none());
-//! let agent = Agent::with_options(
-//!     ConnectionPool::new(),
-//!     AgentOptions { proxy: Some(proxies), ..Default::default() },
-//! );
-//! # drop(agent);
-//! ```
+//! inside a tunnel. (The example is in the [client module's
+//! documentation](super#proxies).)
 
 use std::fmt;
 use std::net::IpAddr;
