@@ -321,6 +321,42 @@ fn garbage_an_endless_head_or_silence_from_the_proxy_fail_within_bounds() {
 }
 
 #[test]
+fn cancelling_a_request_waiting_on_a_silent_proxy_ends_it_at_once() {
+    let proxy = TestProxy::start(Mode::Silent);
+    let origin = https_origin();
+    let agent = agent_with(
+        Proxies::all(Proxy::parse(&proxy.url()).unwrap()),
+        Some(origin.trust()),
+    );
+    let d = agent.request("GET", &origin.url("/"), Default::default(), None);
+    // Run the reactor until the tunnel's CONNECT reached the proxy (at
+    // most 5 s), then cancel with the request waiting for the answer.
+    for _ in 0..50 {
+        twined::reactor::call_later(Duration::from_millis(100), twined::reactor::crash);
+        twined::reactor::run().unwrap();
+        if !proxy.heads().is_empty() {
+            break;
+        }
+    }
+    assert_eq!(proxy.heads().len(), 1);
+    let before = twined::reactor::source_count();
+    d.cancel();
+    let failure = d.result().unwrap().unwrap_err();
+    assert_eq!(
+        web_error(&failure).kind(),
+        ErrorKind::Cancelled,
+        "{failure}"
+    );
+    assert_eq!(
+        twined::reactor::source_count(),
+        before - 1,
+        "the connection to the proxy should be closed"
+    );
+    assert_eq!(agent.pool().in_flight(), 0);
+    origin.port.stop_listening();
+}
+
+#[test]
 fn no_proxy_hosts_are_reached_directly_without_the_credentials() {
     let proxy = TestProxy::start(Mode::Forward);
     let (direct, log, port) = recorder(|head| ok(path_of(head)));
