@@ -361,8 +361,8 @@ pub enum ProxyError {
     /// answered a forwarded `http://` request with 407 (Proxy
     /// Authentication Required).
     Refused {
-        /// What was asked: `CONNECT host:port`, or `GET http://...`
-        /// without credentials.
+        /// What was asked: `CONNECT host:port`, or a forwarded request's
+        /// method and origin (`GET example.org:80`).
         request: String,
         /// The proxy's status.
         status: u16,
