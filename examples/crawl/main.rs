@@ -200,7 +200,9 @@ fn proxies(args: &Args) -> Result<Option<Proxies>, String> {
     let env = if args.no_proxy_env || args.demo.is_some() {
         Proxies::default()
     } else {
-        Proxies::from_env().map_err(|e| format!("environment: {e}"))?
+        Proxies::from_env().map_err(|e| {
+            format!("environment: {e} (--no-proxy-env ignores the environment's proxies)")
+        })?
     };
     let proxies = match &args.proxy {
         Some(url) => Proxies {
