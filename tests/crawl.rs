@@ -928,3 +928,47 @@ fn proxy_from_the_option_or_the_environment_and_kind_proxy_when_it_refuses() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("HTTPS_PROXY"));
     good.stop_listening();
 }
+
+#[test]
+fn https_urls_go_through_the_proxy_tunnel_with_the_ca_file_trusted() {
+    use proxy::{Mode, TestProxy};
+    use twined::reactor::tls::{listen_ssl, ServerTlsConfig};
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_pem = certified.cert.pem();
+    let config = ServerTlsConfig::from_pem(
+        cert_pem.as_bytes(),
+        certified.key_pair.serialize_pem().as_bytes(),
+    )
+    .unwrap();
+    let site = Site::new(|req: Request| Response::new(200).body(format!("secure {}", req.path())));
+    let port = listen_ssl("127.0.0.1:0", site, config).unwrap();
+    let dir = scratch("proxy-ca");
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, &cert_pem).unwrap();
+    let forward = TestProxy::start(Mode::Forward);
+    let url = format!("https://localhost:{}/tunnelled", port.address().port());
+    let mut cmd = crawl_without_proxy_env();
+    cmd.env("HTTPS_PROXY", forward.url())
+        .arg("--ca-file")
+        .arg(&ca)
+        .arg(&url);
+    let out = run_with_reactor(cmd, None, Duration::from_secs(60));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let got = lines(&out.stdout);
+    assert_eq!((got[0].status, got[0].bytes), (Some(200), 17));
+    let heads = forward.heads();
+    assert!(
+        heads[0].starts_with(&format!(
+            "CONNECT localhost:{} HTTP/1.1\r\n",
+            port.address().port()
+        )),
+        "{heads:?}"
+    );
+    port.stop_listening();
+}
