@@ -5,6 +5,8 @@ mod support;
 
 #[path = "support/examples.rs"]
 mod examples;
+#[path = "support/proxy.rs"]
+mod proxy;
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -826,4 +828,147 @@ fn ctrl_c_stops_every_worker_and_keeps_every_finished_line() {
     assert!(stderr.contains("interrupted: 6 fetches done"), "{stderr}");
     assert_eq!(last_line(&out.stderr), "ok=6 failed=0");
     good.stop_listening();
+}
+
+/// A crawl command with no proxy variable from the test's environment.
+fn crawl_without_proxy_env() -> Command {
+    let mut cmd = Command::new(example("crawl"));
+    for name in [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "REQUEST_METHOD",
+    ] {
+        cmd.env_remove(name);
+    }
+    cmd.arg("-q");
+    cmd
+}
+
+#[test]
+fn proxy_from_the_option_or_the_environment_and_kind_proxy_when_it_refuses() {
+    use proxy::{Mode, TestProxy};
+    let good = site();
+    let base = format!("http://{}", good.address());
+    let forward = TestProxy::start(Mode::Forward);
+    let run = |cmd: Command| run_with_reactor(cmd, None, Duration::from_secs(60));
+
+    // --proxy: the request reaches the proxy in absolute form.
+    let mut cmd = crawl_without_proxy_env();
+    cmd.args(["--proxy", &forward.url(), &format!("{base}/a")]);
+    let out = run(cmd);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(lines(&out.stdout)[0].status, Some(200));
+    assert!(forward.heads()[0].starts_with(&format!("GET {base}/a HTTP/1.1\r\n")));
+
+    // HTTP_PROXY, honoured by default.
+    let mut cmd = crawl_without_proxy_env();
+    cmd.env("HTTP_PROXY", forward.url())
+        .arg(format!("{base}/b"));
+    let out = run(cmd);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(forward.heads()[1].starts_with(&format!("GET {base}/b HTTP/1.1\r\n")));
+
+    // --no-proxy-env, and NO_PROXY: direct.
+    let mut cmd = crawl_without_proxy_env();
+    cmd.env("HTTP_PROXY", forward.url())
+        .arg("--no-proxy-env")
+        .arg(format!("{base}/c"));
+    assert_eq!(run(cmd).status.code(), Some(0));
+    let mut cmd = crawl_without_proxy_env();
+    cmd.env("HTTP_PROXY", forward.url())
+        .env("NO_PROXY", "127.0.0.1")
+        .arg(format!("{base}/d"));
+    assert_eq!(run(cmd).status.code(), Some(0));
+    assert_eq!(forward.heads().len(), 2, "{:?}", forward.heads());
+
+    // A proxy answering 407: kind proxy, exit 1, no password in the line.
+    let refusing = TestProxy::start(Mode::Refuse407);
+    let mut cmd = crawl_without_proxy_env();
+    cmd.args([
+        "--proxy",
+        &format!("http://alice:hunter2@{}", refusing.addr),
+        &format!("{base}/e"),
+    ]);
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(1));
+    let got = lines(&out.stdout);
+    assert_eq!(got[0].kind.as_deref(), Some("proxy"));
+    let message = got[0].message.clone().unwrap_or_default();
+    assert!(message.contains("407"), "{message}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("hunter2"));
+    assert_eq!(last_line(&out.stderr), "ok=0 failed=1");
+
+    // An unusable proxy setting is a usage error naming its source.
+    let mut cmd = crawl_without_proxy_env();
+    cmd.args(["--proxy", "socks5://127.0.0.1:1080", &format!("{base}/f")]);
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--proxy"));
+    let mut cmd = crawl_without_proxy_env();
+    cmd.env("HTTPS_PROXY", "socks5://127.0.0.1:1080")
+        .arg(format!("{base}/g"));
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HTTPS_PROXY"));
+    good.stop_listening();
+}
+
+#[test]
+fn https_urls_go_through_the_proxy_tunnel_with_the_ca_file_trusted() {
+    use proxy::{Mode, TestProxy};
+    use twined::reactor::tls::{listen_ssl, ServerTlsConfig};
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_pem = certified.cert.pem();
+    let config = ServerTlsConfig::from_pem(
+        cert_pem.as_bytes(),
+        certified.key_pair.serialize_pem().as_bytes(),
+    )
+    .unwrap();
+    let site = Site::new(|req: Request| Response::new(200).body(format!("secure {}", req.path())));
+    let port = listen_ssl("127.0.0.1:0", site, config).unwrap();
+    let dir = scratch("proxy-ca");
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, &cert_pem).unwrap();
+    let forward = TestProxy::start(Mode::Forward);
+    let url = format!("https://localhost:{}/tunnelled", port.address().port());
+    let mut cmd = crawl_without_proxy_env();
+    cmd.env("HTTPS_PROXY", forward.url())
+        .arg("--ca-file")
+        .arg(&ca)
+        .arg(&url);
+    let out = run_with_reactor(cmd, None, Duration::from_secs(60));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let got = lines(&out.stdout);
+    assert_eq!((got[0].status, got[0].bytes), (Some(200), 17));
+    let heads = forward.heads();
+    assert!(
+        heads[0].starts_with(&format!(
+            "CONNECT localhost:{} HTTP/1.1\r\n",
+            port.address().port()
+        )),
+        "{heads:?}"
+    );
+    port.stop_listening();
 }

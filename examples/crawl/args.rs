@@ -89,6 +89,16 @@ pub struct Args {
     /// The User-Agent to send.
     #[arg(long, value_name = "STR")]
     pub user_agent: Option<String>,
+    /// Send requests through this HTTP proxy, http://[user:pass@]host:port
+    /// (https URLs through a CONNECT tunnel). Replaces HTTP_PROXY,
+    /// HTTPS_PROXY and ALL_PROXY; NO_PROXY still applies.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+    /// Ignore the proxy variables of the environment (HTTP_PROXY,
+    /// HTTPS_PROXY, ALL_PROXY, NO_PROXY and their lower-case forms), which
+    /// are honoured by default (not with --demo, whose site is local).
+    #[arg(long)]
+    pub no_proxy_env: bool,
     /// Extra trusted root certificates (PEM) for HTTPS.
     #[arg(long, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,

@@ -52,7 +52,7 @@ use twined::reactor::{self, Event, Phase};
 use twined::redis::Client;
 use twined::task::{LoopingCall, ReactorThreads};
 use twined::web::client::{
-    Agent, AgentOptions, ConnectionPool, PoolOptions, RetryPolicy, TlsConfig,
+    Agent, AgentOptions, ConnectionPool, PoolOptions, Proxies, Proxy, RetryPolicy, TlsConfig,
 };
 
 use args::Args;
@@ -107,6 +107,8 @@ struct Plan {
     headers: twined::web::Headers,
     user_agent: Option<String>,
     ca_file: Option<PathBuf>,
+    /// `--proxy` and the environment's proxy variables; `None` for direct.
+    proxy: Option<Proxies>,
     keepalive: bool,
     threads: usize,
     concurrency: usize,
@@ -137,6 +139,7 @@ impl Plan {
             max_body: Some(self.max_bytes),
             headers: self.headers.clone(),
             tls,
+            proxy: self.proxy.clone(),
             ..Default::default()
         };
         if let Some(ua) = &self.user_agent {
@@ -226,6 +229,27 @@ impl Plan {
     }
 }
 
+/// The proxies to use: `--proxy` for both schemes, else the environment's
+/// (unless `--no-proxy-env`, or `--demo`, whose site is on this machine);
+/// the environment's `NO_PROXY` applies to `--proxy` too, as in curl.
+fn proxies(args: &Args) -> Result<Option<Proxies>, String> {
+    let env = if args.no_proxy_env || args.demo.is_some() {
+        Proxies::default()
+    } else {
+        Proxies::from_env().map_err(|e| {
+            format!("environment: {e} (--no-proxy-env ignores the environment's proxies)")
+        })?
+    };
+    let proxies = match &args.proxy {
+        Some(url) => Proxies {
+            no_proxy: env.no_proxy,
+            ..Proxies::all(Proxy::parse(url).map_err(|e| format!("--proxy: {e}"))?)
+        },
+        None => env,
+    };
+    Ok((!proxies.is_empty()).then_some(proxies))
+}
+
 /// Called once with whether every other thread finished its work.
 type OthersDone = Box<dyn FnOnce(bool)>;
 
@@ -281,6 +305,10 @@ fn main() -> ExitCode {
             return usage(e);
         }
     }
+    let proxy = match proxies(&args) {
+        Ok(proxy) => proxy,
+        Err(e) => return usage(e),
+    };
     if let Some(dir) = &args.save {
         if let Err(e) = std::fs::create_dir_all(dir) {
             return usage(format!("cannot create {}: {e}", dir.display()));
@@ -350,6 +378,7 @@ fn main() -> ExitCode {
         headers,
         user_agent: args.user_agent.clone(),
         ca_file: args.ca_file.clone(),
+        proxy,
         keepalive: !args.no_keepalive,
         threads,
         concurrency: args.concurrency,

@@ -57,8 +57,8 @@ pub enum ErrorKind {
     TooLarge,
     /// The request was cancelled (`cancelled`).
     Cancelled,
-    /// A proxy refused or failed (`proxy`). Reserved: the client has no
-    /// proxy support yet, so no [`Error`] has this kind today.
+    /// A proxy refused or failed, or a proxy setting is unusable
+    /// (`proxy`): [`Error::Proxy`].
     Proxy,
     /// A URL was refused by its site's `robots.txt` (`robots`):
     /// [`Error::Robots`], from
@@ -364,6 +364,112 @@ pub enum Error {
         /// Why.
         denial: RobotsDenial,
     },
+    /// A proxy refused or failed the request, or the proxy setting is
+    /// unusable. See [`ProxyError`] for the cases; the proxy is named
+    /// without its credentials.
+    Proxy {
+        /// The proxy, as `host:port` (or the setting, password hidden).
+        proxy: String,
+        /// What went wrong.
+        error: ProxyError,
+    },
+}
+
+/// Why a proxy failed a request ([`Error::Proxy`]).
+///
+/// ```
+/// use twined::web::{Error, ErrorKind, ProxyError};
+///
+/// let e = Error::Proxy {
+///     proxy: "127.0.0.1:3128".into(),
+///     error: ProxyError::Refused {
+///         request: "CONNECT example.org:443".into(),
+///         status: 407,
+///         reason: "Proxy Authentication Required".into(),
+///     },
+/// };
+/// assert_eq!(e.kind(), ErrorKind::Proxy);
+/// assert_eq!(
+///     e.to_string(),
+///     "proxy 127.0.0.1:3128: CONNECT example.org:443 refused: 407 Proxy Authentication Required"
+/// );
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ProxyError {
+    /// The proxy setting is not a usable `http://` URL (another scheme, no
+    /// host, a bad port or percent-encoding).
+    BadUrl {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The proxy cannot be reached: its name did not resolve, or the
+    /// connection to it was refused or failed. The cause is the error of
+    /// that connection (kind `dns` or `connect`).
+    Unreachable {
+        /// The error connecting to the proxy.
+        cause: Arc<Error>,
+    },
+    /// The proxy answered `CONNECT` with a status other than 2xx, or
+    /// answered a forwarded `http://` request with 407 (Proxy
+    /// Authentication Required).
+    Refused {
+        /// What was asked: `CONNECT host:port`, or a forwarded request's
+        /// method and origin (`GET example.org:80`).
+        request: String,
+        /// The proxy's status.
+        status: u16,
+        /// The proxy's reason phrase.
+        reason: String,
+    },
+    /// The proxy closed the connection before its answer to `CONNECT` was
+    /// complete, or closed the tunnel before the TLS handshake with the
+    /// origin finished.
+    Closed {
+        /// When: `"before answering CONNECT"` or `"during the TLS handshake
+        /// through the tunnel"`.
+        during: &'static str,
+        /// How the connection ended, when it ended with an error.
+        cause: Option<Cause>,
+    },
+    /// The proxy's answer to `CONNECT` is not HTTP, is larger than the head
+    /// limit, or is followed by bytes before the TLS handshake.
+    BadReply {
+        /// What is wrong.
+        error: CodecError,
+    },
+}
+
+impl fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProxyError::BadUrl { reason } => write!(f, "unusable proxy setting: {reason}"),
+            ProxyError::Unreachable { cause } => write!(f, "unreachable: {cause}"),
+            ProxyError::Refused {
+                request,
+                status,
+                reason,
+            } => write!(f, "{request} refused: {status} {reason}"),
+            ProxyError::Closed { during, cause } => match cause {
+                Some(cause) => write!(f, "the connection closed {during}: {cause}"),
+                None => write!(f, "the connection closed {during}"),
+            },
+            ProxyError::BadReply { error } => write!(f, "bad answer to CONNECT: {error}"),
+        }
+    }
+}
+
+impl StdError for ProxyError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            ProxyError::Unreachable { cause } => Some(&**cause),
+            ProxyError::Closed { cause, .. } => {
+                cause.as_deref().map(|s| s as &(dyn StdError + 'static))
+            }
+            ProxyError::BadReply { error } => Some(error),
+            ProxyError::BadUrl { .. } | ProxyError::Refused { .. } => None,
+        }
+    }
 }
 
 impl Error {
@@ -383,6 +489,7 @@ impl Error {
             Error::TooLarge { .. } => ErrorKind::TooLarge,
             Error::Cancelled { .. } => ErrorKind::Cancelled,
             Error::Robots { .. } => ErrorKind::Robots,
+            Error::Proxy { .. } => ErrorKind::Proxy,
         }
     }
 
@@ -481,6 +588,7 @@ impl fmt::Display for Error {
                 robots_url,
                 denial,
             } => write!(f, "{url} not fetched: {robots_url} {denial}"),
+            Error::Proxy { proxy, error } => write!(f, "proxy {proxy}: {error}"),
         }
     }
 }
@@ -494,6 +602,7 @@ impl StdError for Error {
             | Error::NoResponse { source, .. } => Some(&**source),
             Error::Tls { source, .. } => source.as_deref().map(|s| s as &(dyn StdError + 'static)),
             Error::Protocol { error, .. } => Some(error),
+            Error::Proxy { error, .. } => Some(error),
             _ => None,
         }
     }

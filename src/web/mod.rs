@@ -14,5 +14,5 @@ pub mod http1;
 pub(crate) mod http1;
 pub mod server;
 
-pub use error::{Cause, Error, ErrorKind, RedirectError, RobotsDenial, TimeoutStage};
+pub use error::{Cause, Error, ErrorKind, ProxyError, RedirectError, RobotsDenial, TimeoutStage};
 pub use http1::{CodecError, Headers, Version};

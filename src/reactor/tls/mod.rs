@@ -297,12 +297,33 @@ impl Transport {
                 server_session(&config, peer)?
             }
         };
+        self.layer_session(session, None)
+    }
+
+    /// Switches this live connection to TLS as the client of `config`,
+    /// verifying the server against `host` (or the config's server name),
+    /// and tells `ready` how the handshake ended: with the TLS transport,
+    /// or with the failure (a [`TlsError`], or how the connection closed).
+    /// For tunnels, where the peer's address is not the server's (a
+    /// `CONNECT` through an HTTP proxy).
+    pub(crate) fn start_tls_client(
+        &self,
+        config: &ClientTlsConfig,
+        host: &str,
+        ready: Box<dyn FnOnce(Result<Transport, Failure>)>,
+    ) -> Result<(), TlsError> {
+        let session = client_session(config, host)?;
+        self.layer_session(session, Some(ready))
+    }
+
+    /// Puts `session` between this connection and its protocol.
+    fn layer_session(&self, session: Rc<Session>, ready: Option<Ready>) -> Result<(), TlsError> {
         let layered = session.clone();
         self.push_layer(Box::new(move |below| {
             layered.set_lower(below);
             Layering {
                 transport: Rc::new(TlsTransport(layered.clone())),
-                wrap: Box::new(move |old| Box::new(TlsLayer::new(layered, User::Made(old), None))),
+                wrap: Box::new(move |old| Box::new(TlsLayer::new(layered, User::Made(old), ready))),
             }
         }))
         .map_err(|e| TlsError::CannotStart {

@@ -14,6 +14,7 @@ use url::Url;
 use super::conn::{ConnHandle, Finished, Sink};
 use super::decode::ContentDecoder;
 use super::pool::{ConnectionPool, Lease, Opener, PoolKey};
+use super::proxy::{Proxies, Proxy};
 use super::response::{BodyPipe, Redirect, Response};
 use super::retry::idempotent;
 use crate::defer::{CancelledError, Deferred, Failure, Trigger};
@@ -24,7 +25,7 @@ use crate::web::http1::{
     check_header_bytes, response_framing, write_request_head, CodecError, Framing, ResponseHead,
     DEFAULT_HEAD_LIMIT, USER_AGENT,
 };
-use crate::web::{Error, Headers, RedirectError, TimeoutStage};
+use crate::web::{Error, ErrorKind, Headers, ProxyError, RedirectError, TimeoutStage};
 
 /// The default [`AgentOptions::max_body`]: 1 GiB, as Scrapy's
 /// `DOWNLOAD_MAXSIZE`.
@@ -97,6 +98,26 @@ pub struct AgentOptions {
     /// Certificates trusted for https URLs. Default: the Mozilla roots.
     #[cfg(feature = "tls")]
     pub tls: super::tls::TlsConfig,
+    /// The HTTP proxies requests go through (Twisted's `ProxyAgent`).
+    /// Default: `None`, every request direct; the environment is not read
+    /// unless you ask ([`Proxies::from_env`]).
+    ///
+    /// Through a proxy, `http://` requests are sent to it in absolute form
+    /// on connections to the proxy shared by every origin; `https://`
+    /// requests go through a `CONNECT` tunnel per origin, with TLS end to
+    /// end (the origin's certificate is checked as on a direct connection).
+    /// The proxy's credentials are sent to it only. A proxy that cannot be
+    /// reached, refuses `CONNECT`, closes the tunnel or answers a forwarded
+    /// request with 407 fails the request with [`Error::Proxy`]; other
+    /// statuses of a forwarded request (a 502 from the proxy included) are
+    /// the response, as on a direct connection; so is a proxy closing a
+    /// forwarded request's connection (kind `io`, naming the proxy).
+    ///
+    /// The pool's caps count forwarded `http://` requests against the
+    /// proxy, as one host (its connections serve every origin, as Twisted's
+    /// `ProxyAgent` keys them); tunnelled `https://` requests count against
+    /// their origin.
+    pub proxy: Option<Proxies>,
 }
 
 impl Default for AgentOptions {
@@ -115,6 +136,7 @@ impl Default for AgentOptions {
             headers: Headers::new(),
             #[cfg(feature = "tls")]
             tls: super::tls::TlsConfig::default(),
+            proxy: None,
         }
     }
 }
@@ -341,12 +363,23 @@ fn overlay(fields: &mut Vec<(String, Vec<u8>)>, upper: &Headers, skip: impl Fn(&
     }
 }
 
-fn pool_key(url: &Url) -> PoolKey {
-    let host = url.host_str().unwrap_or("").to_string();
-    PoolKey {
-        scheme: url.scheme().to_string(),
-        host,
-        port: url.port_or_known_default().unwrap_or(80),
+/// The pool key of a request for `url`, through `proxy` if any: an
+/// `http://` request through a proxy goes on a connection to the proxy,
+/// whatever its origin.
+fn pool_key(url: &Url, proxy: Option<&Proxy>) -> PoolKey {
+    match proxy {
+        Some(proxy) if url.scheme() == "http" => PoolKey {
+            scheme: "http".into(),
+            host: proxy.host().to_string(),
+            port: proxy.port(),
+            proxy: Some(proxy.clone()),
+        },
+        _ => PoolKey {
+            scheme: url.scheme().to_string(),
+            host: url.host_str().unwrap_or("").to_string(),
+            port: url.port_or_known_default().unwrap_or(80),
+            proxy: proxy.cloned(),
+        },
     }
 }
 
@@ -361,6 +394,9 @@ fn host_header(url: &Url) -> String {
 
 /// Opens a connection for `key` with the agent's settings.
 fn open(agent: &Rc<AgentInner>, key: &PoolKey) -> Deferred<ConnHandle> {
+    if let Some(proxy) = &key.proxy {
+        return open_proxied(agent, key, proxy);
+    }
     let label = format!("{}:{}", key.host, key.port);
     let timeout = agent.options.connect_timeout;
     let (handle, protocol) = ConnHandle::new(label.clone(), agent.options.head_limit);
@@ -384,6 +420,66 @@ fn open(agent: &Rc<AgentInner>, key: &PoolKey) -> Deferred<ConnHandle> {
     connected
         .add_callback(move |()| handle)
         .or_else(move |failure: Failure| Err(Failure::new(connect_error(&label, &failure))))
+}
+
+/// Opens a connection for `key` through `proxy`: to the proxy for `http`,
+/// a `CONNECT` tunnel and TLS with the origin for `https`.
+fn open_proxied(agent: &Rc<AgentInner>, key: &PoolKey, proxy: &Proxy) -> Deferred<ConnHandle> {
+    let options = &agent.options;
+    let label = format!("{}:{}", key.host, key.port);
+    let (handle, protocol) = ConnHandle::new(label, options.head_limit);
+    let connected: Deferred<()> = if key.scheme == "https" {
+        #[cfg(feature = "tls")]
+        {
+            super::tunnel::connect(
+                super::tunnel::TunnelTo {
+                    proxy,
+                    host: &key.host,
+                    port: key.port,
+                    tls: &options.tls,
+                    head_limit: options.head_limit,
+                    user_agent: &options.user_agent,
+                    timeout: options.connect_timeout,
+                },
+                protocol,
+            )
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            drop(protocol);
+            crate::defer::fail(Failure::new(Error::Url {
+                url: key.to_string(),
+                reason: "https needs twined's `tls` feature".into(),
+            }))
+        }
+    } else {
+        let host = proxy.host().trim_start_matches('[').trim_end_matches(']');
+        let options = ConnectOptions {
+            timeout: options.connect_timeout,
+        };
+        reactor::connect_protocol_with(host, proxy.port(), protocol, options).add_callback(|_| ())
+    };
+    let proxy = proxy.clone();
+    connected
+        .add_callback(move |()| handle)
+        .or_else(move |failure: Failure| Err(Failure::new(proxy_connect_error(&proxy, &failure))))
+}
+
+/// The web error for a failed connection through `proxy`: the proxy's own
+/// failures as they are, a proxy that cannot be reached as
+/// [`ProxyError::Unreachable`] with the connect error as its cause.
+fn proxy_connect_error(proxy: &Proxy, failure: &Failure) -> Error {
+    let label = proxy.label();
+    let error = connect_error(&label, failure);
+    match error.kind() {
+        ErrorKind::Dns | ErrorKind::Connect | ErrorKind::Io => Error::Proxy {
+            proxy: label,
+            error: ProxyError::Unreachable {
+                cause: Arc::new(error),
+            },
+        },
+        _ => error,
+    }
 }
 
 /// The web error for a failed connection attempt to `host` (`host:port`).
@@ -555,9 +651,23 @@ impl Req {
         &self.agent.inner.options
     }
 
+    /// The proxy a request for `url` goes through, if any.
+    fn route(&self, url: &Url) -> Option<&Proxy> {
+        self.options().proxy.as_ref().and_then(|p| p.route(url))
+    }
+
+    /// The proxy that forwards a request for `url` (an `http://` URL
+    /// through a proxy, sent in absolute form), if any.
+    fn forwarder(&self, url: &Url) -> Option<&Proxy> {
+        self.route(url).filter(|_| url.scheme() == "http")
+    }
+
     /// Asks the pool for a connection (a fresh one after a failed reuse).
     fn attempt(self: &Rc<Self>, fresh: bool) {
-        let key = pool_key(&self.state.borrow().target.url);
+        let key = {
+            let st = self.state.borrow();
+            pool_key(&st.target.url, self.route(&st.target.url))
+        };
         let inner = self.agent.inner.clone();
         let opener: Opener = Rc::new(move |key: &PoolKey| open(&inner, key));
         let (ok, failed) = (self.clone(), self.clone());
@@ -661,6 +771,10 @@ impl Req {
         if options.gzip {
             fields.push(("Accept-Encoding".into(), b"gzip".to_vec()));
         }
+        let forwarder = self.forwarder(url);
+        if let Some(auth) = forwarder.and_then(Proxy::authorization) {
+            fields.push(("Proxy-Authorization".into(), auth.as_bytes().to_vec()));
+        }
         // The request's own origin-bound fields were removed when it left
         // its origin; the agent's are skipped from then on.
         let crossed = target.crossed_origin;
@@ -684,7 +798,11 @@ impl Req {
         if !self.agent.inner.pool.options().persistent {
             headers.insert("Connection", "close");
         }
-        let mut request_target = url.path().to_string();
+        let mut request_target = match forwarder {
+            // Absolute form for the proxy; never the URL's userinfo.
+            Some(_) => format!("{}://{}{}", url.scheme(), host_header(url), url.path()),
+            None => url.path().to_string(),
+        };
         if let Some(q) = url.query() {
             request_target.push('?');
             request_target.push_str(q);
@@ -802,6 +920,23 @@ impl Req {
             }
         };
         let options = self.options();
+        if head.status == 407 {
+            if let Some(proxy) = self.forwarder(&st.target.url) {
+                let error = Error::Proxy {
+                    proxy: proxy.label(),
+                    error: ProxyError::Refused {
+                        request: format!("{} {}", st.target.method, self.label_of(&st)),
+                        status: head.status,
+                        reason: head.reason.clone(),
+                    },
+                };
+                self.end(&mut st);
+                drop(st);
+                lease.conn.abort();
+                lease.release(false);
+                return reply.errback(error);
+            }
+        }
         // The connection checked the framing before it gave the head.
         let announced = match response_framing(&st.target.method, head.status, &head.headers) {
             Ok(Framing::Length(n)) => Some(n),

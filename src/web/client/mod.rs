@@ -12,6 +12,7 @@
 //! | Scrapy's `RetryMiddleware`, urllib3's `Retry` | [`RetryPolicy`] with [`fetch_retrying`] -> `Deferred<`[`Retried`]`>`: backoff with full jitter, `Retry-After`, idempotent methods only |
 //! | Scrapy's `RobotsTxtMiddleware` (`ROBOTSTXT_OBEY`), `urllib.robotparser` | [`RobotsCache`] (fetched once per origin, shared by threads), [`RobotsTxt`] |
 //! | `BrowserLikePolicyForHTTPS` | [`TlsConfig`] in [`AgentOptions`] `tls` (certificates verified, SNI) |
+//! | `ProxyAgent(TCP4ClientEndpoint(reactor, host, port))` | [`AgentOptions`] `proxy`: [`Proxies`] of [`Proxy`] (`http://` forwarded, `https://` through `CONNECT`), [`Proxies::from_env`] for `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` |
 //!
 //! Every failure is a [`web::Error`](crate::web::Error) inside the `Failure`.
 //!
@@ -27,6 +28,33 @@
 //! `Transfer-Encoding` are the agent's and refused from you
 //! ([`Error::Header`](crate::web::Error::Header)); credentials and `Host`
 //! are not sent on after a redirect to another origin.
+//!
+//! # Proxies
+//!
+//! [`AgentOptions::proxy`] sends requests through HTTP proxies (default:
+//! none, and the environment is read only through [`Proxies::from_env`]):
+//! `http://` URLs in absolute form to the proxy, `https://` URLs through a
+//! `CONNECT` tunnel with TLS to the origin. The proxy's credentials go to
+//! the proxy only. A proxy that cannot be reached, refuses, drops the
+//! tunnel or answers garbage fails the request with an error of kind
+//! [`Proxy`](crate::web::ErrorKind::Proxy).
+//!
+//! ```
+//! use twined::web::client::{Agent, AgentOptions, ConnectionPool, NoProxy, Proxies, Proxy};
+//!
+//! let proxy: Proxy = "http://user:s%40cret@127.0.0.1:3128".parse().unwrap();
+//! let proxies = Proxies {
+//!     no_proxy: NoProxy::parse("localhost, .internal.example, 10.0.0.0/8"),
+//!     ..Proxies::all(proxy)
+//! };
+//! assert!(proxies.for_url("https://example.org/").is_some());
+//! assert!(proxies.for_url("http://db.internal.example/").is_none());
+//! let agent = Agent::with_options(
+//!     ConnectionPool::new(),
+//!     AgentOptions { proxy: Some(proxies), ..Default::default() },
+//! );
+//! # drop(agent);
+//! ```
 //!
 //! # Settings: options structs
 //!
@@ -60,16 +88,20 @@ mod decode;
 mod fetch;
 mod page;
 mod pool;
+mod proxy;
 mod response;
 mod retry;
 pub mod robots;
 #[cfg(feature = "tls")]
 mod tls;
+#[cfg(feature = "tls")]
+mod tunnel;
 
 pub use agent::{Agent, AgentOptions, DEFAULT_MAX_BODY};
 pub use fetch::{fetch, fetch_with, Page};
 pub use page::{download_page, download_page_with, get_page, get_page_with, PageOptions};
 pub use pool::{ConnectionPool, PoolKey, PoolOptions};
+pub use proxy::{NoProxy, Proxies, Proxy};
 pub use response::{read_body, BodyConsumer, Redirect, Response};
 pub use retry::{
     fetch_retrying, fetch_retrying_on, parse_retry_after, Attempt, Retried, RetryDecision,

@@ -10,10 +10,18 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::conn::ConnHandle;
+use super::proxy::Proxy;
 use crate::defer::{Deferred, Failure, Trigger};
 use crate::reactor::{self, DelayedCall};
 
-/// Where a connection goes: scheme, host and port.
+/// Where a connection goes: scheme, host and port, and the proxy it goes
+/// through.
+///
+/// Through a proxy, an `http` key names the proxy itself (`host` and
+/// `port` are the proxy's): its connections carry requests for any
+/// `http://` origin. An `https` key names the origin, and its connections
+/// are tunnels through that proxy, never shared with direct ones or with
+/// another proxy (or the same proxy with other credentials).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PoolKey {
     /// `"http"` or `"https"`.
@@ -22,11 +30,21 @@ pub struct PoolKey {
     pub host: String,
     /// The port.
     pub port: u16,
+    /// The proxy the connection goes through; `None` for a direct one.
+    pub proxy: Option<Proxy>,
 }
 
 impl fmt::Display for PoolKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+        match &self.proxy {
+            None => write!(f, "{}://{}:{}", self.scheme, self.host, self.port),
+            Some(proxy) if self.scheme == "http" => write!(f, "{proxy} (proxy)"),
+            Some(proxy) => write!(
+                f,
+                "{}://{}:{} via {proxy}",
+                self.scheme, self.host, self.port
+            ),
+        }
     }
 }
 

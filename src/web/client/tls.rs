@@ -73,7 +73,7 @@ impl From<ClientTlsConfig> for TlsConfig {
 }
 
 /// A TLS failure as the web client reports it.
-fn web_error(host: &str, e: TlsError) -> Error {
+pub(super) fn web_error(host: &str, e: TlsError) -> Error {
     let reason = match &e {
         TlsError::Handshake { source, .. } => source.to_string(),
         TlsError::Closed { reason, .. } => {

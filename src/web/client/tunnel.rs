@@ -1,0 +1,305 @@
+//! An `https://` connection through an HTTP proxy: TCP to the proxy,
+//! `CONNECT host:port`, the proxy's answer read under the head limit, then
+//! TLS with the origin over the same connection (the reactor's TLS layer,
+//! pushed onto the transport as STARTTLS pushes it), then HTTP as on a
+//! direct connection.
+//!
+//! One timer, the agent's connect timeout, covers all of it: reaching the
+//! proxy, its answer and the handshake with the origin.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::conn::HttpProtocol;
+use super::proxy::Proxy;
+use super::tls::TlsConfig;
+use crate::defer::{Deferred, Failure, Trigger};
+use crate::protocol::{ConnectionDone, Protocol, Transport};
+use crate::reactor::tls::TlsError;
+use crate::reactor::{self, ConnectOptions};
+use crate::web::error::copy_io_error;
+use crate::web::http1::{parse_response_head, write_request_head, CodecError};
+use crate::web::{Cause, Error, Headers, ProxyError, TimeoutStage};
+
+/// What a tunnel is asked for.
+pub(crate) struct TunnelTo<'a> {
+    /// The proxy.
+    pub(crate) proxy: &'a Proxy,
+    /// The origin's host (an IPv6 literal in brackets) and port.
+    pub(crate) host: &'a str,
+    pub(crate) port: u16,
+    /// Trust settings for the origin.
+    pub(crate) tls: &'a TlsConfig,
+    /// Largest answer to `CONNECT` accepted.
+    pub(crate) head_limit: usize,
+    /// The `User-Agent` sent with `CONNECT`.
+    pub(crate) user_agent: &'a str,
+    /// Time allowed for the whole connect.
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// Fires the connect's Deferred once; later results are dropped.
+type Fire = Rc<dyn Fn(Result<(), Failure>)>;
+
+/// Opens a tunnel through `to.proxy` and runs `inner` over TLS inside it;
+/// fires once the TLS handshake with the origin is done. It errbacks with
+/// an [`Error::Proxy`] when the proxy refuses, closes or answers garbage,
+/// an [`Error::Tls`] when the origin's certificate is refused, an
+/// [`Error::Timeout`] when the connect timeout runs out, and with the
+/// reactor's connect failure when the proxy cannot be reached (the caller
+/// names it). Cancelling it closes whatever is open.
+pub(crate) fn connect(to: TunnelTo<'_>, inner: HttpProtocol) -> Deferred<()> {
+    let proxy_label = to.proxy.label();
+    let authority = format!("{}:{}", to.host, to.port);
+    let mut headers = Headers::new();
+    headers.append("Host", authority.clone());
+    headers.append("User-Agent", to.user_agent.to_string());
+    if let Some(auth) = to.proxy.authorization() {
+        headers.append("Proxy-Authorization", auth.to_string());
+    }
+    let mut request = Vec::with_capacity(256);
+    if let Err(error) = write_request_head(&mut request, "CONNECT", &authority, &headers) {
+        return crate::defer::fail(Error::Url {
+            url: authority,
+            reason: error.to_string(),
+        });
+    }
+
+    let (d, trigger) = Deferred::new();
+    let slot: Rc<RefCell<Option<Trigger<()>>>> = Rc::new(RefCell::new(Some(trigger)));
+    let fire: Fire = Rc::new(move |result| {
+        let trigger = slot.borrow_mut().take();
+        if let Some(trigger) = trigger {
+            trigger.fire_with(result);
+        }
+    });
+    let timer = to.timeout.map(|after| {
+        let fire = fire.clone();
+        let host = format!("{authority} through proxy {proxy_label}");
+        reactor::call_later(after, move || {
+            fire(Err(Failure::new(Error::Timeout {
+                stage: TimeoutStage::Connect,
+                host,
+                after,
+            })))
+        })
+    });
+    let tunnel = Tunnel {
+        phase: Phase::Asking { answer: Vec::new() },
+        wire: None,
+        inner,
+        request,
+        head_limit: to.head_limit,
+        proxy: proxy_label,
+        authority,
+        sni: to
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        tls: to.tls.clone(),
+        fire: fire.clone(),
+    };
+    let proxy_host = to
+        .proxy
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let below: Rc<RefCell<Option<Transport>>> = Rc::default();
+    let keep = below.clone();
+    let tcp = reactor::connect_protocol_with(
+        proxy_host,
+        to.proxy.port(),
+        tunnel,
+        ConnectOptions { timeout: None },
+    )
+    .add_callback(move |t| *keep.borrow_mut() = Some(t))
+    .add_errback(move |failure| fire(Err(failure)));
+    d.then(move |result: Result<(), Failure>| {
+        if let Some(timer) = timer {
+            let _ = timer.cancel();
+        }
+        if result.is_err() {
+            // Stops a lookup or connect under way, or closes the tunnel.
+            tcp.cancel();
+            if let Some(t) = below.borrow_mut().take() {
+                t.abort_connection();
+            }
+        }
+        result
+    })
+}
+
+/// Where the tunnel is.
+enum Phase {
+    /// `CONNECT` sent; the proxy's answer is read into `answer`.
+    Asking { answer: Vec<u8> },
+    /// The proxy said yes: TLS with the origin runs over the connection,
+    /// and what it decrypts goes to the HTTP protocol.
+    Open,
+    /// The proxy refused or failed; the connection is being closed.
+    Failed,
+}
+
+/// The protocol on the connection to the proxy.
+struct Tunnel {
+    phase: Phase,
+    wire: Option<Transport>,
+    inner: HttpProtocol,
+    /// The `CONNECT` request.
+    request: Vec<u8>,
+    head_limit: usize,
+    /// `host:port` of the proxy, for errors.
+    proxy: String,
+    /// `host:port` of the origin.
+    authority: String,
+    /// The origin's name for SNI and the certificate check.
+    sni: String,
+    tls: TlsConfig,
+    fire: Fire,
+}
+
+impl Tunnel {
+    /// The proxy failed the tunnel: report it, close the connection.
+    fn fail(&mut self, error: ProxyError) {
+        self.phase = Phase::Failed;
+        (self.fire)(Err(Failure::new(Error::Proxy {
+            proxy: self.proxy.clone(),
+            error,
+        })));
+        if let Some(wire) = &self.wire {
+            wire.abort_connection();
+        }
+    }
+
+    /// Reads the proxy's answer to `CONNECT`.
+    fn on_answer(&mut self, data: &[u8]) {
+        let Phase::Asking { answer } = &mut self.phase else {
+            return;
+        };
+        answer.extend_from_slice(data);
+        let (head, rest) = loop {
+            match parse_response_head(answer, self.head_limit) {
+                Ok(None) => return,
+                Err(error) => return self.fail(ProxyError::BadReply { error }),
+                Ok(Some((head, len))) if (100..200).contains(&head.status) => {
+                    answer.drain(..len); // interim answer
+                }
+                Ok(Some((head, len))) => break (head, answer.len() - len),
+            }
+        };
+        if !(200..300).contains(&head.status) {
+            return self.fail(ProxyError::Refused {
+                request: format!("CONNECT {}", self.authority),
+                status: head.status,
+                reason: head.reason,
+            });
+        }
+        if rest > 0 {
+            // The origin speaks after our ClientHello only: these bytes are
+            // the proxy's, and would be taken for TLS records.
+            let error = CodecError::BadHead(format!(
+                "{rest} bytes after the proxy's {} answer, before the TLS handshake",
+                head.status
+            ));
+            return self.fail(ProxyError::BadReply { error });
+        }
+        self.phase = Phase::Open;
+        let Some(wire) = self.wire.clone() else {
+            return;
+        };
+        // The protocol's transport handle goes through the TLS layer once
+        // it is pushed.
+        self.inner.connection_made(wire.clone());
+        let fire = self.fire.clone();
+        let proxy = self.proxy.clone();
+        let sni = self.sni.clone();
+        let ready = Box::new(move |result: Result<Transport, Failure>| {
+            fire(
+                result
+                    .map(|_| ())
+                    .map_err(|failure| handshake_failure(&proxy, &sni, failure)),
+            )
+        });
+        if let Err(e) = wire.start_tls_client(self.tls.client(), &self.sni, ready) {
+            (self.fire)(Err(Failure::new(super::tls::web_error(&self.sni, e))));
+            wire.abort_connection();
+        }
+    }
+}
+
+/// The error for a TLS handshake through the tunnel that did not finish: a
+/// tunnel that closed is the proxy's failure; a refused certificate is the
+/// origin's, as on a direct connection.
+fn handshake_failure(proxy: &str, host: &str, failure: Failure) -> Failure {
+    match failure.downcast_ref::<TlsError>() {
+        Some(e @ TlsError::Closed { .. }) => Failure::new(Error::Proxy {
+            proxy: proxy.to_string(),
+            error: ProxyError::Closed {
+                during: "during the TLS handshake through the tunnel",
+                cause: Some(Arc::new(e.clone())),
+            },
+        }),
+        Some(e) => Failure::new(super::tls::web_error(host, e.clone())),
+        None => failure,
+    }
+}
+
+/// The cause kept from a connection-lost reason: the system's error, if
+/// the connection did not simply close.
+fn lost_cause(reason: &Failure) -> Option<Cause> {
+    if reason.check::<ConnectionDone>() {
+        return None;
+    }
+    let source = match reason.downcast_ref::<crate::protocol::ConnectionLost>() {
+        Some(lost) => copy_io_error(&lost.source),
+        None => std::io::Error::other(reason.to_string()),
+    };
+    Some(Arc::new(source))
+}
+
+impl Protocol for Tunnel {
+    fn connection_made(&mut self, transport: Transport) {
+        transport.write(&self.request);
+        self.wire = Some(transport);
+    }
+
+    fn data_received(&mut self, data: &[u8]) {
+        match self.phase {
+            Phase::Asking { .. } => self.on_answer(data),
+            Phase::Open => self.inner.data_received(data),
+            Phase::Failed => {}
+        }
+    }
+
+    fn connection_lost(&mut self, reason: Failure) {
+        match std::mem::replace(&mut self.phase, Phase::Failed) {
+            Phase::Asking { .. } => (self.fire)(Err(Failure::new(Error::Proxy {
+                proxy: self.proxy.clone(),
+                error: ProxyError::Closed {
+                    during: "before answering CONNECT",
+                    cause: lost_cause(&reason),
+                },
+            }))),
+            Phase::Open => {
+                (self.fire)(Err(reason.clone()));
+                self.inner.connection_lost(reason);
+            }
+            Phase::Failed => {}
+        }
+    }
+
+    fn pause_producing(&mut self) {
+        if let Phase::Open = self.phase {
+            self.inner.pause_producing();
+        }
+    }
+
+    fn resume_producing(&mut self) {
+        if let Phase::Open = self.phase {
+            self.inner.resume_producing();
+        }
+    }
+}
