@@ -318,12 +318,12 @@ impl Crawl {
         if let Some(bar) = &shared.bar {
             let failures = shared.failures.load(Ordering::Relaxed);
             let ok = recorded.saturating_sub(failures);
+            bar.inc(1);
             bar.set_message(format!(
                 "ok {} failed {}",
                 HumanCount(ok),
                 HumanCount(failures)
             ));
-            bar.inc(1);
         }
     }
 }

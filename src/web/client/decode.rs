@@ -62,12 +62,13 @@ impl Coding {
     }
 }
 
-/// A streaming decoder for one body.
+/// A streaming decoder for one body (each boxed: a response's state stays
+/// small whatever the coding).
 pub(crate) enum ContentDecoder {
     #[cfg(feature = "gzip")]
-    Gzip(flate2::write::GzDecoder<Vec<u8>>),
+    Gzip(Box<flate2::write::GzDecoder<Vec<u8>>>),
     #[cfg(feature = "gzip")]
-    Deflate(flate2::write::ZlibDecoder<Vec<u8>>),
+    Deflate(Box<flate2::write::ZlibDecoder<Vec<u8>>>),
     #[cfg(feature = "br")]
     Brotli(Box<Brotli>),
     #[cfg(feature = "zstd")]
@@ -79,12 +80,12 @@ impl ContentDecoder {
     pub(crate) fn for_coding(coding: &str) -> Option<ContentDecoder> {
         match coding {
             #[cfg(feature = "gzip")]
-            "gzip" | "x-gzip" => Some(ContentDecoder::Gzip(flate2::write::GzDecoder::new(
-                Vec::new(),
+            "gzip" | "x-gzip" => Some(ContentDecoder::Gzip(Box::new(
+                flate2::write::GzDecoder::new(Vec::new()),
             ))),
             #[cfg(feature = "gzip")]
-            "deflate" => Some(ContentDecoder::Deflate(flate2::write::ZlibDecoder::new(
-                Vec::new(),
+            "deflate" => Some(ContentDecoder::Deflate(Box::new(
+                flate2::write::ZlibDecoder::new(Vec::new()),
             ))),
             #[cfg(feature = "br")]
             "br" => Some(ContentDecoder::Brotli(Box::default())),
