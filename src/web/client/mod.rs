@@ -8,7 +8,7 @@
 //! | `Agent(reactor, pool=HTTPConnectionPool(reactor))` | [`Agent::with_options`] with a [`ConnectionPool`] |
 //! | `agent.request(method, url, headers, body)` | [`Agent::request`] -> `Deferred<Response>` |
 //! | `readBody(response)` / `response.deliverBody(protocol)` | [`read_body`] / [`Response::deliver_body`] with a [`BodyConsumer`] |
-//! | `RedirectAgent`, `ContentDecoderAgent(GzipDecoder)` | [`AgentOptions`] `follow_redirects`, `gzip` |
+//! | `RedirectAgent`, `ContentDecoderAgent(GzipDecoder)` | [`AgentOptions`] `follow_redirects`, `gzip` (gzip and deflate; brotli and zstd with the `br` and `zstd` features) |
 //! | `BrowserLikePolicyForHTTPS` | [`TlsConfig`] in [`AgentOptions`] `tls` (certificates verified, SNI) |
 //!
 //! Every failure is a [`web::Error`](crate::web::Error) inside the `Failure`.
@@ -17,7 +17,7 @@
 //!
 //! Every request is bounded: the response head at 64 KiB
 //! ([`AgentOptions::head_limit`]), the body at 1 GiB as received and as
-//! decoded ([`AgentOptions::max_body`], [`DEFAULT_MAX_BODY`]; a gzip bomb is
+//! decoded ([`AgentOptions::max_body`], [`DEFAULT_MAX_BODY`]; a gzip, brotli or zstd bomb is
 //! stopped at the limit in bounded memory, a larger `Content-Length` fails
 //! at the head), connecting at 30 s; the head and whole-request timeouts are
 //! options. A header you give replaces the agent's default of the same name
