@@ -972,3 +972,76 @@ fn https_urls_go_through_the_proxy_tunnel_with_the_ca_file_trusted() {
     );
     port.stop_listening();
 }
+
+/// The closing stats block of `stderr`, as `(label, value)` pairs.
+fn stats(stderr: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(stderr);
+    let block = text
+        .split_once("crawl stats:\n")
+        .unwrap_or_else(|| panic!("no closing stats in {text}"))
+        .1;
+    block
+        .lines()
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.trim().split_once(' '))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn stat<'a>(stats: &'a [(String, String)], label: &str) -> &'a str {
+    stats
+        .iter()
+        .find(|(k, _)| k == label)
+        .map_or_else(|| panic!("no {label} in {stats:?}"), |(_, v)| v.as_str())
+}
+
+#[test]
+fn the_closing_stats_count_every_thread_by_kind_and_status_class() {
+    let good = site();
+    let base = format!("http://{}", good.address());
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    // 30 ok ("fine", 4 bytes each), 5 404s, 3 500s, 2 refused, 1 bad URL.
+    let mut urls: Vec<String> = (0..30).map(|i| format!("{base}/ok{i}")).collect();
+    urls.extend((0..5).map(|_| format!("{base}/404")));
+    urls.extend((0..3).map(|_| format!("{base}/500")));
+    urls.extend((0..2).map(|_| format!("http://{refused}/")));
+    urls.push("not a url".into());
+    for quiet in [true, false] {
+        let mut cmd = Command::new(example("crawl"));
+        cmd.args(["-j", "2", "-c", "8"]);
+        if quiet {
+            cmd.arg("-q");
+        }
+        cmd.args(&urls);
+        let out = run_with_reactor(cmd, None, Duration::from_secs(30));
+        assert_eq!(out.status.code(), Some(1));
+        let stats = stats(&out.stderr);
+        assert_eq!(stat(&stats, "done"), "41 URLs", "{stats:?}");
+        assert_eq!(stat(&stats, "ok"), "30");
+        assert_eq!(stat(&stats, "failed"), "11 (connect 2, http 8, url 1)");
+        assert_eq!(stat(&stats, "responses"), "2xx 30, 3xx 0, 4xx 5, 5xx 3");
+        // "fine" and "missing" and "broken": 30 * 4 + 5 * 7 + 3 * 6.
+        assert_eq!(stat(&stats, "bytes"), "173 (173 B)");
+        assert!(stat(&stats, "elapsed").ends_with(" s"), "{stats:?}");
+        assert!(stat(&stats, "rate").ends_with("/s"), "{stats:?}");
+        assert_eq!(last_line(&out.stderr), "ok=30 failed=11");
+    }
+    good.stop_listening();
+}
+
+#[test]
+fn version_names_the_crawl_and_twined() {
+    let out = Command::new(example("crawl"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("crawl {version} (twined {version})")
+    );
+}

@@ -201,7 +201,7 @@ fn one_host_one_user_agent_one_accept_encoding_whoever_sets_them() {
         (
             base.trim_start_matches("http://"),
             twined_user_agent(),
-            "gzip",
+            default_accept_encoding(),
         ),
         (base.trim_start_matches("http://"), "agent-ua", "identity"),
         ("example.test:8080", "request-ua", "br"),
@@ -215,6 +215,16 @@ fn one_host_one_user_agent_one_accept_encoding_whoever_sets_them() {
         assert!(first.to_ascii_lowercase().starts_with("host:"), "{head}");
     }
     port.stop_listening();
+}
+
+fn default_accept_encoding() -> &'static str {
+    // The codings compiled in, gzip first.
+    match (cfg!(feature = "br"), cfg!(feature = "zstd")) {
+        (true, true) => "gzip, br, zstd",
+        (true, false) => "gzip, br",
+        (false, true) => "gzip, zstd",
+        (false, false) => "gzip",
+    }
 }
 
 fn twined_user_agent() -> &'static str {

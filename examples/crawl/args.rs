@@ -21,6 +21,7 @@ pub const MAX_BODY_BYTES: u64 = 1 << 50;
 #[derive(Parser, Debug)]
 #[command(
     name = "crawl",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (twined ", env!("CARGO_PKG_VERSION"), ")"),
     about = "Fetch many URLs with twined; one JSON line per fetch."
 )]
 pub struct Args {

@@ -37,6 +37,7 @@ mod target;
 mod workers;
 
 use std::cell::Cell;
+use std::fmt;
 use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,7 +47,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanBytes, HumanCount, ProgressBar, ProgressState, ProgressStyle};
 use twined::defer::{Deferred, DeferredList, Failure};
 use twined::reactor::{self, Event, Phase};
 use twined::redis::Client;
@@ -68,7 +69,10 @@ fn usage(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// The progress bar, on a terminal without `-q`.
+/// The progress bar, on a terminal without `-q`: URLs done (of the total
+/// when it is known, with an ETA), the rate rounded to whole URLs a
+/// second, and the ok and failed counts so far (the message, set by each
+/// result).
 fn progress(quiet: bool, len: Option<u64>) -> Option<ProgressBar> {
     if quiet || !io::stderr().is_terminal() {
         return None;
@@ -76,17 +80,74 @@ fn progress(quiet: bool, len: Option<u64>) -> Option<ProgressBar> {
     let (bar, template) = match len {
         Some(n) => (
             ProgressBar::new(n),
-            "{bar:40} {pos}/{len} {per_sec} {msg} [{elapsed_precise}]",
+            "{bar:40} {human_pos}/{human_len} {rate} {msg} [{elapsed_precise}, ETA {eta}]",
         ),
         None => (
             ProgressBar::no_length(),
-            "{spinner} {pos} {per_sec} {msg} [{elapsed_precise}]",
+            "{spinner} {human_pos} {rate} {msg} [{elapsed_precise}]",
         ),
     };
     if let Ok(style) = ProgressStyle::with_template(template) {
+        let style = style.with_key("rate", |state: &ProgressState, w: &mut dyn fmt::Write| {
+            let _ = write!(w, "{}", rate(state.per_sec()));
+        });
         bar.set_style(style);
     }
+    bar.set_message("ok 0 failed 0");
     Some(bar)
+}
+
+/// A rate in URLs a second, rounded, thousands grouped: `4,198/s`.
+fn rate(per_sec: f64) -> String {
+    let whole = if per_sec.is_finite() && per_sec > 0.0 {
+        per_sec.round() as u64
+    } else {
+        0
+    };
+    format!("{}/s", HumanCount(whole))
+}
+
+/// The closing stats on standard error (Scrapy's "Dumping Scrapy stats"),
+/// printed with or without `-q`: URLs done, ok, failed by error kind,
+/// responses by status class, body bytes, elapsed time and rate. Counts
+/// from every thread of a `-j N` crawl.
+fn summary(shared: &Shared, seconds: f64) {
+    let written = shared.out().written();
+    let done = written.ok + written.failed;
+    let kinds: Vec<String> = shared
+        .failed_by_kind()
+        .iter()
+        .map(|(kind, n)| format!("{kind} {}", HumanCount(*n)))
+        .collect();
+    let classes = shared.by_class();
+    let mut statuses: Vec<String> = (0..5)
+        .filter(|&i| classes[i] > 0 || (1..=4).contains(&i))
+        .map(|i| format!("{}xx {}", i + 1, HumanCount(classes[i])))
+        .collect();
+    if classes[5] > 0 {
+        statuses.push(format!("other {}", HumanCount(classes[5])));
+    }
+    let bytes = shared.bytes();
+    eprintln!("crawl stats:");
+    eprintln!("  done         {} URLs", HumanCount(done));
+    eprintln!("  ok           {}", HumanCount(written.ok));
+    if kinds.is_empty() {
+        eprintln!("  failed       {}", HumanCount(written.failed));
+    } else {
+        eprintln!(
+            "  failed       {} ({})",
+            HumanCount(written.failed),
+            kinds.join(", ")
+        );
+    }
+    eprintln!("  responses    {}", statuses.join(", "));
+    eprintln!(
+        "  bytes        {} ({})",
+        HumanCount(bytes),
+        HumanBytes(bytes)
+    );
+    eprintln!("  elapsed      {seconds:.2} s");
+    eprintln!("  rate         {}", rate(done as f64 / seconds.max(1e-9)));
 }
 
 /// Share `i` of `total` split among `n`: the shares differ by at most one
@@ -506,11 +567,7 @@ fn main() -> ExitCode {
         let input = args.input.as_deref().unwrap_or("-");
         eprintln!("crawl: cannot read {input}: {why}; the URLs after it were not fetched");
     }
-    eprintln!(
-        "{done} fetches, {} bytes in {seconds:.2} s: {:.0} req/s",
-        shared.bytes(),
-        done as f64 / seconds.max(1e-9)
-    );
+    summary(&shared, seconds);
     if args.resume {
         eprintln!(
             "resume: skipped {skipped} URL(s) already in {}",

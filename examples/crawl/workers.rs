@@ -7,13 +7,14 @@
 //! progress bar, the counters, and the handles that stop every reactor.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use indicatif::ProgressBar;
+use indicatif::{HumanCount, ProgressBar};
 use twined::defer::{Deferred, Trigger};
 use twined::reactor::{self, Handle};
 use twined::web::client::{Agent, Attempt, RetryDecision, RetryPolicy};
@@ -58,6 +59,10 @@ pub struct Shared {
     failures: AtomicU64,
     /// Body bytes over all results.
     bytes: AtomicU64,
+    /// Failed results by error kind (the record's `kind`).
+    failed_by_kind: Mutex<BTreeMap<&'static str, u64>>,
+    /// Results with a response, by status class: 1xx to 5xx, then any other.
+    by_class: [AtomicU64; 6],
     /// Why the crawl had to stop (the output broke).
     fatal: Mutex<Option<String>>,
     /// Every reactor of the crawl, to stop them all.
@@ -81,6 +86,8 @@ impl Shared {
             recorded: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            failed_by_kind: Mutex::new(BTreeMap::new()),
+            by_class: Default::default(),
             fatal: Mutex::new(None),
             handles: Mutex::new(Vec::new()),
             resume,
@@ -109,6 +116,20 @@ impl Shared {
 
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Failed results by error kind, kinds in order.
+    pub fn failed_by_kind(&self) -> Vec<(&'static str, u64)> {
+        lock(&self.failed_by_kind)
+            .iter()
+            .map(|(k, n)| (*k, *n))
+            .collect()
+    }
+
+    /// Results with a response by status class: `[1xx, 2xx, 3xx, 4xx,
+    /// 5xx, other]`.
+    pub fn by_class(&self) -> [u64; 6] {
+        std::array::from_fn(|i| self.by_class[i].load(Ordering::Relaxed))
     }
 
     pub fn fatal(&self) -> Option<String> {
@@ -344,17 +365,28 @@ impl Crawl {
             frontier.written(id, line, shown.to_string());
         }
         let shared = &self.shared;
-        shared.recorded.fetch_add(1, Ordering::Relaxed);
+        let recorded = shared.recorded.fetch_add(1, Ordering::Relaxed) + 1;
         shared.bytes.fetch_add(outcome.bytes, Ordering::Relaxed);
-        if failed {
+        if let Some(error) = &record.error {
             shared.failures.fetch_add(1, Ordering::Relaxed);
+            *lock(&shared.failed_by_kind).entry(error.kind).or_insert(0) += 1;
+        }
+        if let Some(status) = record.status {
+            let class = match status {
+                100..=599 => usize::from(status / 100 - 1),
+                _ => 5,
+            };
+            shared.by_class[class].fetch_add(1, Ordering::Relaxed);
         }
         if let Some(bar) = &shared.bar {
+            let failures = shared.failures.load(Ordering::Relaxed);
+            let ok = recorded.saturating_sub(failures);
             bar.inc(1);
-            if failed {
-                let failures = shared.failures.load(Ordering::Relaxed);
-                bar.set_message(format!("errors: {failures}"));
-            }
+            bar.set_message(format!(
+                "ok {} failed {}",
+                HumanCount(ok),
+                HumanCount(failures)
+            ));
         }
     }
 }

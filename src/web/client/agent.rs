@@ -12,7 +12,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::conn::{ConnHandle, Finished, Sink};
-use super::decode::ContentDecoder;
+use super::decode::{accept_encoding, Coding, ContentDecoder};
 use super::pool::{ConnectionPool, Lease, Opener, PoolKey};
 use super::proxy::{Proxies, Proxy};
 use super::response::{BodyPipe, Redirect, Response};
@@ -52,8 +52,14 @@ pub struct AgentOptions {
     pub redirect_limit: usize,
     /// Follow a redirect from https to http. Default: no.
     pub allow_insecure_redirect: bool,
-    /// Ask for gzip (`Accept-Encoding: gzip`) and decode gzip/deflate
-    /// bodies. Default: yes when the `gzip` feature is on. A request that
+    /// Ask for compressed bodies and decode them: `Accept-Encoding` lists
+    /// the codings compiled in (`gzip`, and `br` and `zstd` with the
+    /// features of those names), and gzip, deflate, brotli and zstd bodies
+    /// are decoded as they arrive. Default: yes when the `gzip` feature is
+    /// on. A body in a coding twined lacks is delivered as sent, its
+    /// `Content-Encoding` kept; a body in more than one coding
+    /// (`Content-Encoding: gzip, br`) fails with [`Error::Protocol`]. A
+    /// request that
     /// sets its own `Accept-Encoding` (in its headers or in
     /// [`headers`](Self::headers)) replaces the agent's and gets the body as
     /// the server sent it, `Content-Encoding` included, as curl without
@@ -72,7 +78,7 @@ pub struct AgentOptions {
     /// Default: 1 GiB ([`DEFAULT_MAX_BODY`]); `None` for no limit.
     ///
     /// The limit holds for the bytes received and for the bytes decoded
-    /// from gzip or deflate: a request fails with
+    /// from gzip, deflate, brotli or zstd: a request fails with
     /// [`Error::TooLarge`] as soon as either passes it, so a small gzip
     /// body that inflates to gigabytes is stopped after the limit, and
     /// memory stays bounded while it is decoded. A `Content-Length` above
@@ -769,7 +775,7 @@ impl Req {
             ("User-Agent".into(), options.user_agent.clone().into_bytes()),
         ];
         if options.gzip {
-            fields.push(("Accept-Encoding".into(), b"gzip".to_vec()));
+            fields.push(("Accept-Encoding".into(), accept_encoding().into()));
         }
         let forwarder = self.forwarder(url);
         if let Some(auth) = forwarder.and_then(Proxy::authorization) {
@@ -990,12 +996,24 @@ impl Req {
         } = head;
         let mut decoder = None;
         if self.decodes(&st.target) {
-            if let Some(coding) = headers.get("content-encoding") {
-                decoder = ContentDecoder::for_coding(coding);
-                if decoder.is_some() {
+            match headers.get("content-encoding").map(Coding::parse) {
+                Some(Coding::Decode(d)) => {
+                    decoder = Some(d);
                     headers.remove("content-encoding");
                     headers.remove("content-length");
                 }
+                Some(Coding::Stacked(codings)) => {
+                    let error = CodecError::BadContentEncoding(format!(
+                        "more than one content coding ({codings}) is not decoded"
+                    ));
+                    let host = self.label_of(&st);
+                    self.end(&mut st);
+                    drop(st);
+                    lease.conn.abort();
+                    lease.release(false);
+                    return reply.errback(Error::Protocol { host, error });
+                }
+                Some(Coding::Identity | Coding::Unknown) | None => {}
             }
         }
         let pipe = BodyPipe::default();
@@ -1101,8 +1119,9 @@ impl Req {
             _ => return,
         }
         drop(st);
+        // Steps until the data is taken and a step yields nothing more.
         let mut rest = data;
-        while !rest.is_empty() {
+        loop {
             let mut st = self.state.borrow_mut();
             let Phase::Body {
                 pipe,
@@ -1114,6 +1133,7 @@ impl Req {
                 return; // failed or aborted by the consumer meanwhile
             };
             let (taken, out) = match decoder.step(rest) {
+                Ok((0, out)) if out.is_empty() && rest.is_empty() => return,
                 Ok((0, out)) if out.is_empty() => {
                     drop(st);
                     let error = CodecError::BadContentEncoding(
@@ -1218,10 +1238,12 @@ impl Req {
                 lease,
                 pipe,
                 decoder,
+                received,
                 delivered,
-                ..
             } => {
                 let result = finished.result.and_then(|()| {
+                    // An empty body (HEAD, 204, 304) is not a truncated stream.
+                    let decoder = decoder.filter(|_| received > 0);
                     let rest = match decoder.map(|mut d| d.finish()) {
                         None => Vec::new(),
                         Some(Ok(rest)) => rest,

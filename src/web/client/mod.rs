@@ -8,7 +8,7 @@
 //! | `Agent(reactor, pool=HTTPConnectionPool(reactor))` | [`Agent::with_options`] with a [`ConnectionPool`] |
 //! | `agent.request(method, url, headers, body)` | [`Agent::request`] -> `Deferred<Response>` |
 //! | `readBody(response)` / `response.deliverBody(protocol)` | [`read_body`] / [`Response::deliver_body`] with a [`BodyConsumer`] |
-//! | `RedirectAgent`, `ContentDecoderAgent(GzipDecoder)` | [`AgentOptions`] `follow_redirects`, `gzip` |
+//! | `RedirectAgent`, `ContentDecoderAgent(GzipDecoder)` | [`AgentOptions`] `follow_redirects`, `gzip` (gzip and deflate; brotli and zstd with the `br` and `zstd` features) |
 //! | Scrapy's `RetryMiddleware`, urllib3's `Retry` | [`RetryPolicy`] with [`fetch_retrying`] -> `Deferred<`[`Retried`]`>`: backoff with full jitter, `Retry-After`, idempotent methods only |
 //! | Scrapy's `RobotsTxtMiddleware` (`ROBOTSTXT_OBEY`), `urllib.robotparser` | [`RobotsCache`] (fetched once per origin, shared by threads), [`RobotsTxt`] |
 //! | `BrowserLikePolicyForHTTPS` | [`TlsConfig`] in [`AgentOptions`] `tls` (certificates verified, SNI) |
@@ -20,7 +20,7 @@
 //!
 //! Every request is bounded: the response head at 64 KiB
 //! ([`AgentOptions::head_limit`]), the body at 1 GiB as received and as
-//! decoded ([`AgentOptions::max_body`], [`DEFAULT_MAX_BODY`]; a gzip bomb is
+//! decoded ([`AgentOptions::max_body`], [`DEFAULT_MAX_BODY`]; a gzip, brotli or zstd bomb is
 //! stopped at the limit in bounded memory, a larger `Content-Length` fails
 //! at the head), connecting at 30 s; the head and whole-request timeouts are
 //! options. A header you give replaces the agent's default of the same name
