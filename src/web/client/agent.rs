@@ -16,7 +16,7 @@ use super::decode::ContentDecoder;
 use super::pool::{ConnectionPool, Lease, Opener, PoolKey};
 use super::response::{BodyPipe, Redirect, Response};
 use crate::defer::{CancelledError, Deferred, Failure, Trigger};
-use crate::reactor::{self, ConnectError, ConnectOptions, DelayedCall};
+use crate::reactor::{self, ConnectError, ConnectOptions, DelayedCall, DnsCache};
 use crate::threads::ResolveError;
 use crate::web::error::copy_io_error;
 use crate::web::http1::{
@@ -59,6 +59,13 @@ pub struct AgentOptions {
     pub gzip: bool,
     /// Time allowed to connect (lookup, TCP and TLS). Default: 30 s.
     pub connect_timeout: Option<Duration>,
+    /// How long a host name's addresses are reused before it is looked up
+    /// again: the agent keeps a [`DnsCache`](crate::reactor::DnsCache) of
+    /// up to 4096 names (failed lookups kept 5 s), shared by all its
+    /// connections, so a host is resolved once per TTL, not once per
+    /// connection. The system resolver gives no TTL: this is the agent's
+    /// policy. Default: 60 s; `None` looks the name up for every connection.
+    pub dns_ttl: Option<Duration>,
     /// Time allowed from sending the request to the response head. Default: none.
     pub head_timeout: Option<Duration>,
     /// Time allowed for the whole request, redirects and body included.
@@ -106,6 +113,7 @@ impl Default for AgentOptions {
             allow_insecure_redirect: false,
             gzip: cfg!(feature = "gzip"),
             connect_timeout: Some(Duration::from_secs(30)),
+            dns_ttl: Some(crate::reactor::dns::DEFAULT_DNS_TTL),
             head_timeout: None,
             timeout: None,
             head_limit: DEFAULT_HEAD_LIMIT,
@@ -121,6 +129,8 @@ impl Default for AgentOptions {
 pub(crate) struct AgentInner {
     pub(crate) pool: ConnectionPool,
     pub(crate) options: AgentOptions,
+    /// The name cache of `options.dns_ttl`, shared by every connect.
+    pub(crate) dns: Option<DnsCache>,
 }
 
 /// Makes HTTP requests (Twisted's `Agent`). Cheap to clone; clones share
@@ -180,7 +190,11 @@ impl Agent {
     /// An agent on `pool` with `options`.
     pub fn with_options(pool: ConnectionPool, options: AgentOptions) -> Agent {
         Agent {
-            inner: Rc::new(AgentInner { pool, options }),
+            inner: Rc::new(AgentInner {
+                pool,
+                dns: options.dns_ttl.map(DnsCache::new),
+                options,
+            }),
         }
     }
 
@@ -199,6 +213,11 @@ impl Agent {
     /// The agent's options.
     pub fn options(&self) -> &AgentOptions {
         &self.inner.options
+    }
+
+    /// The agent's name cache (from [`AgentOptions::dns_ttl`]), if any.
+    pub fn dns_cache(&self) -> Option<&DnsCache> {
+        self.inner.dns.as_ref()
     }
 
     /// Sends a request; fires with the response head, whatever its status.
@@ -370,7 +389,11 @@ fn open(agent: &Rc<AgentInner>, key: &PoolKey) -> Deferred<ConnHandle> {
     let label = format!("{}:{}", key.host, key.port);
     let timeout = agent.options.connect_timeout;
     let (handle, protocol) = ConnHandle::new(label.clone(), agent.options.head_limit);
-    let options = ConnectOptions { timeout };
+    let options = ConnectOptions {
+        timeout,
+        dns: agent.dns.clone(),
+        ..ConnectOptions::default()
+    };
     let connected: Deferred<()> = if key.scheme == "https" {
         #[cfg(feature = "tls")]
         {
