@@ -336,17 +336,17 @@ impl Connecting {
     }
 }
 
-/// Routes one racing socket's events to its connection.
+/// Routes one racing socket's events to its connection. The reactor holds
+/// it while the socket is registered, and it holds the connection: a
+/// connection attempt lives as long as one of its sockets races.
 struct AttemptEvents {
-    conn: Weak<Conn>,
+    conn: Rc<Conn>,
     id: u64,
 }
 
 impl Handler for AttemptEvents {
     fn ready(&self, ready: Ready) {
-        if let Some(conn) = self.conn.upgrade() {
-            conn.attempt_ready(self.id, ready);
-        }
+        self.conn.attempt_ready(self.id, ready);
     }
 }
 
@@ -421,7 +421,7 @@ impl Conn {
                 }
             };
             let events: Rc<dyn Handler> = Rc::new(AttemptEvents {
-                conn: Rc::downgrade(&me),
+                conn: me.clone(),
                 id,
             });
             let started = TcpStream::connect(addr).and_then(|mut stream| {
