@@ -28,6 +28,8 @@ const INSIDE: &str = "TWINED_HAPPY_EYEBALLS_INSIDE";
 const PORT: u16 = 18443;
 /// The name mapped to `fd00::1` and `127.0.0.1`.
 const NAME: &str = "dual.happy-eyeballs.test";
+/// The name mapped to `fd00::1` and `fd00::2`, both silent.
+const SILENT: &str = "silent.happy-eyeballs.test";
 
 /// Removes the namespace and its hosts file when dropped.
 struct Namespace {
@@ -43,6 +45,7 @@ impl Namespace {
         ns.ip(&["netns", "add", &ns.name]);
         ns.inside(&["ip", "link", "set", "lo", "up"]);
         ns.inside(&["ip", "-6", "addr", "add", "fd00::1/128", "dev", "lo"]);
+        ns.inside(&["ip", "-6", "addr", "add", "fd00::2/128", "dev", "lo"]);
         ns.inside(&[
             "ip6tables",
             "-A",
@@ -56,7 +59,8 @@ impl Namespace {
         ]);
         std::fs::create_dir_all(&ns.etc).expect("create /etc/netns/NAME");
         let hosts = format!(
-            "127.0.0.1 localhost\n::1 localhost\nfd00::1 {NAME}\n127.0.0.1 {NAME}\n"
+            "127.0.0.1 localhost\n::1 localhost\nfd00::1 {NAME}\n127.0.0.1 {NAME}\n\
+             fd00::1 {SILENT}\nfd00::2 {SILENT}\n"
         );
         std::fs::write(ns.etc.join("hosts"), hosts).expect("write the namespace's hosts file");
         ns
@@ -92,6 +96,25 @@ fn run(program: &str, args: &[&str]) {
         "{program} {} failed (the test needs root): {}",
         args.join(" "),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every address refusing: the error says so (not "no address").
+#[test]
+fn every_address_refused_is_a_refusal() {
+    // A port nothing listens on: bind one, then close it.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let failure =
+        wait(reactor::connect_protocol_with("localhost", port, Idle, ConnectOptions::default()))
+            .unwrap_err();
+    assert!(
+        matches!(
+            failure.downcast_ref::<ConnectError>(),
+            Some(ConnectError::Refused { .. })
+        ),
+        "{failure}"
     );
 }
 
@@ -190,4 +213,61 @@ fn inside_the_namespace() {
     assert_eq!(body, b"v4");
     agent.pool().close_idle();
     port.stop_listening();
+
+    every_racing_socket_closes_on_cancel_and_timeout();
+}
+
+/// Open file descriptors of this process.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+/// Two silent addresses raced: cancelling, or the overall timeout, closes
+/// both sockets.
+fn every_racing_socket_closes_on_cancel_and_timeout() {
+    let racing = || ConnectOptions {
+        timeout: Some(Duration::from_secs(10)),
+        attempt_delay: Duration::from_millis(20),
+        ..ConnectOptions::default()
+    };
+    let before = open_fds();
+    let d = reactor::connect_protocol_with(SILENT, PORT, Idle, racing());
+    let during = std::rc::Rc::new(std::cell::Cell::new(0));
+    let seen = during.clone();
+    // Both attempts are racing well after two attempt delays.
+    reactor::call_later(Duration::from_millis(300), move || {
+        seen.set(open_fds());
+        d.cancel();
+    });
+    let d2 = reactor::connect_protocol_with(SILENT, PORT, Idle, racing());
+    reactor::call_later(Duration::from_millis(400), move || {
+        d2.cancel();
+        reactor::stop().unwrap();
+    });
+    support::run_bounded(Duration::from_secs(5));
+    assert!(
+        during.get() >= before + 4,
+        "two connects racing two sockets each: {} fds, {before} before",
+        during.get()
+    );
+    assert!(open_fds() <= before, "cancelling closed every socket");
+
+    let d = reactor::connect_protocol_with(
+        SILENT,
+        PORT,
+        Idle,
+        ConnectOptions {
+            timeout: Some(Duration::from_millis(300)),
+            ..racing()
+        },
+    );
+    let failure = wait(d).unwrap_err();
+    assert!(
+        matches!(
+            failure.downcast_ref::<ConnectError>(),
+            Some(ConnectError::TimedOut { .. })
+        ),
+        "{failure}"
+    );
+    assert!(open_fds() <= before, "the timeout closed every socket");
 }
