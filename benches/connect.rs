@@ -1,0 +1,133 @@
+//! TCP connects per second to `localhost` (a name from `/etc/hosts`),
+//! through a [`DnsCache`] against a system lookup for every connect, in the
+//! same run. Each connect is aborted as soon as it is made (a reset: no
+//! TIME_WAIT, so the run does not run out of ports); the server, on its own
+//! thread, accepts and drops. The ratio is what the cache saves a client
+//! that connects often to few hosts (a crawler without keep-alive).
+//!
+//! `cargo bench --bench connect` prints the figures; under `cargo test` it
+//! runs a tiny version as a smoke test.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use twined::protocol::{Protocol, Transport};
+use twined::reactor::{self, ConnectOptions, DnsCache};
+
+/// CPU time this thread has used.
+fn thread_cpu() -> Duration {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let ns = text
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    Duration::from_nanos(ns)
+}
+
+struct Ignore;
+impl Protocol for Ignore {
+    fn data_received(&mut self, _data: &[u8]) {}
+}
+
+/// Listens on 127.0.0.1 (and on ::1 with the same port where it can, for a
+/// `localhost` that names both) on its own thread; returns the port.
+fn start_server() -> u16 {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let port = reactor::listen_tcp("127.0.0.1:0", |_| Ignore).expect("listen");
+        let n = port.address().port();
+        let _v6 = reactor::listen_tcp(format!("[::1]:{n}").as_str(), |_| Ignore);
+        tx.send(n).expect("send port");
+        reactor::run().expect("server reactor");
+    });
+    rx.recv().expect("server port")
+}
+
+struct Abort;
+impl Protocol for Abort {
+    fn connection_made(&mut self, transport: Transport) {
+        transport.abort_connection();
+    }
+    fn data_received(&mut self, _data: &[u8]) {}
+}
+
+struct Figures {
+    per_sec: f64,
+    cpu_us: f64,
+}
+
+fn run(port: u16, n: usize, concurrency: usize, dns: Option<DnsCache>) -> Figures {
+    let started = Rc::new(Cell::new(0usize));
+    let done = Rc::new(Cell::new(0usize));
+    fn next(
+        port: u16,
+        n: usize,
+        dns: Option<DnsCache>,
+        started: Rc<Cell<usize>>,
+        done: Rc<Cell<usize>>,
+    ) {
+        if started.get() == n {
+            return;
+        }
+        started.set(started.get() + 1);
+        let options = ConnectOptions {
+            dns: dns.clone(),
+            ..ConnectOptions::default()
+        };
+        reactor::connect_protocol_with("localhost", port, Abort, options).add_both(move |r| {
+            assert!(r.is_ok(), "{:?}", r.err());
+            done.set(done.get() + 1);
+            if done.get() == n {
+                let _ = reactor::stop();
+            } else {
+                next(port, n, dns, started, done);
+            }
+        });
+    }
+    let cpu = thread_cpu();
+    let t = Instant::now();
+    for _ in 0..concurrency.min(n) {
+        next(port, n, dns.clone(), started.clone(), done.clone());
+    }
+    reactor::run().expect("run");
+    let wall = t.elapsed();
+    let cpu = thread_cpu() - cpu;
+    Figures {
+        per_sec: n as f64 / wall.as_secs_f64(),
+        cpu_us: cpu.as_secs_f64() * 1e6 / n as f64,
+    }
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let (n, rounds) = if bench { (10_000, 3) } else { (50, 1) };
+    let port = start_server();
+    for concurrency in [1, 16] {
+        let mut best_cached: Option<Figures> = None;
+        let mut best_plain: Option<Figures> = None;
+        for _ in 0..rounds {
+            let cache = DnsCache::new(Duration::from_secs(60));
+            let cached = run(port, n, concurrency, Some(cache.clone()));
+            assert_eq!(cache.lookups(), 1, "one lookup for the whole run");
+            let plain = run(port, n, concurrency, None);
+            if best_cached.as_ref().is_none_or(|b| cached.per_sec > b.per_sec) {
+                best_cached = Some(cached);
+            }
+            if best_plain.as_ref().is_none_or(|b| plain.per_sec > b.per_sec) {
+                best_plain = Some(plain);
+            }
+        }
+        let (c, p) = (best_cached.expect("ran"), best_plain.expect("ran"));
+        println!(
+            "connect to localhost, {n} connects, concurrency {concurrency}: DNS cache {:.0} connects/s ({:.1} us reactor-thread CPU each), a lookup per connect {:.0} connects/s ({:.1} us); cached/uncached = {:.2}x connects/s",
+            c.per_sec,
+            c.cpu_us,
+            p.per_sec,
+            p.cpu_us,
+            c.per_sec / p.per_sec,
+        );
+    }
+}
