@@ -113,10 +113,16 @@ fn main() {
             let cached = run(port, n, concurrency, Some(cache.clone()));
             assert_eq!(cache.lookups(), 1, "one lookup for the whole run");
             let plain = run(port, n, concurrency, None);
-            if best_cached.as_ref().is_none_or(|b| cached.per_sec > b.per_sec) {
+            if best_cached
+                .as_ref()
+                .is_none_or(|b| cached.per_sec > b.per_sec)
+            {
                 best_cached = Some(cached);
             }
-            if best_plain.as_ref().is_none_or(|b| plain.per_sec > b.per_sec) {
+            if best_plain
+                .as_ref()
+                .is_none_or(|b| plain.per_sec > b.per_sec)
+            {
                 best_plain = Some(plain);
             }
         }

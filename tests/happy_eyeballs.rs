@@ -106,9 +106,13 @@ fn every_address_refused_is_a_refusal() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = free.local_addr().unwrap().port();
     drop(free);
-    let failure =
-        wait(reactor::connect_protocol_with("localhost", port, Idle, ConnectOptions::default()))
-            .unwrap_err();
+    let failure = wait(reactor::connect_protocol_with(
+        "localhost",
+        port,
+        Idle,
+        ConnectOptions::default(),
+    ))
+    .unwrap_err();
     assert!(
         matches!(
             failure.downcast_ref::<ConnectError>(),
@@ -160,7 +164,7 @@ fn inside_the_namespace() {
         "the hosts file gave {addrs:?}"
     );
     let site = Site::new(|_req: Request| Response::new(200).body(b"v4".to_vec()));
-    let port = reactor::listen_tcp(&format!("127.0.0.1:{PORT}"), site).expect("listen");
+    let port = reactor::listen_tcp(format!("127.0.0.1:{PORT}"), site).expect("listen");
 
     // Without the race (an attempt delay longer than the timeout), the
     // silent IPv6 address, tried first, holds the connect until it times

@@ -64,9 +64,8 @@ fn tls_server(connections: usize) -> (u16, String, mpsc::Receiver<Option<Handsha
                 }
             }
             let kind = tls.conn.handshake_kind();
-            let _ = tls.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-            );
+            let _ = tls
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
             tls.conn.send_close_notify();
             let _ = tls.flush();
             let _ = tx.send(kind);
@@ -132,7 +131,10 @@ fn clones_of_a_client_tls_config_share_one_session_cache() {
         .unwrap();
     let first = config.client_config().unwrap();
     // A clone shares the built rustls configuration, not a copy of it.
-    assert!(Arc::ptr_eq(&first, &config.clone().client_config().unwrap()));
+    assert!(Arc::ptr_eq(
+        &first,
+        &config.clone().client_config().unwrap()
+    ));
     for config in [config.clone(), config] {
         let transport = wait(connect_protocol_ssl(
             "localhost",
