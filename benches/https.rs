@@ -184,6 +184,19 @@ fn main() {
     let (n, rounds) = if bench { (20_000, 3) } else { (40, 1) };
     let (port, cert) = start_server();
     let url = format!("https://127.0.0.1:{port}/small");
+    // TWINED_BENCH_ONLY=twined|hyper runs one side only, 10 in flight
+    // (for profiling); TWINED_BENCH_KEEPALIVE=0 without keep-alive.
+    let only = std::env::var("TWINED_BENCH_ONLY").unwrap_or_default();
+    if !only.is_empty() {
+        let keep_alive = std::env::var("TWINED_BENCH_KEEPALIVE").map_or(true, |v| v != "0");
+        let f = if only == "hyper" {
+            hyper_run(&url, &cert, n, 10, keep_alive)
+        } else {
+            twined_run(&url, &cert, n, 10, keep_alive)
+        };
+        println!("{only}: {:.0} req/s, {:.1} us CPU/req", f.per_sec, f.cpu_us);
+        return;
+    }
     for (keep_alive, concurrency) in [(false, 1), (false, 10), (true, 1), (true, 50)] {
         // A full TLS handshake costs far more than a request: fewer of them.
         let n = if keep_alive { n } else { n / 5 };
