@@ -292,7 +292,9 @@ impl Error for ResolveError {
 /// literal (IPv6 with or without brackets) is returned at once, already
 /// fired, without touching the pool; a name is looked up by the system
 /// resolver (`ToSocketAddrs`) on the pool and fails with a [`ResolveError`]
-/// naming the host. `host` may be a `&str` or a `String`.
+/// naming the host. `host` may be a `&str` or a `String`. Every call asks
+/// the system; [`DnsCache`](crate::reactor::DnsCache) keeps answers for a
+/// time and coalesces overlapping lookups of one name.
 ///
 /// ```
 /// use twined::{reactor, threads};

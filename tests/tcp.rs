@@ -371,6 +371,7 @@ fn connect_timeout_is_a_typed_error() {
         Recorder::new(&Default::default()),
         ConnectOptions {
             timeout: Some(Duration::ZERO),
+            ..ConnectOptions::default()
         },
     )
     .add_both(move |res| {

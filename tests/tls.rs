@@ -121,6 +121,7 @@ fn echo_server(config: ServerTlsConfig) -> (reactor::Port, Rc<RefCell<Seen>>) {
 fn short() -> ConnectOptions {
     ConnectOptions {
         timeout: Some(Duration::from_secs(10)),
+        ..ConnectOptions::default()
     }
 }
 
@@ -369,6 +370,7 @@ fn a_silent_server_times_the_handshake_out() {
         &ClientTlsConfig::default(),
         ConnectOptions {
             timeout: Some(Duration::from_millis(200)),
+            ..ConnectOptions::default()
         },
     ))
     .unwrap_err();

@@ -53,6 +53,11 @@ pub struct Args {
     /// Connect timeout in seconds (0.001 to 604800).
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds)]
     pub connect_timeout: Duration,
+    /// Seconds a host name's addresses are reused before it is looked up
+    /// again (0 = look up for every connection; at most 604800).
+    #[arg(long, value_name = "SECS", default_value_t = 60,
+          value_parser = RangedU64ValueParser::<u64>::new().range(0..=604_800))]
+    pub dns_ttl: u64,
     /// Retries per URL (0 to 100) after what a retry can fix: a refused or
     /// timed-out connection, a connection closed before any response byte,
     /// status 429/502/503/504. Waits follow --retry-backoff, or the

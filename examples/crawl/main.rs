@@ -162,6 +162,8 @@ struct Plan {
     /// The agent's options but TLS (built on each thread: it is not `Send`).
     timeout: Duration,
     connect_timeout: Duration,
+    /// `--dns-ttl`: `None` when 0 (no cache).
+    dns_ttl: Option<Duration>,
     max_redirects: usize,
     /// `--max-bytes`: the decoded body limit.
     max_bytes: u64,
@@ -195,6 +197,7 @@ impl Plan {
         let mut options = AgentOptions {
             timeout: Some(self.timeout),
             connect_timeout: Some(self.connect_timeout),
+            dns_ttl: self.dns_ttl,
             redirect_limit: self.max_redirects,
             follow_redirects: self.max_redirects > 0,
             max_body: Some(self.max_bytes),
@@ -434,6 +437,7 @@ fn main() -> ExitCode {
     let plan = Arc::new(Plan {
         timeout: args.timeout,
         connect_timeout: args.connect_timeout,
+        dns_ttl: (args.dns_ttl > 0).then(|| Duration::from_secs(args.dns_ttl)),
         max_redirects: args.max_redirects,
         max_bytes: args.max_bytes,
         headers,

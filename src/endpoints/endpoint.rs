@@ -178,6 +178,7 @@ impl ClientEndpoint {
             } => {
                 let options = ConnectOptions {
                     timeout: Some(*timeout),
+                    ..ConnectOptions::default()
                 };
                 let protocol = BuildOnConnect::new(factory);
                 reactor::connect_protocol_with(host, *port, protocol, options)

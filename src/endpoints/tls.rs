@@ -145,6 +145,7 @@ mod wired {
         };
         let options = ConnectOptions {
             timeout: Some(timeout),
+            ..ConnectOptions::default()
         };
         reactor::connect_protocol_ssl(host, port, BuildOnConnect::new(factory), &config, options)
     }

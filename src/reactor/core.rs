@@ -164,6 +164,14 @@ impl Reactor {
         sources::register(&io.registry, &mut sources, source, interest, handler)
     }
 
+    /// Hands the events of the registered source `key` to `handler` from
+    /// now on (no system call); returns whether `key` was live.
+    pub(crate) fn set_handler(&self, key: SourceKey, handler: Rc<dyn Handler>) -> bool {
+        let old = self.sources.borrow_mut().replace(key, handler);
+        // Dropped outside the borrow: dropping it may run user code.
+        old.is_some()
+    }
+
     /// Changes the interest of a registered source. With edge-triggered
     /// polling this also re-arms it: a source that is still ready reports again.
     pub(crate) fn reregister(

@@ -44,6 +44,7 @@
 
 mod accept;
 mod core;
+pub mod dns;
 mod fds;
 mod process;
 mod signals;
@@ -61,6 +62,7 @@ use std::io;
 use std::time::Duration;
 
 pub use crate::time::{Current, DelayedCall, DelayedCallError, Handle, ReactorTime};
+pub use dns::{DnsCache, DnsCacheOptions};
 pub use fds::{
     add_reader, add_writer, get_readers, get_writers, remove_all, remove_reader, remove_writer,
     RemovedFds,
@@ -71,7 +73,7 @@ pub use process::{
 };
 pub use tcp::{
     connect_protocol, connect_protocol_with, connect_tcp, connect_tcp_with, listen_tcp,
-    CannotListen, ConnectError, ConnectOptions, Connector, Port,
+    CannotListen, ConnectError, ConnectOptions, Connector, Port, DEFAULT_ATTEMPT_DELAY,
 };
 pub use tcp::{listen_tcp_with, ListenOptions};
 #[cfg(feature = "tls")]

@@ -110,6 +110,19 @@ impl Sources {
         Some(slot.handler)
     }
 
+    /// Gives the live source `key` a new handler; returns the old one (to
+    /// be dropped outside the borrow), or `None` if `key` is stale.
+    pub(crate) fn replace(
+        &mut self,
+        key: SourceKey,
+        handler: Rc<dyn Handler>,
+    ) -> Option<Rc<dyn Handler>> {
+        self.slots
+            .get_mut(key.index)
+            .filter(|slot| slot.generation == key.generation)
+            .map(|slot| std::mem::replace(&mut slot.handler, handler))
+    }
+
     /// The handler for `token`, if it is still the one the token was made for.
     pub(crate) fn get(&self, token: Token) -> Option<Rc<dyn Handler>> {
         let key = SourceKey::from_token(token);

@@ -1,7 +1,19 @@
 //! Outgoing TCP connections: resolve the host (on the thread pool unless it
-//! is an IP literal), try each address in turn, give up after a timeout
-//! (Twisted's `connectTCP` and the endpoint-style `connectProtocol`), and the
-//! connecting phase of a connection, until it hands over to the transport.
+//! is an IP literal, through a [`DnsCache`] when one is given), race its
+//! addresses by Happy Eyeballs (RFC 8305), give up after a timeout (Twisted's
+//! `connectTCP` and the endpoint-style `connectProtocol`), and the connecting
+//! phase of a connection, until it hands over to the transport.
+//!
+//! Happy Eyeballs: the addresses are ordered with the families interleaved,
+//! IPv6 first. The first attempt starts at once; if it has neither connected
+//! nor failed after [`ConnectOptions::attempt_delay`] (250 ms, RFC 8305's
+//! Connection Attempt Delay), the next starts while the first goes on, and so
+//! on. An attempt that fails starts the next one at once. The first socket to
+//! connect becomes the connection; the others are closed. The overall
+//! [`timeout`](ConnectOptions::timeout) covers them all, and cancelling
+//! closes every socket still connecting. When all fail, the error is the
+//! most telling one met (a refusal over an "unreachable" of a family the
+//! machine has no route for), else the last.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -17,23 +29,50 @@ use mio::Interest;
 use super::error::{ConnectError, ConnectionDone};
 use super::transport::{Conn, Phase};
 use crate::defer::{CancelledError, Deferred, Failure};
-use crate::reactor::sources::Ready;
+use crate::reactor::dns::DnsCache;
+use crate::reactor::sources::{Handler, Ready, SourceKey};
 use crate::reactor::stream::{Factory, ITransport, Protocol, Transport};
 use crate::reactor::{current_reactor, guard, DelayedCall};
 use crate::threads::ip_literal;
 
+/// The default [`ConnectOptions::attempt_delay`]: 250 ms, RFC 8305's
+/// recommended Connection Attempt Delay.
+pub const DEFAULT_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
 /// Options of an outgoing connection.
+///
+/// ```
+/// use std::time::Duration;
+/// use twined::reactor::{ConnectOptions, DnsCache};
+///
+/// // Share one cache between connects, so a host is looked up once a minute.
+/// let options = ConnectOptions {
+///     dns: Some(DnsCache::new(Duration::from_secs(60))),
+///     ..ConnectOptions::default()
+/// };
+/// assert_eq!(options.attempt_delay, Duration::from_millis(250));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectOptions {
-    /// Time allowed for the whole attempt, name lookup included (Twisted's
-    /// `connectTCP(timeout=30)`); `None` waits as long as the system does.
+    /// Time allowed for the whole attempt, name lookup and every address
+    /// raced included (Twisted's `connectTCP(timeout=30)`); `None` waits as
+    /// long as the system does. Default: 30 s.
     pub timeout: Option<Duration>,
+    /// Happy Eyeballs' Connection Attempt Delay: how long one address is
+    /// tried alone before the next is tried beside it. Default: 250 ms
+    /// ([`DEFAULT_ATTEMPT_DELAY`]).
+    pub attempt_delay: Duration,
+    /// Where names are looked up: `None` (the default) asks the system
+    /// resolver for every connect; a [`DnsCache`] answers from its cache.
+    pub dns: Option<DnsCache>,
 }
 
 impl Default for ConnectOptions {
     fn default() -> ConnectOptions {
         ConnectOptions {
             timeout: Some(Duration::from_secs(30)),
+            attempt_delay: DEFAULT_ATTEMPT_DELAY,
+            dns: None,
         }
     }
 }
@@ -47,7 +86,7 @@ impl Default for ConnectOptions {
 /// [`ResolveError`](crate::threads::ResolveError), or `CancelledError` when
 /// cancelled, which abandons the attempt. `host` is a name or an IP literal
 /// (IPv6 with or without brackets); a name resolving to several addresses has
-/// each tried in turn.
+/// them raced by Happy Eyeballs (see [`ConnectOptions::attempt_delay`]).
 ///
 /// ```no_run
 /// use twined::protocol::Protocol;
@@ -181,8 +220,11 @@ fn start(
         Connecting {
             host: host.to_string(),
             addrs: VecDeque::new(),
-            current: None,
-            last_error: None,
+            attempts: Vec::new(),
+            next_id: 0,
+            attempt_delay: options.attempt_delay,
+            next_attempt: None,
+            error: None,
             make: Some(make),
             on_result: Some(on_result),
             timeout: None,
@@ -207,12 +249,30 @@ fn start(
         None => {
             // The lookup's callbacks keep the attempt alive meanwhile.
             let (ok, failed) = (conn.clone(), conn.clone());
-            crate::threads::resolve(host, port)
+            let lookup = match &options.dns {
+                Some(cache) => cache.resolve(host, port),
+                None => crate::threads::resolve(host, port),
+            };
+            lookup
                 .add_callback(move |addrs| ok.resolved(addrs))
                 .add_errback(move |failure| failed.fail_connect(failure));
         }
     }
     conn
+}
+
+/// Orders addresses for Happy Eyeballs (RFC 8305, section 4): the families
+/// interleaved, IPv6 first, each family in the resolver's order.
+pub(crate) fn interleave(addrs: Vec<SocketAddr>) -> VecDeque<SocketAddr> {
+    let (mut v6, mut v4): (VecDeque<_>, VecDeque<_>) =
+        addrs.into_iter().partition(SocketAddr::is_ipv6);
+    let mut ordered = VecDeque::with_capacity(v6.len() + v4.len());
+    loop {
+        match (v6.pop_front(), v4.pop_front()) {
+            (None, None) => return ordered,
+            (a, b) => ordered.extend(a.into_iter().chain(b)),
+        }
+    }
 }
 
 /// Builds the protocol of a connection once its peer is known.
@@ -221,17 +281,80 @@ pub(super) type MakeProtocol = Box<dyn FnOnce(SocketAddr) -> Option<Box<dyn Prot
 /// Receives the outcome of a connection attempt.
 pub(super) type OnConnect = Box<dyn FnOnce(Result<Transport, Failure>)>;
 
-/// Where a connection attempt stands.
+/// One socket racing to connect to one address.
+pub(super) struct Attempt {
+    id: u64,
+    addr: SocketAddr,
+    stream: TcpStream,
+    key: SourceKey,
+}
+
+/// Where a connection attempt stands: the addresses left, the sockets
+/// racing (Happy Eyeballs), and what to do once one wins.
 pub(super) struct Connecting {
     pub(super) host: String,
-    /// Addresses not tried yet.
+    /// Addresses not tried yet, in the order they will be.
     pub(super) addrs: VecDeque<SocketAddr>,
-    /// The address being tried.
-    pub(super) current: Option<SocketAddr>,
-    pub(super) last_error: Option<ConnectError>,
+    /// Sockets connecting now; the first to connect wins.
+    pub(super) attempts: Vec<Attempt>,
+    pub(super) next_id: u64,
+    /// How long an attempt runs alone before the next one starts too.
+    pub(super) attempt_delay: Duration,
+    /// The timer that starts the next attempt.
+    pub(super) next_attempt: Option<DelayedCall>,
+    /// The error to report if every address fails.
+    pub(super) error: Option<ConnectError>,
     pub(super) make: Option<MakeProtocol>,
     pub(super) on_result: Option<OnConnect>,
     pub(super) timeout: Option<DelayedCall>,
+}
+
+impl Connecting {
+    /// Keeps the more telling of the errors met: a refusal or other error
+    /// from an address that answered beats "unreachable" (a family the
+    /// machine has no route for says little about the host), else the
+    /// latest wins.
+    fn record(&mut self, error: ConnectError) {
+        let keep_old = matches!(error, ConnectError::Unreachable { .. })
+            && matches!(
+                self.error,
+                Some(ConnectError::Refused { .. } | ConnectError::Failed { .. })
+            );
+        if !keep_old {
+            self.error = Some(error);
+        }
+    }
+
+    /// Closes every racing socket and stops the attempt timer.
+    fn abandon(&mut self) {
+        if let Some(call) = self.next_attempt.take() {
+            let _ = call.cancel();
+        }
+        for mut attempt in self.attempts.drain(..) {
+            current_reactor().deregister(&mut attempt.stream, attempt.key);
+        }
+    }
+}
+
+/// Routes one racing socket's events to its connection. The reactor holds
+/// it while the socket is registered, and it holds the connection: a
+/// connection attempt lives as long as one of its sockets races.
+struct AttemptEvents {
+    conn: Rc<Conn>,
+    id: u64,
+}
+
+impl Handler for AttemptEvents {
+    fn ready(&self, ready: Ready) {
+        self.conn.attempt_ready(self.id, ready);
+    }
+}
+
+/// What one racing socket's event means.
+enum Outcome {
+    Connected(SocketAddr),
+    Failed(SocketAddr, io::Error),
+    Pending,
 }
 
 impl Conn {
@@ -255,103 +378,170 @@ impl Conn {
         }
     }
 
-    /// The host name resolved: try its addresses in turn.
+    /// The host name resolved: race its addresses (Happy Eyeballs).
     pub(crate) fn resolved(&self, addrs: Vec<SocketAddr>) {
         if let Phase::Connecting(c) = &mut self.state.borrow_mut().phase {
-            c.addrs.extend(addrs);
+            c.addrs.extend(interleave(addrs));
         } else {
             return;
         }
-        self.try_next();
+        self.start_next();
     }
 
-    /// Starts a connect to the next untried address; fails the attempt when
-    /// none is left.
-    pub(super) fn try_next(&self) {
+    /// Starts a connect to the next untried address, and arms the timer that
+    /// starts the one after it unless this one has connected by then. An
+    /// address that fails at once passes to the next at once. With nothing
+    /// left to try and nothing racing, the attempt fails.
+    pub(super) fn start_next(&self) {
         let Some(me) = self.rc() else { return };
         loop {
-            let addr = {
+            let (addr, id) = {
                 let mut st = self.state.borrow_mut();
                 let Phase::Connecting(c) = &mut st.phase else {
                     return;
                 };
+                if let Some(call) = c.next_attempt.take() {
+                    let _ = call.cancel();
+                }
                 match c.addrs.pop_front() {
                     Some(addr) => {
-                        c.current = Some(addr);
-                        addr
+                        c.next_id += 1;
+                        (addr, c.next_id)
                     }
-                    None => {
-                        let error = c.last_error.take().unwrap_or(ConnectError::NoAddress {
+                    None if c.attempts.is_empty() => {
+                        let error = c.error.take().unwrap_or(ConnectError::NoAddress {
                             host: c.host.clone(),
                         });
                         drop(st);
                         self.fail_connect(Failure::new(error));
                         return;
                     }
+                    // The racing sockets decide.
+                    None => return,
                 }
             };
+            let events: Rc<dyn Handler> = Rc::new(AttemptEvents {
+                conn: me.clone(),
+                id,
+            });
             let started = TcpStream::connect(addr).and_then(|mut stream| {
                 let key = current_reactor().register(
                     &mut stream,
                     Interest::READABLE | Interest::WRITABLE,
-                    me.clone(),
+                    events,
                 )?;
                 Ok((stream, key))
             });
+            let mut st = self.state.borrow_mut();
+            let Phase::Connecting(c) = &mut st.phase else {
+                return;
+            };
             match started {
                 Ok((stream, key)) => {
-                    let mut st = self.state.borrow_mut();
-                    st.stream = Some(stream);
-                    st.key = Some(key);
+                    c.attempts.push(Attempt {
+                        id,
+                        addr,
+                        stream,
+                        key,
+                    });
+                    if !c.addrs.is_empty() {
+                        let weak = Rc::downgrade(&me);
+                        c.next_attempt = Some(current_reactor().timers.call_later(
+                            c.attempt_delay,
+                            Box::new(move || {
+                                if let Some(conn) = weak.upgrade() {
+                                    conn.start_next();
+                                }
+                            }),
+                        ));
+                    }
                     return;
                 }
-                Err(e) => self.attempt_failed(addr, e),
+                Err(e) => {
+                    log::debug!("connect to {addr} failed: {e}");
+                    c.record(ConnectError::from_io(addr, e));
+                }
             }
         }
     }
 
-    pub(super) fn attempt_failed(&self, addr: SocketAddr, error: io::Error) {
-        log::debug!("connect to {addr} failed: {error}");
-        self.drop_socket();
-        if let Phase::Connecting(c) = &mut self.state.borrow_mut().phase {
-            c.last_error = Some(ConnectError::from_io(addr, error));
-        }
-    }
-
-    /// A readiness event while connecting: connected, failed, or spurious.
-    pub(super) fn check_connect(&self, ready: Ready) {
+    /// A readiness event of racing socket `id`: it connected (it wins, the
+    /// others are closed), it failed (the next address starts at once), or
+    /// nothing yet.
+    fn attempt_ready(&self, id: u64, ready: Ready) {
         if !(ready.writable || ready.error || ready.write_closed || ready.read_closed) {
             return;
         }
         let outcome = {
             let st = self.state.borrow();
-            let (Some(stream), Phase::Connecting(c)) = (st.stream.as_ref(), &st.phase) else {
+            let Phase::Connecting(c) = &st.phase else {
                 return;
             };
-            let Some(addr) = c.current else { return };
+            let Some(attempt) = c.attempts.iter().find(|a| a.id == id) else {
+                return;
+            };
+            let (stream, addr) = (&attempt.stream, attempt.addr);
             match stream.take_error() {
-                Ok(Some(e)) | Err(e) => Err((addr, e)),
+                Ok(Some(e)) | Err(e) => Outcome::Failed(addr, e),
                 // Writable without error or hang-up: connected (Linux reports
                 // nothing else for a connecting socket), no getpeername needed.
                 Ok(None) if ready.writable && !ready.error && !ready.write_closed => {
-                    Ok((addr, None))
+                    Outcome::Connected(addr)
                 }
                 Ok(None) => match stream.peer_addr() {
-                    Ok(peer) => Ok((peer, None)),
+                    Ok(peer) => Outcome::Connected(peer),
                     Err(e) if e.kind() == io::ErrorKind::NotConnected && !ready.error => {
-                        return;
+                        Outcome::Pending
                     }
-                    Err(e) => Err((addr, e)),
+                    Err(e) => Outcome::Failed(addr, e),
                 },
             }
         };
         match outcome {
-            Ok((peer, host)) => self.connected(peer, host, ready),
-            Err((addr, e)) => {
-                self.attempt_failed(addr, e);
-                self.try_next();
+            Outcome::Pending => {}
+            Outcome::Connected(peer) => self.won(id, peer, ready),
+            Outcome::Failed(addr, e) => {
+                log::debug!("connect to {addr} failed: {e}");
+                {
+                    let mut st = self.state.borrow_mut();
+                    let Phase::Connecting(c) = &mut st.phase else {
+                        return;
+                    };
+                    if let Some(i) = c.attempts.iter().position(|a| a.id == id) {
+                        let mut lost = c.attempts.swap_remove(i);
+                        current_reactor().deregister(&mut lost.stream, lost.key);
+                    }
+                    c.record(ConnectError::from_io(addr, e));
+                }
+                self.start_next();
             }
         }
+    }
+
+    /// Socket `id` connected: it becomes the connection's, the others close.
+    fn won(&self, id: u64, peer: SocketAddr, ready: Ready) {
+        let Some(me) = self.rc() else { return };
+        let winner = {
+            let mut st = self.state.borrow_mut();
+            let Phase::Connecting(c) = &mut st.phase else {
+                return;
+            };
+            let Some(i) = c.attempts.iter().position(|a| a.id == id) else {
+                return;
+            };
+            let winner = c.attempts.swap_remove(i);
+            c.abandon();
+            winner
+        };
+        // Its events come to the connection itself from now on.
+        let handler: Rc<dyn Handler> = me;
+        current_reactor().set_handler(winner.key, handler);
+        {
+            let mut st = self.state.borrow_mut();
+            st.stream = Some(winner.stream);
+            st.key = Some(winner.key);
+        }
+        self.connected(peer, None, ready);
     }
 
     pub(super) fn connected(&self, peer: SocketAddr, host: Option<SocketAddr>, ready: Ready) {
@@ -398,7 +588,7 @@ impl Conn {
         }
     }
 
-    /// Ends a connection attempt with `failure`.
+    /// Ends a connection attempt with `failure`, closing every racing socket.
     pub(crate) fn fail_connect(&self, failure: Failure) {
         let connecting = {
             let mut st = self.state.borrow_mut();
@@ -410,10 +600,12 @@ impl Conn {
                 _ => return,
             }
         };
+        let mut connecting = *connecting;
+        connecting.abandon();
         self.drop_socket();
         let Connecting {
             on_result, timeout, ..
-        } = *connecting;
+        } = connecting;
         if let Some(call) = timeout {
             let _ = call.cancel();
         }
@@ -425,5 +617,35 @@ impl Conn {
     /// Whether the attempt is still connecting.
     pub(crate) fn is_connecting(&self) -> bool {
         matches!(self.state.borrow().phase, Phase::Connecting(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interleave;
+    use std::net::SocketAddr;
+
+    #[test]
+    fn families_interleave_ipv6_first() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let given = vec![
+            a("10.0.0.1:1"),
+            a("10.0.0.2:1"),
+            a("10.0.0.3:1"),
+            a("[fd00::1]:1"),
+            a("[fd00::2]:1"),
+        ];
+        let ordered: Vec<_> = interleave(given).into_iter().collect();
+        assert_eq!(
+            ordered,
+            vec![
+                a("[fd00::1]:1"),
+                a("10.0.0.1:1"),
+                a("[fd00::2]:1"),
+                a("10.0.0.2:1"),
+                a("10.0.0.3:1"),
+            ]
+        );
+        assert!(interleave(Vec::new()).is_empty());
     }
 }

@@ -14,7 +14,7 @@ mod transport;
 
 pub use connect::{
     connect_protocol, connect_protocol_with, connect_tcp, connect_tcp_with, ConnectOptions,
-    Connector,
+    Connector, DEFAULT_ATTEMPT_DELAY,
 };
 pub use error::{CannotListen, ConnectError, ConnectionAborted, ConnectionDone, ConnectionLost};
 pub use listen::{listen_tcp, listen_tcp_with, ListenOptions, Port};

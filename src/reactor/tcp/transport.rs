@@ -468,7 +468,8 @@ impl Handler for Conn {
             Phase::Closed => return,
         };
         if !connected {
-            self.check_connect(ready);
+            // While connecting, the racing sockets' events go to their
+            // attempts (`connect.rs`); the winner's come here once connected.
             return;
         }
         if ready.error {

@@ -18,7 +18,7 @@ use super::proxy::{Proxies, Proxy};
 use super::response::{BodyPipe, Redirect, Response};
 use super::retry::idempotent;
 use crate::defer::{CancelledError, Deferred, Failure, Trigger};
-use crate::reactor::{self, ConnectError, ConnectOptions, DelayedCall};
+use crate::reactor::{self, ConnectError, ConnectOptions, DelayedCall, DnsCache};
 use crate::threads::ResolveError;
 use crate::web::error::copy_io_error;
 use crate::web::http1::{
@@ -67,6 +67,13 @@ pub struct AgentOptions {
     pub gzip: bool,
     /// Time allowed to connect (lookup, TCP and TLS). Default: 30 s.
     pub connect_timeout: Option<Duration>,
+    /// How long a host name's addresses are reused before it is looked up
+    /// again: the agent keeps a [`DnsCache`](crate::reactor::DnsCache) of
+    /// up to 4096 names (failed lookups kept 5 s), shared by all its
+    /// connections, so a host is resolved once per TTL, not once per
+    /// connection. The system resolver gives no TTL: this is the agent's
+    /// policy. Default: 60 s; `None` looks the name up for every connection.
+    pub dns_ttl: Option<Duration>,
     /// Time allowed from sending the request to the response head. Default: none.
     pub head_timeout: Option<Duration>,
     /// Time allowed for the whole request, redirects and body included.
@@ -134,6 +141,7 @@ impl Default for AgentOptions {
             allow_insecure_redirect: false,
             gzip: cfg!(feature = "gzip"),
             connect_timeout: Some(Duration::from_secs(30)),
+            dns_ttl: Some(crate::reactor::dns::DEFAULT_DNS_TTL),
             head_timeout: None,
             timeout: None,
             head_limit: DEFAULT_HEAD_LIMIT,
@@ -150,6 +158,8 @@ impl Default for AgentOptions {
 pub(crate) struct AgentInner {
     pub(crate) pool: ConnectionPool,
     pub(crate) options: AgentOptions,
+    /// The name cache of `options.dns_ttl`, shared by every connect.
+    pub(crate) dns: Option<DnsCache>,
 }
 
 /// Makes HTTP requests (Twisted's `Agent`). Cheap to clone; clones share
@@ -209,7 +219,11 @@ impl Agent {
     /// An agent on `pool` with `options`.
     pub fn with_options(pool: ConnectionPool, options: AgentOptions) -> Agent {
         Agent {
-            inner: Rc::new(AgentInner { pool, options }),
+            inner: Rc::new(AgentInner {
+                pool,
+                dns: options.dns_ttl.map(DnsCache::new),
+                options,
+            }),
         }
     }
 
@@ -228,6 +242,11 @@ impl Agent {
     /// The agent's options.
     pub fn options(&self) -> &AgentOptions {
         &self.inner.options
+    }
+
+    /// The agent's name cache (from [`AgentOptions::dns_ttl`]), if any.
+    pub fn dns_cache(&self) -> Option<&DnsCache> {
+        self.inner.dns.as_ref()
     }
 
     /// Sends a request; fires with the response head, whatever its status.
@@ -406,7 +425,11 @@ fn open(agent: &Rc<AgentInner>, key: &PoolKey) -> Deferred<ConnHandle> {
     let label = format!("{}:{}", key.host, key.port);
     let timeout = agent.options.connect_timeout;
     let (handle, protocol) = ConnHandle::new(label.clone(), agent.options.head_limit);
-    let options = ConnectOptions { timeout };
+    let options = ConnectOptions {
+        timeout,
+        dns: agent.dns.clone(),
+        ..ConnectOptions::default()
+    };
     let connected: Deferred<()> = if key.scheme == "https" {
         #[cfg(feature = "tls")]
         {
@@ -446,6 +469,7 @@ fn open_proxied(agent: &Rc<AgentInner>, key: &PoolKey, proxy: &Proxy) -> Deferre
                     head_limit: options.head_limit,
                     user_agent: &options.user_agent,
                     timeout: options.connect_timeout,
+                    dns: agent.dns.clone(),
                 },
                 protocol,
             )
@@ -462,6 +486,8 @@ fn open_proxied(agent: &Rc<AgentInner>, key: &PoolKey, proxy: &Proxy) -> Deferre
         let host = proxy.host().trim_start_matches('[').trim_end_matches(']');
         let options = ConnectOptions {
             timeout: options.connect_timeout,
+            dns: agent.dns.clone(),
+            ..ConnectOptions::default()
         };
         reactor::connect_protocol_with(host, proxy.port(), protocol, options).add_callback(|_| ())
     };

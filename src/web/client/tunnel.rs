@@ -38,6 +38,8 @@ pub(crate) struct TunnelTo<'a> {
     pub(crate) user_agent: &'a str,
     /// Time allowed for the whole connect.
     pub(crate) timeout: Option<Duration>,
+    /// The agent's name cache, for the proxy's name.
+    pub(crate) dns: Option<crate::reactor::DnsCache>,
 }
 
 /// Fires the connect's Deferred once; later results are dropped.
@@ -113,7 +115,11 @@ pub(crate) fn connect(to: TunnelTo<'_>, inner: HttpProtocol) -> Deferred<()> {
         proxy_host,
         to.proxy.port(),
         tunnel,
-        ConnectOptions { timeout: None },
+        ConnectOptions {
+            timeout: None,
+            dns: to.dns.clone(),
+            ..ConnectOptions::default()
+        },
     )
     .add_callback(move |t| *keep.borrow_mut() = Some(t))
     .add_errback(move |failure| fire(Err(failure)));

@@ -1,0 +1,231 @@
+//! HTTPS requests: twined's `get_page` beside tokio + hyper + hyper-rustls
+//! (both on rustls with ring) against the same `web::server::Site` over
+//! `listen_ssl`, on its own thread, in the same run. With a new TLS
+//! connection per request (no keep-alive; both clients resume their TLS
+//! sessions, as each shares one rustls `ClientConfig` and its session cache
+//! between connections) and with keep-alive. Reports requests per second
+//! and the client thread's CPU time per request (from
+//! `/proc/thread-self/schedstat`: each client runs on one thread, its
+//! connections included), and the ratios.
+//!
+//! The URL is `https://127.0.0.1:PORT/small` (the certificate names the IP
+//! address), so neither client looks a name up.
+//!
+//! `cargo bench --bench https` prints the figures; under `cargo test` it
+//! runs a tiny version as a smoke test.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::CertificateDer;
+use twined::reactor;
+use twined::reactor::tls::{self, ServerTlsConfig};
+use twined::web::client::{
+    get_page_with, Agent, AgentOptions, ConnectionPool, PageOptions, PoolOptions, TlsConfig,
+};
+use twined::web::server::{Request, Response, Site};
+
+/// CPU time this thread has used.
+fn thread_cpu() -> Duration {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let ns = text
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    Duration::from_nanos(ns)
+}
+
+struct Cert {
+    pem: String,
+    der: CertificateDer<'static>,
+}
+
+/// Starts the HTTPS server on its own thread; returns its port and certificate.
+fn start_server() -> (u16, Cert) {
+    let c = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("cert");
+    let cert = Cert {
+        pem: c.cert.pem(),
+        der: c.cert.der().clone(),
+    };
+    let key_pem = c.key_pair.serialize_pem();
+    let cert_pem = cert.pem.clone();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let config = ServerTlsConfig::from_pem(cert_pem.as_bytes(), key_pem.as_bytes())
+            .expect("server config");
+        let body = vec![b'x'; 100];
+        let site = Site::new(move |_req: Request| Response::new(200).body(body.clone()));
+        let port = tls::listen_ssl("127.0.0.1:0", site, config).expect("listen");
+        tx.send(port.address().port()).expect("send port");
+        reactor::run().expect("server reactor");
+    });
+    (rx.recv().expect("server port"), cert)
+}
+
+struct Figures {
+    per_sec: f64,
+    cpu_us: f64,
+}
+
+fn twined_run(url: &str, cert: &Cert, n: usize, concurrency: usize, keep_alive: bool) -> Figures {
+    let tls = TlsConfig::default()
+        .add_root_pem(cert.pem.as_bytes())
+        .expect("root");
+    let agent = Agent::with_options(
+        ConnectionPool::with_options(PoolOptions {
+            persistent: keep_alive,
+            max_idle_per_host: concurrency,
+            ..Default::default()
+        }),
+        AgentOptions {
+            tls,
+            ..AgentOptions::default()
+        },
+    );
+    let started = Rc::new(Cell::new(0usize));
+    let done = Rc::new(Cell::new(0usize));
+    fn next(agent: Agent, url: Rc<str>, n: usize, started: Rc<Cell<usize>>, done: Rc<Cell<usize>>) {
+        if started.get() == n {
+            return;
+        }
+        started.set(started.get() + 1);
+        let options = PageOptions {
+            agent: Some(agent.clone()),
+            ..Default::default()
+        };
+        get_page_with(&url, options).add_both(move |r| {
+            assert!(matches!(&r, Ok(b) if b.len() == 100), "{:?}", r.err());
+            done.set(done.get() + 1);
+            if done.get() == n {
+                let _ = reactor::stop();
+            } else {
+                next(agent, url, n, started, done);
+            }
+        });
+    }
+    let url: Rc<str> = url.into();
+    let cpu = thread_cpu();
+    let t = Instant::now();
+    for _ in 0..concurrency.min(n) {
+        next(agent.clone(), url.clone(), n, started.clone(), done.clone());
+    }
+    reactor::run().expect("run");
+    let wall = t.elapsed();
+    let cpu = thread_cpu() - cpu;
+    agent.pool().close_idle();
+    Figures {
+        per_sec: n as f64 / wall.as_secs_f64(),
+        cpu_us: cpu.as_secs_f64() * 1e6 / n as f64,
+    }
+}
+
+fn hyper_run(url: &str, cert: &Cert, n: usize, concurrency: usize, keep_alive: bool) -> Figures {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der.clone()).expect("root");
+    // Session resumption is on by default (an in-memory cache of 256
+    // sessions), shared by every connection of the connector.
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let uri: hyper::Uri = url.parse().expect("uri");
+    let cpu = thread_cpu();
+    let t = Instant::now();
+    rt.block_on(async {
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_only()
+            .enable_http1()
+            .build();
+        let mut builder = Client::builder(TokioExecutor::new());
+        if !keep_alive {
+            builder.pool_max_idle_per_host(0);
+        }
+        let client = builder.build::<_, Empty<Bytes>>(connector);
+        futures::stream::iter(0..n)
+            .map(|_| {
+                let client = client.clone();
+                let uri = uri.clone();
+                async move {
+                    let response = client.get(uri).await.expect("hyper request");
+                    let body = response.into_body().collect().await.expect("hyper body");
+                    assert_eq!(body.to_bytes().len(), 100);
+                }
+            })
+            .buffer_unordered(concurrency)
+            .for_each(|()| async {})
+            .await;
+    });
+    let wall = t.elapsed();
+    let cpu = thread_cpu() - cpu;
+    Figures {
+        per_sec: n as f64 / wall.as_secs_f64(),
+        cpu_us: cpu.as_secs_f64() * 1e6 / n as f64,
+    }
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let (n, rounds) = if bench { (20_000, 3) } else { (40, 1) };
+    let (port, cert) = start_server();
+    let url = format!("https://127.0.0.1:{port}/small");
+    // TWINED_BENCH_ONLY=twined|hyper runs one side only, 10 in flight
+    // (for profiling); TWINED_BENCH_KEEPALIVE=0 without keep-alive.
+    let only = std::env::var("TWINED_BENCH_ONLY").unwrap_or_default();
+    if !only.is_empty() {
+        let keep_alive = std::env::var("TWINED_BENCH_KEEPALIVE").map_or(true, |v| v != "0");
+        let f = if only == "hyper" {
+            hyper_run(&url, &cert, n, 10, keep_alive)
+        } else {
+            twined_run(&url, &cert, n, 10, keep_alive)
+        };
+        println!("{only}: {:.0} req/s, {:.1} us CPU/req", f.per_sec, f.cpu_us);
+        return;
+    }
+    for (keep_alive, concurrency) in [(false, 1), (false, 10), (true, 1), (true, 50)] {
+        // A full TLS handshake costs far more than a request: fewer of them.
+        let n = if keep_alive { n } else { n / 5 };
+        let mut best_t: Option<Figures> = None;
+        let mut best_h: Option<Figures> = None;
+        for _ in 0..rounds {
+            let t = twined_run(&url, &cert, n, concurrency, keep_alive);
+            let h = hyper_run(&url, &cert, n, concurrency, keep_alive);
+            if best_t.as_ref().is_none_or(|b| t.per_sec > b.per_sec) {
+                best_t = Some(t);
+            }
+            if best_h.as_ref().is_none_or(|b| h.per_sec > b.per_sec) {
+                best_h = Some(h);
+            }
+        }
+        let (t, h) = (best_t.expect("ran"), best_h.expect("ran"));
+        println!(
+            "https get_page, {n} requests, concurrency {concurrency}, {}: twined {:.0} req/s ({:.1} us CPU/req), hyper-rustls {:.0} req/s ({:.1} us CPU/req); twined/hyper = {:.2}x req/s, {:.2}x CPU/req",
+            if keep_alive {
+                "keep-alive"
+            } else {
+                "new TLS connection per request (resumed)"
+            },
+            t.per_sec,
+            t.cpu_us,
+            h.per_sec,
+            h.cpu_us,
+            t.per_sec / h.per_sec,
+            t.cpu_us / h.cpu_us,
+        );
+    }
+}

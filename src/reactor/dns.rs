@@ -1,0 +1,409 @@
+//! A cache of host-name lookups with a time to live, so that a program
+//! connecting many times to one host looks its name up once, not once per
+//! connection.
+//!
+//! The system resolver (`getaddrinfo`, through
+//! [`threads::resolve`](crate::threads::resolve)) reports no TTL, so the
+//! time an answer is kept is a policy of the cache, not the DNS record's:
+//! [`DnsCacheOptions::ttl`]. A failed lookup is kept only briefly
+//! ([`DnsCacheOptions::negative_ttl`], 5 s by default), so a name that did not
+//! resolve is asked again soon, yet a burst of connections to a dead name
+//! costs one lookup, not one each. The cache holds at most
+//! [`DnsCacheOptions::max_entries`] names (4096 by default); past that, the
+//! expired ones go first, then the one closest to expiring. Lookups of one
+//! name that overlap are coalesced: the first asks the system, the others
+//! wait for its answer. IP literals never reach the cache.
+//!
+//! A cache belongs to the reactor thread that made it (it is `Rc`-based);
+//! clones share it. Hand it to every connect through
+//! [`ConnectOptions::dns`](crate::reactor::ConnectOptions::dns); the web
+//! client's [`Agent`](crate::web::client::Agent) makes one from its
+//! `dns_ttl` option.
+//!
+//! ```
+//! use std::time::Duration;
+//! use twined::reactor::{self, DnsCache};
+//!
+//! let cache = DnsCache::new(Duration::from_secs(60));
+//! let again = cache.clone();
+//! let d = cache
+//!     .resolve("localhost", 80)
+//!     .add_callback(move |first| {
+//!         // The second lookup is answered from the cache, already fired.
+//!         let second = again.resolve("localhost", 8080).result().unwrap().unwrap();
+//!         assert!(second.iter().all(|a| a.port() == 8080));
+//!         assert_eq!(first.len(), second.len());
+//!         assert_eq!(again.lookups(), 1);
+//!         reactor::stop().unwrap();
+//!     });
+//! reactor::run().unwrap();
+//! # drop(d);
+//! ```
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::defer::{succeed, Deferred, Failure, Trigger};
+use crate::threads::{ip_literal, unbracket, ResolveError};
+
+/// The default [`DnsCacheOptions::ttl`]: 60 s.
+pub const DEFAULT_DNS_TTL: Duration = Duration::from_secs(60);
+
+/// The default [`DnsCacheOptions::negative_ttl`]: 5 s.
+pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(5);
+
+/// The default [`DnsCacheOptions::max_entries`].
+pub const DEFAULT_MAX_ENTRIES: usize = 4096;
+
+/// Settings of a [`DnsCache`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DnsCacheOptions {
+    /// How long a name's addresses are used before it is looked up again.
+    /// Default: 60 s ([`DEFAULT_DNS_TTL`]).
+    pub ttl: Duration,
+    /// How long a failed lookup is remembered (never longer than `ttl`).
+    /// Default: 5 s ([`DEFAULT_NEGATIVE_TTL`]).
+    pub negative_ttl: Duration,
+    /// The most names kept (at least 1). Default: 4096 ([`DEFAULT_MAX_ENTRIES`]).
+    pub max_entries: usize,
+}
+
+impl Default for DnsCacheOptions {
+    fn default() -> DnsCacheOptions {
+        DnsCacheOptions {
+            ttl: DEFAULT_DNS_TTL,
+            negative_ttl: DEFAULT_NEGATIVE_TTL,
+            max_entries: DEFAULT_MAX_ENTRIES,
+        }
+    }
+}
+
+/// A lookup's outcome as the cache keeps it: `io::Error` is not `Clone`,
+/// so a failure keeps its kind and message.
+#[derive(Clone)]
+enum Answer {
+    Found(Rc<[IpAddr]>),
+    Failed(io::ErrorKind, String),
+}
+
+/// Callers waiting for a lookup under way: their ports and triggers.
+type Waiters = Vec<(u16, Trigger<Vec<SocketAddr>>)>;
+
+enum Entry {
+    /// A lookup is under way.
+    Pending(Waiters),
+    /// An answer, good until `expires`.
+    Ready { answer: Answer, expires: Instant },
+}
+
+struct State {
+    options: DnsCacheOptions,
+    entries: HashMap<String, Entry>,
+    /// System lookups made (misses).
+    lookups: u64,
+}
+
+/// A cache of host-name lookups (see the [module docs](self)). Cheap to
+/// clone; clones share the cache.
+#[derive(Clone)]
+pub struct DnsCache {
+    state: Rc<RefCell<State>>,
+}
+
+impl PartialEq for DnsCache {
+    /// The same cache (clones of one another).
+    fn eq(&self, other: &DnsCache) -> bool {
+        Rc::ptr_eq(&self.state, &other.state)
+    }
+}
+
+impl Eq for DnsCache {}
+
+impl fmt::Debug for DnsCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.state.borrow();
+        f.debug_struct("DnsCache")
+            .field("options", &st.options)
+            .field("entries", &st.entries.len())
+            .field("lookups", &st.lookups)
+            .finish()
+    }
+}
+
+impl DnsCache {
+    /// A cache keeping answers for `ttl`, with the other defaults.
+    pub fn new(ttl: Duration) -> DnsCache {
+        DnsCache::with_options(DnsCacheOptions {
+            ttl,
+            ..DnsCacheOptions::default()
+        })
+    }
+
+    /// A cache with `options`.
+    pub fn with_options(options: DnsCacheOptions) -> DnsCache {
+        DnsCache {
+            state: Rc::new(RefCell::new(State {
+                options,
+                entries: HashMap::new(),
+                lookups: 0,
+            })),
+        }
+    }
+
+    /// The cache's settings.
+    pub fn options(&self) -> DnsCacheOptions {
+        self.state.borrow().options
+    }
+
+    /// The addresses of `host` with `port`, as
+    /// [`threads::resolve`](crate::threads::resolve) gives them: from the
+    /// cache when it holds a live answer (the Deferred has then already
+    /// fired), else from one system lookup shared by every caller asking for
+    /// the name meanwhile. An IP literal is returned at once, uncached. A
+    /// failure is a [`ResolveError`] naming the host.
+    pub fn resolve(&self, host: &str, port: u16) -> Deferred<Vec<SocketAddr>> {
+        let bare = unbracket(host);
+        if let Some(ip) = ip_literal(bare) {
+            return succeed(vec![SocketAddr::new(ip, port)]);
+        }
+        // Names are case-insensitive.
+        let name = bare.to_ascii_lowercase();
+        let now = Instant::now();
+        let mut st = self.state.borrow_mut();
+        match st.entries.get_mut(&name) {
+            Some(Entry::Ready { answer, expires }) if *expires > now => {
+                let answer = answer.clone();
+                drop(st);
+                return match answer_for(&name, &answer, port) {
+                    Ok(addrs) => succeed(addrs),
+                    Err(e) => crate::defer::fail(e),
+                };
+            }
+            Some(Entry::Pending(waiters)) => {
+                let (d, trigger) = Deferred::new();
+                waiters.push((port, trigger));
+                return d;
+            }
+            _ => {}
+        }
+        let (d, trigger) = Deferred::new();
+        st.make_room(&name, now);
+        st.entries
+            .insert(name.clone(), Entry::Pending(vec![(port, trigger)]));
+        st.lookups += 1;
+        drop(st);
+        let cache = self.clone();
+        crate::threads::resolve(name.clone(), 0).add_both(move |result| {
+            let answer = match result {
+                Ok(addrs) => Answer::Found(addrs.iter().map(SocketAddr::ip).collect()),
+                Err(failure) => match failure.downcast_ref::<ResolveError>() {
+                    Some(e) => Answer::Failed(e.source.kind(), e.source.to_string()),
+                    None => Answer::Failed(io::ErrorKind::Other, failure.to_string()),
+                },
+            };
+            cache.answered(&name, answer);
+        });
+        d
+    }
+
+    /// Stores a lookup's answer and hands it to everyone waiting.
+    fn answered(&self, name: &str, answer: Answer) {
+        let waiters = {
+            let mut st = self.state.borrow_mut();
+            let keep = match answer {
+                Answer::Found(_) => st.options.ttl,
+                Answer::Failed(..) => st.options.negative_ttl.min(st.options.ttl),
+            };
+            let entry = Entry::Ready {
+                answer: answer.clone(),
+                expires: Instant::now() + keep,
+            };
+            match st.entries.insert(name.to_string(), entry) {
+                Some(Entry::Pending(waiters)) => waiters,
+                _ => Vec::new(),
+            }
+        };
+        // No borrow is held while the waiters' callbacks run.
+        for (port, trigger) in waiters {
+            trigger.fire_with(answer_for(name, &answer, port));
+        }
+    }
+
+    /// How many names are cached or being looked up.
+    pub fn len(&self) -> usize {
+        self.state.borrow().entries.len()
+    }
+
+    /// Whether the cache holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many system lookups the cache has made (its misses).
+    pub fn lookups(&self) -> u64 {
+        self.state.borrow().lookups
+    }
+
+    /// Forgets every answer (lookups under way still deliver theirs).
+    pub fn clear(&self) {
+        self.state
+            .borrow_mut()
+            .entries
+            .retain(|_, e| matches!(e, Entry::Pending(_)));
+    }
+}
+
+impl State {
+    /// Makes room for `name` when the cache is full: drops expired answers,
+    /// then, while still full, the answer closest to expiring. Lookups under
+    /// way are never dropped (their callers wait for them).
+    fn make_room(&mut self, name: &str, now: Instant) {
+        let max = self.options.max_entries.max(1);
+        if self.entries.len() < max || self.entries.contains_key(name) {
+            return;
+        }
+        self.entries
+            .retain(|_, e| !matches!(e, Entry::Ready { expires, .. } if *expires <= now));
+        while self.entries.len() >= max {
+            let oldest = self
+                .entries
+                .iter()
+                .filter_map(|(k, e)| match e {
+                    Entry::Ready { expires, .. } => Some((*expires, k)),
+                    Entry::Pending(_) => None,
+                })
+                .min()
+                .map(|(_, k)| k.clone());
+            match oldest {
+                Some(k) => {
+                    self.entries.remove(&k);
+                }
+                None => return,
+            }
+        }
+    }
+}
+
+/// The cached `answer` for `name` as addresses with `port`, or its failure.
+fn answer_for(name: &str, answer: &Answer, port: u16) -> Result<Vec<SocketAddr>, Failure> {
+    match answer {
+        Answer::Found(ips) => Ok(ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect()),
+        Answer::Failed(kind, message) => Err(Failure::new(ResolveError {
+            host: name.to_string(),
+            source: io::Error::new(*kind, message.clone()),
+        })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reactor;
+
+    fn run_until_fired<T: 'static>(d: Deferred<T>) -> Result<T, Failure> {
+        let out = Rc::new(RefCell::new(None));
+        let o = out.clone();
+        d.add_both(move |r| {
+            *o.borrow_mut() = Some(r);
+            if reactor::running() {
+                let _ = reactor::stop();
+            }
+        });
+        if out.borrow().is_none() {
+            reactor::run().unwrap();
+        }
+        let r = out.borrow_mut().take().expect("fired");
+        r
+    }
+
+    #[test]
+    fn overlapping_lookups_of_one_name_coalesce() {
+        let cache = DnsCache::new(Duration::from_secs(60));
+        let ds: Vec<_> = (0..5)
+            .map(|i| cache.resolve("LocalHost", 1000 + i))
+            .collect();
+        assert_eq!(cache.lookups(), 1);
+        let all = crate::defer::gather_results(ds);
+        let results = run_until_fired(all).unwrap();
+        for (i, addrs) in results.iter().enumerate() {
+            assert!(!addrs.is_empty());
+            assert!(addrs.iter().all(|a| a.port() == 1000 + i as u16));
+        }
+        // Answered from the cache now.
+        let d = cache.resolve("localhost", 1);
+        assert!(d.result().is_some());
+        assert_eq!(cache.lookups(), 1);
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn ip_literals_bypass_the_cache() {
+        let cache = DnsCache::new(Duration::from_secs(60));
+        let d = cache.resolve("[::1]", 5);
+        assert_eq!(
+            d.result().unwrap().unwrap(),
+            vec!["[::1]:5".parse().unwrap()]
+        );
+        assert!(cache.is_empty());
+        assert_eq!(cache.lookups(), 0);
+    }
+
+    #[test]
+    fn an_expired_answer_is_looked_up_again() {
+        let cache = DnsCache::new(Duration::ZERO);
+        run_until_fired(cache.resolve("localhost", 1)).unwrap();
+        run_until_fired(cache.resolve("localhost", 1)).unwrap();
+        assert_eq!(cache.lookups(), 2);
+    }
+
+    #[test]
+    fn failures_are_cached_briefly_and_typed() {
+        let cache = DnsCache::with_options(DnsCacheOptions {
+            negative_ttl: Duration::from_secs(60),
+            ..Default::default()
+        });
+        // `.invalid` never resolves (RFC 6761).
+        let e = run_until_fired(cache.resolve("no-such-host.invalid", 1)).unwrap_err();
+        assert!(e.check::<ResolveError>());
+        let again = cache.resolve("no-such-host.invalid", 1);
+        let e2 = again.result().expect("cached failure").unwrap_err();
+        assert_eq!(
+            e2.downcast_ref::<ResolveError>().unwrap().host,
+            "no-such-host.invalid"
+        );
+        assert_eq!(cache.lookups(), 1);
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let cache = DnsCache::with_options(DnsCacheOptions {
+            max_entries: 2,
+            ..Default::default()
+        });
+        // Fill it by hand with answers expiring at different times.
+        let now = Instant::now();
+        for (i, name) in ["a.test", "b.test"].iter().enumerate() {
+            cache.state.borrow_mut().entries.insert(
+                name.to_string(),
+                Entry::Ready {
+                    answer: Answer::Found(Rc::from(vec![IpAddr::from([127, 0, 0, 1])])),
+                    expires: now + Duration::from_secs(10 + i as u64),
+                },
+            );
+        }
+        run_until_fired(cache.resolve("localhost", 1)).unwrap();
+        assert_eq!(cache.len(), 2);
+        let st = cache.state.borrow();
+        assert!(
+            !st.entries.contains_key("a.test"),
+            "the soonest to expire went"
+        );
+        assert!(st.entries.contains_key("b.test"));
+        assert!(st.entries.contains_key("localhost"));
+    }
+}
