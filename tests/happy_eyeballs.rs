@@ -102,10 +102,21 @@ fn run(program: &str, args: &[&str]) {
 /// Every address refusing: the error says so (not "no address").
 #[test]
 fn every_address_refused_is_a_refusal() {
-    // A port nothing listens on: bind one, then close it.
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = free.local_addr().unwrap().port();
-    drop(free);
+    // A port bound but not listening, on both loopback addresses: connects
+    // to it are refused, and no other test can take it meanwhile.
+    use rustix::net::{bind, getsockname, socket, AddressFamily, SocketType};
+    let v4 = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    bind(&v4, &"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap()).unwrap();
+    let port = std::net::SocketAddr::try_from(getsockname(&v4).unwrap())
+        .unwrap()
+        .port();
+    let v6 = socket(AddressFamily::INET6, SocketType::STREAM, None).unwrap();
+    let v6_bound = bind(
+        &v6,
+        &std::net::SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], port)),
+    );
+    // A machine without IPv6 loopback refuses ::1 at once all the same.
+    let _ = v6_bound;
     let failure = wait(reactor::connect_protocol_with(
         "localhost",
         port,
