@@ -12,6 +12,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::conn::{ConnHandle, Finished, Sink};
+use super::cookies::CookieJar;
 use super::decode::ContentDecoder;
 use super::pool::{ConnectionPool, Lease, Opener, PoolKey};
 use super::response::{BodyPipe, Redirect, Response};
@@ -93,6 +94,19 @@ pub struct AgentOptions {
     /// (another scheme, host or port) they are no longer sent, whether they
     /// come from here or from the request.
     pub headers: Headers,
+    /// The cookies kept across requests (Twisted's `CookieAgent`). Default:
+    /// `None`, no cookies: no `Cookie` field is added and `Set-Cookie` is
+    /// ignored.
+    ///
+    /// With a jar, every request, each redirect hop included, carries the
+    /// jar's cookies for its URL, and every response head, redirects
+    /// included, stores its `Set-Cookie` fields before the next hop is
+    /// sent. A `Cookie` field you give (here in [`headers`](Self::headers)
+    /// or in the request's) is kept, first, and the jar's cookies are
+    /// appended to it in the same field, except those whose name you gave:
+    /// for a name, yours wins. Yours is origin-bound like the other
+    /// credentials; the jar's follow the jar's own rules on every hop.
+    pub cookies: Option<CookieJar>,
     /// Certificates trusted for https URLs. Default: the Mozilla roots.
     #[cfg(feature = "tls")]
     pub tls: super::tls::TlsConfig,
@@ -112,6 +126,7 @@ impl Default for AgentOptions {
             max_body: Some(DEFAULT_MAX_BODY),
             user_agent: USER_AGENT.to_string(),
             headers: Headers::new(),
+            cookies: None,
             #[cfg(feature = "tls")]
             tls: super::tls::TlsConfig::default(),
         }
@@ -338,6 +353,41 @@ fn overlay(fields: &mut Vec<(String, Vec<u8>)>, upper: &Headers, skip: impl Fn(&
             .map(|(n, v)| (n.to_string(), v.to_vec()));
         fields.splice(at..at, values);
     }
+}
+
+/// Adds the jar's cookies for `url` to the `Cookie` field: after the
+/// user's own pairs, skipping the names the user gave.
+fn add_jar_cookies(fields: &mut Vec<(String, Vec<u8>)>, jar: &CookieJar, url: &Url) {
+    let Some(from_jar) = jar.header_for(url) else {
+        return;
+    };
+    let at = fields
+        .iter()
+        .position(|(n, _)| n.eq_ignore_ascii_case("cookie"));
+    let mine: Vec<Vec<u8>> = fields
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+        .map(|(_, v)| v.clone())
+        .collect();
+    fields.retain(|(n, _)| !n.eq_ignore_ascii_case("cookie"));
+    let mut value: Vec<u8> = mine.join(&b"; "[..]);
+    let given = |name: &str| {
+        value.split(|&b| b == b';').any(|pair| {
+            pair.split(|&b| b == b'=').next().map(<[u8]>::trim_ascii) == Some(name.as_bytes())
+        })
+    };
+    let added: Vec<&str> = from_jar
+        .split("; ")
+        .filter(|pair| !given(pair.split('=').next().unwrap_or("")))
+        .collect();
+    for pair in added {
+        if !value.is_empty() {
+            value.extend_from_slice(b"; ");
+        }
+        value.extend_from_slice(pair.as_bytes());
+    }
+    let at = at.unwrap_or(fields.len()).min(fields.len());
+    fields.insert(at, ("Cookie".into(), value));
 }
 
 fn pool_key(url: &Url) -> PoolKey {
@@ -674,6 +724,9 @@ impl Req {
             crossed && ORIGIN_BOUND.iter().any(|b| name.eq_ignore_ascii_case(b))
         });
         overlay(&mut fields, &target.headers, |_| false);
+        if let Some(jar) = &options.cookies {
+            add_jar_cookies(&mut fields, jar, url);
+        }
         let mut headers = Headers::new();
         for (name, value) in fields {
             headers.append_bytes(name, value);
@@ -808,6 +861,10 @@ impl Req {
             }
         };
         let options = self.options();
+        if let Some(jar) = &options.cookies {
+            // Before a redirect is followed: its cookies go with the next hop.
+            jar.store_response(&st.target.url, &head.headers);
+        }
         // The connection checked the framing before it gave the head.
         let announced = match response_framing(&st.target.method, head.status, &head.headers) {
             Ok(Framing::Length(n)) => Some(n),

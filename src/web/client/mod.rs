@@ -9,6 +9,7 @@
 //! | `agent.request(method, url, headers, body)` | [`Agent::request`] -> `Deferred<Response>` |
 //! | `readBody(response)` / `response.deliverBody(protocol)` | [`read_body`] / [`Response::deliver_body`] with a [`BodyConsumer`] |
 //! | `RedirectAgent`, `ContentDecoderAgent(GzipDecoder)` | [`AgentOptions`] `follow_redirects`, `gzip` |
+//! | `CookieAgent(agent, cookielib.CookieJar())`, aiohttp `CookieJar` | [`AgentOptions`] `cookies` with a [`CookieJar`] |
 //! | `BrowserLikePolicyForHTTPS` | [`TlsConfig`] in [`AgentOptions`] `tls` (certificates verified, SNI) |
 //!
 //! Every failure is a [`web::Error`](crate::web::Error) inside the `Failure`.
@@ -54,6 +55,7 @@
 
 mod agent;
 mod conn;
+mod cookies;
 mod decode;
 mod fetch;
 mod page;
@@ -63,6 +65,10 @@ mod response;
 mod tls;
 
 pub use agent::{Agent, AgentOptions, DEFAULT_MAX_BODY};
+pub use cookies::{
+    CookieJar, CookieJarError, CookieJarOptions, DEFAULT_MAX_COOKIES, DEFAULT_MAX_COOKIES_PER_SITE,
+    DEFAULT_MAX_COOKIE_SIZE,
+};
 pub use fetch::{fetch, fetch_with, Page};
 pub use page::{download_page, download_page_with, get_page, get_page_with, PageOptions};
 pub use pool::{ConnectionPool, PoolKey, PoolOptions};

@@ -1,0 +1,567 @@
+//! `CookieJar`: HTTP cookies kept across requests (Twisted's `CookieAgent`
+//! with a `cookielib.CookieJar`, aiohttp's `CookieJar`, reqwest's
+//! `cookie_store`).
+//!
+//! The storage rules are RFC 6265's, by the [`cookie_store`] crate: a cookie
+//! without `Domain` is host-only (sent back to exactly the host that set
+//! it), a `Domain` that the host does not domain-match is refused, `Path`
+//! scopes a cookie to a path and below, `Max-Age` (first) or `Expires` set
+//! its end, `Max-Age=0` or an `Expires` in the past deletes it. On top of
+//! the crate this jar adds:
+//!
+//! - **Public suffixes** (the compiled-in list of the [`psl`] crate): a
+//!   `Domain` that is a public suffix (`Domain=com`, `Domain=co.uk`) is
+//!   refused, unless it is the very host that set it, in which case the
+//!   cookie becomes host-only (RFC 6265 section 5.3 step 5).
+//! - **`Secure` only over https**: a `Secure` cookie is sent only on https
+//!   requests, and one set by a plain-http response is ignored (RFC 6265bis).
+//!   Unlike browsers, `http://localhost` and `http://127.0.0.1` are not
+//!   treated as secure.
+//! - **Bounds**, for a server that sends thousands of cookies
+//!   ([`CookieJarOptions`], RFC 6265 section 6.1 minimums): a `Set-Cookie`
+//!   field longer than 4096 bytes is ignored; a site (its registrable
+//!   domain, `a.example.com` and `b.example.com` together) keeps at most 50
+//!   cookies and the jar at most 3000. Past a bound, expired cookies go first,
+//!   then the least recently set (of that site, or of the jar).
+//!
+//! `HttpOnly` does not matter to an HTTP client: every cookie is sent.
+//!
+//! A jar is cheap to clone and clones share their cookies; it is `Send +
+//! Sync`, so one jar may serve agents on several reactor threads. Give it to
+//! an agent with [`AgentOptions::cookies`](super::AgentOptions::cookies).
+//!
+//! # Saving and loading
+//!
+//! [`CookieJar::save`] writes the cookie_store crate's JSON format;
+//! [`CookieJar::load`] reads it back. As browsers do, `save` keeps only
+//! persistent cookies (those with `Max-Age` or `Expires`): session cookies
+//! end with the session. [`CookieJar::save_including_session`] keeps them
+//! too. A loaded file goes through the same bounds as cookies from servers.
+//!
+//! ```
+//! use twined::web::client::CookieJar;
+//!
+//! let jar = CookieJar::new();
+//! jar.set_cookie("http://example.com/login", "sid=abc; Path=/; Max-Age=3600");
+//! jar.set_cookie("http://example.com/login", "theme=dark");
+//! assert_eq!(
+//!     jar.cookie_header("http://example.com/account").as_deref(),
+//!     Some("sid=abc; theme=dark")
+//! );
+//! // Host-only: not sent to another host, even a subdomain.
+//! assert_eq!(jar.cookie_header("http://www.example.com/"), None);
+//!
+//! // Only the persistent cookie is saved.
+//! let mut file = Vec::new();
+//! jar.save(&mut file).unwrap();
+//! let loaded = CookieJar::load(file.as_slice()).unwrap();
+//! assert_eq!(loaded.cookie_header("http://example.com/").as_deref(), Some("sid=abc"));
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::error::Error as StdError;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use cookie_store::{Cookie, CookieStore, RawCookie, StoreAction};
+use url::{Host, Url};
+
+/// The default [`CookieJarOptions::max_cookie_size`]: 4096 bytes (RFC 6265
+/// section 6.1).
+pub const DEFAULT_MAX_COOKIE_SIZE: usize = 4096;
+
+/// The default [`CookieJarOptions::max_per_site`]: 50 (RFC 6265 section 6.1).
+pub const DEFAULT_MAX_COOKIES_PER_SITE: usize = 50;
+
+/// The default [`CookieJarOptions::max_cookies`]: 3000 (RFC 6265 section 6.1).
+pub const DEFAULT_MAX_COOKIES: usize = 3000;
+
+/// Bounds of a [`CookieJar`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieJarOptions {
+    /// Longest `Set-Cookie` field value kept (name, value and attributes),
+    /// in bytes; a longer one is ignored. Default: 4096
+    /// ([`DEFAULT_MAX_COOKIE_SIZE`]).
+    pub max_cookie_size: usize,
+    /// Most cookies kept for one site: a registrable domain and its
+    /// subdomains (`example.com`, `www.example.com`), or one IP address.
+    /// Past it the site's least recently set cookie is dropped. Default: 50
+    /// ([`DEFAULT_MAX_COOKIES_PER_SITE`]).
+    pub max_per_site: usize,
+    /// Most cookies in the jar; past it the least recently set cookie is
+    /// dropped. Default: 3000 ([`DEFAULT_MAX_COOKIES`]).
+    pub max_cookies: usize,
+}
+
+impl Default for CookieJarOptions {
+    fn default() -> CookieJarOptions {
+        CookieJarOptions {
+            max_cookie_size: DEFAULT_MAX_COOKIE_SIZE,
+            max_per_site: DEFAULT_MAX_COOKIES_PER_SITE,
+            max_cookies: DEFAULT_MAX_COOKIES,
+        }
+    }
+}
+
+impl CookieJarOptions {
+    /// The largest jar file [`CookieJar::load_with_options`] reads: room
+    /// for every cookie at its largest, JSON-escaped, with its attributes.
+    fn max_file_size(&self) -> u64 {
+        let per_cookie = self.max_cookie_size.saturating_mul(2).saturating_add(1024);
+        (self.max_cookies.saturating_mul(per_cookie) as u64).max(64 * 1024)
+    }
+}
+
+/// Why a jar could not be loaded or saved.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CookieJarError {
+    /// Reading or writing failed.
+    Io(io::Error),
+    /// The file is larger than the jar's bounds allow.
+    TooLarge {
+        /// The most bytes read.
+        limit: u64,
+    },
+    /// The input is not the cookie_store JSON that [`CookieJar::save`] writes.
+    Format(Box<dyn StdError + Send + Sync>),
+}
+
+impl fmt::Display for CookieJarError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CookieJarError::Io(e) => write!(f, "cookie jar I/O failed: {e}"),
+            CookieJarError::TooLarge { limit } => {
+                write!(f, "cookie jar file is larger than {limit} bytes")
+            }
+            CookieJarError::Format(e) => write!(f, "not a cookie jar file: {e}"),
+        }
+    }
+}
+
+impl StdError for CookieJarError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            CookieJarError::Io(e) => Some(e),
+            CookieJarError::TooLarge { .. } => None,
+            CookieJarError::Format(e) => Some(&**e),
+        }
+    }
+}
+
+impl From<io::Error> for CookieJarError {
+    fn from(e: io::Error) -> CookieJarError {
+        CookieJarError::Io(e)
+    }
+}
+
+/// A cookie's identity in the store: domain, path, name.
+type Key = (String, String, String);
+
+/// The store and what the bounds need that the store does not keep.
+#[derive(Debug)]
+struct Jar {
+    store: CookieStore,
+    options: CookieJarOptions,
+    /// When each cookie was last set (a sequence number), and its site.
+    tracked: HashMap<Key, (u64, String)>,
+    /// The cookies by when they were last set, oldest first.
+    order: BTreeMap<u64, Key>,
+    /// How many cookies each site has.
+    per_site: HashMap<String, usize>,
+    next: u64,
+}
+
+impl Jar {
+    /// A jar holding `loaded` (from a file), within `options`' bounds: a
+    /// cookie that would pass one is skipped.
+    fn new(loaded: Vec<Cookie<'static>>, options: CookieJarOptions) -> Jar {
+        let mut jar = Jar {
+            store: CookieStore::default(),
+            options,
+            tracked: HashMap::new(),
+            order: BTreeMap::new(),
+            per_site: HashMap::new(),
+            next: 0,
+        };
+        let mut kept = Vec::new();
+        for cookie in loaded {
+            if cookie.is_expired() || cookie.to_string().len() > jar.options.max_cookie_size {
+                continue;
+            }
+            let key = key_of(&cookie);
+            let site = site_of(&key.0);
+            let full = jar.per_site.get(&site).copied().unwrap_or(0) >= jar.options.max_per_site
+                || jar.tracked.len() >= jar.options.max_cookies;
+            if full || jar.tracked.contains_key(&key) {
+                continue;
+            }
+            jar.track(key);
+            kept.push(cookie);
+        }
+        jar.store =
+            CookieStore::from_cookies(kept.into_iter().map(Ok::<_, ()>), false).unwrap_or_default();
+        jar
+    }
+
+    /// Stores one `Set-Cookie` field received from `url`.
+    fn set_cookie(&mut self, url: &Url, field: &str) -> bool {
+        if field.len() > self.options.max_cookie_size {
+            log::debug!(
+                "ignored a Set-Cookie of {} bytes from {url} (limit {})",
+                field.len(),
+                self.options.max_cookie_size
+            );
+            return false;
+        }
+        let Ok(mut raw) = RawCookie::parse(field.to_string()) else {
+            return false;
+        };
+        if raw.secure() == Some(true) && url.scheme() != "https" {
+            return false;
+        }
+        if let Some(domain) = raw.domain() {
+            match public_suffix_rule(domain, url) {
+                DomainRule::Keep => {}
+                DomainRule::HostOnly => raw.unset_domain(),
+                DomainRule::Refuse => return false,
+            }
+        }
+        let Ok(cookie) = Cookie::try_from_raw_cookie(&raw, url) else {
+            return false;
+        };
+        let cookie = cookie.into_owned();
+        let key = key_of(&cookie);
+        match self.store.insert(cookie, url) {
+            Ok(StoreAction::Inserted) => {
+                self.track(key.clone());
+                self.enforce(&key);
+                true
+            }
+            Ok(StoreAction::UpdatedExisting) => {
+                self.untrack(&key);
+                self.track(key);
+                true
+            }
+            Ok(StoreAction::ExpiredExisting) => {
+                self.store.remove(&key.0, &key.1, &key.2);
+                self.untrack(&key);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn track(&mut self, key: Key) {
+        let seq = self.next;
+        self.next += 1;
+        let site = site_of(&key.0);
+        *self.per_site.entry(site.clone()).or_default() += 1;
+        self.order.insert(seq, key.clone());
+        self.tracked.insert(key, (seq, site));
+    }
+
+    fn untrack(&mut self, key: &Key) {
+        if let Some((seq, site)) = self.tracked.remove(key) {
+            self.order.remove(&seq);
+            if let Some(n) = self.per_site.get_mut(&site) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_site.remove(&site);
+                }
+            }
+        }
+    }
+
+    fn drop_cookie(&mut self, key: &Key) {
+        self.store.remove(&key.0, &key.1, &key.2);
+        self.untrack(key);
+    }
+
+    /// Applies the bounds after `added` came in: expired cookies go first,
+    /// then the least recently set of its site, then of the jar.
+    fn enforce(&mut self, added: &Key) {
+        let site = site_of(&added.0);
+        let site_over =
+            |jar: &Jar| jar.per_site.get(&site).copied().unwrap_or(0) > jar.options.max_per_site;
+        let jar_over = |jar: &Jar| jar.tracked.len() > jar.options.max_cookies;
+        if !site_over(self) && !jar_over(self) {
+            return;
+        }
+        let expired: Vec<Key> = self
+            .store
+            .iter_any()
+            .filter(|c| c.is_expired())
+            .map(key_of)
+            .collect();
+        for key in &expired {
+            self.drop_cookie(key);
+        }
+        while site_over(self) {
+            let oldest = self
+                .order
+                .values()
+                .find(|k| self.tracked.get(*k).is_some_and(|(_, s)| *s == site))
+                .cloned();
+            match oldest {
+                Some(key) => self.drop_cookie(&key),
+                None => break,
+            }
+        }
+        while jar_over(self) {
+            match self.order.values().next().cloned() {
+                Some(key) => self.drop_cookie(&key),
+                None => break,
+            }
+        }
+    }
+
+    /// The `Cookie` field value for a request to `url`: the matching
+    /// cookies, longer paths first, then the earlier set (RFC 6265 section
+    /// 5.4).
+    fn header_for(&self, url: &Url) -> Option<String> {
+        let https = url.scheme() == "https";
+        let mut found: Vec<(usize, u64, &str, &str)> = self
+            .store
+            .matches(url)
+            .into_iter()
+            .filter(|c| https || c.secure() != Some(true))
+            .filter(|c| sendable(c.name()) && sendable(c.value()))
+            .map(|c| {
+                let seq = self.tracked.get(&key_of(c)).map_or(0, |(s, _)| *s);
+                (c.path.len(), seq, c.name(), c.value())
+            })
+            .collect();
+        if found.is_empty() {
+            return None;
+        }
+        found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let pairs: Vec<String> = found
+            .iter()
+            .map(|(_, _, name, value)| format!("{name}={value}"))
+            .collect();
+        Some(pairs.join("; "))
+    }
+}
+
+/// Bytes a name or value may have on the wire (a loaded file could hold
+/// anything).
+fn sendable(s: &str) -> bool {
+    s.bytes().all(|b| b >= 0x20 && b != 0x7f && b != b';')
+}
+
+fn key_of(cookie: &Cookie<'_>) -> Key {
+    (
+        String::from(&cookie.domain),
+        String::from(&cookie.path),
+        cookie.name().to_string(),
+    )
+}
+
+/// The site a cookie domain counts against: its registrable domain, or the
+/// domain itself (an IP address, a name under no known suffix).
+fn site_of(domain: &str) -> String {
+    let bare = domain.trim_start_matches('.');
+    match psl::domain(bare.as_bytes()) {
+        Some(d) if d.suffix().is_known() => String::from_utf8_lossy(d.as_bytes()).into_owned(),
+        _ => bare.to_string(),
+    }
+}
+
+enum DomainRule {
+    Keep,
+    HostOnly,
+    Refuse,
+}
+
+/// RFC 6265 section 5.3 step 5: a `Domain` that is a public suffix is
+/// refused, unless it is the request's host (then the cookie is
+/// host-only).
+fn public_suffix_rule(domain: &str, url: &Url) -> DomainRule {
+    let bare = domain.trim().trim_start_matches('.');
+    let Ok(Host::Domain(ascii)) = Host::parse(bare) else {
+        return DomainRule::Keep; // the store judges IPs and bad names
+    };
+    let ascii = ascii.to_ascii_lowercase();
+    let public = psl::suffix(ascii.as_bytes())
+        .is_some_and(|s| s.is_known() && s.as_bytes() == ascii.as_bytes());
+    if !public {
+        DomainRule::Keep
+    } else if url.host_str() == Some(ascii.as_str()) {
+        DomainRule::HostOnly
+    } else {
+        DomainRule::Refuse
+    }
+}
+
+/// HTTP cookies shared by the requests of one or more agents (Twisted's
+/// `CookieAgent` jar). See the [module docs](self) for the rules and bounds.
+///
+/// Clones share the same cookies; the jar is `Send + Sync`.
+#[derive(Clone)]
+pub struct CookieJar {
+    jar: Arc<Mutex<Jar>>,
+}
+
+impl fmt::Debug for CookieJar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let jar = self.lock();
+        f.debug_struct("CookieJar")
+            .field("cookies", &jar.tracked.len())
+            .field("options", &jar.options)
+            .finish()
+    }
+}
+
+impl Default for CookieJar {
+    fn default() -> CookieJar {
+        CookieJar::new()
+    }
+}
+
+impl CookieJar {
+    /// An empty jar with the default bounds.
+    pub fn new() -> CookieJar {
+        CookieJar::with_options(CookieJarOptions::default())
+    }
+
+    /// An empty jar with `options`.
+    pub fn with_options(options: CookieJarOptions) -> CookieJar {
+        CookieJar::from_jar(Jar::new(Vec::new(), options))
+    }
+
+    fn from_jar(jar: Jar) -> CookieJar {
+        CookieJar {
+            jar: Arc::new(Mutex::new(jar)),
+        }
+    }
+
+    /// The jar, even if a thread panicked while holding it: every change
+    /// leaves it consistent.
+    fn lock(&self) -> MutexGuard<'_, Jar> {
+        self.jar.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The jar's bounds.
+    pub fn options(&self) -> CookieJarOptions {
+        self.lock().options.clone()
+    }
+
+    /// Stores the cookie of one `Set-Cookie` field value received from
+    /// `url` (or deletes one, for `Max-Age=0` or a past `Expires`). Returns
+    /// whether the jar took it: `false` for a bad URL, a field it cannot
+    /// parse, one past [`max_cookie_size`](CookieJarOptions::max_cookie_size),
+    /// a `Domain` that does not match the host or is a public suffix, a
+    /// `Secure` cookie from plain http, or a new cookie already expired.
+    pub fn set_cookie(&self, url: &str, set_cookie: &str) -> bool {
+        match Url::parse(url) {
+            Ok(url) => self.lock().set_cookie(&url, set_cookie),
+            Err(_) => false,
+        }
+    }
+
+    /// The `Cookie` field value a request to `url` carries (`a=1; b=2`), or
+    /// `None` when no cookie matches (or `url` is not a URL).
+    pub fn cookie_header(&self, url: &str) -> Option<String> {
+        Url::parse(url).ok().and_then(|url| self.header_for(&url))
+    }
+
+    pub(crate) fn header_for(&self, url: &Url) -> Option<String> {
+        self.lock().header_for(url)
+    }
+
+    /// Stores every `Set-Cookie` field of a response from `url`. Values
+    /// that are not UTF-8 are ignored.
+    pub(crate) fn store_response(&self, url: &Url, headers: &crate::web::Headers) {
+        let mut fields = headers.get_all_bytes("set-cookie").peekable();
+        if fields.peek().is_none() {
+            return;
+        }
+        let mut jar = self.lock();
+        for field in fields {
+            if let Ok(field) = std::str::from_utf8(field) {
+                jar.set_cookie(url, field);
+            }
+        }
+    }
+
+    /// How many cookies the jar holds (some may have expired since they
+    /// were set; they go at the next bound or save).
+    pub fn len(&self) -> usize {
+        self.lock().tracked.len()
+    }
+
+    /// Whether the jar holds no cookie.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops every cookie.
+    pub fn clear(&self) {
+        let mut jar = self.lock();
+        let options = jar.options.clone();
+        *jar = Jar::new(Vec::new(), options);
+    }
+
+    /// Reads a jar written by [`save`](Self::save), with the default
+    /// bounds. Expired cookies are skipped.
+    pub fn load(reader: impl Read) -> Result<CookieJar, CookieJarError> {
+        CookieJar::load_with_options(reader, CookieJarOptions::default())
+    }
+
+    /// Reads a jar written by [`save`](Self::save), with `options`: a
+    /// cookie past its bounds is dropped as if a server had sent it, and a
+    /// file larger than the bounds could need fails with
+    /// [`CookieJarError::TooLarge`].
+    pub fn load_with_options(
+        reader: impl Read,
+        options: CookieJarOptions,
+    ) -> Result<CookieJar, CookieJarError> {
+        let limit = options.max_file_size();
+        let mut text = Vec::new();
+        reader.take(limit + 1).read_to_end(&mut text)?;
+        if text.len() as u64 > limit {
+            return Err(CookieJarError::TooLarge { limit });
+        }
+        let loaded = if text.iter().all(u8::is_ascii_whitespace) {
+            Vec::new()
+        } else {
+            let store =
+                cookie_store::serde::json::load(text.as_slice()).map_err(CookieJarError::Format)?;
+            store.iter_unexpired().cloned().collect()
+        };
+        Ok(CookieJar::from_jar(Jar::new(loaded, options)))
+    }
+
+    /// Writes the persistent, unexpired cookies as JSON (the cookie_store
+    /// crate's format); session cookies are not saved, as browsers do.
+    pub fn save(&self, writer: impl Write) -> Result<(), CookieJarError> {
+        self.save_as(writer, false)
+    }
+
+    /// Writes every unexpired cookie, session cookies included.
+    pub fn save_including_session(&self, writer: impl Write) -> Result<(), CookieJarError> {
+        self.save_as(writer, true)
+    }
+
+    fn save_as(&self, mut writer: impl Write, session: bool) -> Result<(), CookieJarError> {
+        let mut out = Vec::new();
+        {
+            let jar = self.lock();
+            let kept: Vec<Cookie<'static>> = jar
+                .store
+                .iter_unexpired()
+                .filter(|c| session || c.is_persistent())
+                .cloned()
+                .collect();
+            let store = CookieStore::from_cookies(kept.into_iter().map(Ok::<_, ()>), false)
+                .unwrap_or_default();
+            cookie_store::serde::json::save_incl_expired_and_nonpersistent(&store, &mut out)
+                .map_err(CookieJarError::Format)?;
+        }
+        writer.write_all(&out)?;
+        writer.flush()?;
+        Ok(())
+    }
+}
