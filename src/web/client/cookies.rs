@@ -58,13 +58,14 @@
 //! assert_eq!(loaded.cookie_header("http://example.com/").as_deref(), Some("sid=abc"));
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::error::Error as StdError;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use cookie_store::{Cookie, CookieStore, RawCookie, StoreAction};
+use cookie_store::{Cookie, CookieExpiration, CookieStore, RawCookie, StoreAction};
 use url::{Host, Url};
 
 /// The default [`CookieJarOptions::max_cookie_size`]: 4096 bytes (RFC 6265
@@ -159,17 +160,29 @@ impl From<io::Error> for CookieJarError {
 /// A cookie's identity in the store: domain, path, name.
 type Key = (String, String, String);
 
+/// What the bounds need to know of a stored cookie.
+#[derive(Debug)]
+struct Tracked {
+    /// When it was last set (a sequence number).
+    seq: u64,
+    /// The site it counts against.
+    site: String,
+    /// When it expires (Unix seconds); `None` for a session cookie.
+    expires: Option<i64>,
+}
+
 /// The store and what the bounds need that the store does not keep.
 #[derive(Debug)]
 struct Jar {
     store: CookieStore,
     options: CookieJarOptions,
-    /// When each cookie was last set (a sequence number), and its site.
-    tracked: HashMap<Key, (u64, String)>,
+    tracked: HashMap<Key, Tracked>,
     /// The cookies by when they were last set, oldest first.
     order: BTreeMap<u64, Key>,
-    /// How many cookies each site has.
-    per_site: HashMap<String, usize>,
+    /// Each site's cookies by when they were last set.
+    per_site: HashMap<String, BTreeSet<u64>>,
+    /// The persistent cookies by expiry.
+    expiring: BTreeSet<(i64, u64)>,
     next: u64,
 }
 
@@ -183,6 +196,7 @@ impl Jar {
             tracked: HashMap::new(),
             order: BTreeMap::new(),
             per_site: HashMap::new(),
+            expiring: BTreeSet::new(),
             next: 0,
         };
         let mut kept = Vec::new();
@@ -192,12 +206,12 @@ impl Jar {
             }
             let key = key_of(&cookie);
             let site = site_of(&key.0);
-            let full = jar.per_site.get(&site).copied().unwrap_or(0) >= jar.options.max_per_site
+            let full = jar.per_site.get(&site).map_or(0, BTreeSet::len) >= jar.options.max_per_site
                 || jar.tracked.len() >= jar.options.max_cookies;
             if full || jar.tracked.contains_key(&key) {
                 continue;
             }
-            jar.track(key);
+            jar.track(key, expiry_of(&cookie));
             kept.push(cookie);
         }
         jar.store =
@@ -233,43 +247,51 @@ impl Jar {
         };
         let cookie = cookie.into_owned();
         let key = key_of(&cookie);
+        let expires = expiry_of(&cookie);
+        self.purge_expired();
         match self.store.insert(cookie, url) {
             Ok(StoreAction::Inserted) => {
-                self.track(key.clone());
+                self.track(key.clone(), expires);
                 self.enforce(&key);
                 true
             }
             Ok(StoreAction::UpdatedExisting) => {
                 self.untrack(&key);
-                self.track(key);
+                self.track(key, expires);
                 true
             }
             Ok(StoreAction::ExpiredExisting) => {
-                self.store.remove(&key.0, &key.1, &key.2);
-                self.untrack(&key);
+                self.drop_cookie(&key);
                 true
             }
             Err(_) => false,
         }
     }
 
-    fn track(&mut self, key: Key) {
+    fn track(&mut self, key: Key, expires: Option<i64>) {
         let seq = self.next;
         self.next += 1;
         let site = site_of(&key.0);
-        *self.per_site.entry(site.clone()).or_default() += 1;
+        self.per_site.entry(site.clone()).or_default().insert(seq);
+        if let Some(at) = expires {
+            self.expiring.insert((at, seq));
+        }
         self.order.insert(seq, key.clone());
-        self.tracked.insert(key, (seq, site));
+        self.tracked.insert(key, Tracked { seq, site, expires });
     }
 
     fn untrack(&mut self, key: &Key) {
-        if let Some((seq, site)) = self.tracked.remove(key) {
-            self.order.remove(&seq);
-            if let Some(n) = self.per_site.get_mut(&site) {
-                *n -= 1;
-                if *n == 0 {
-                    self.per_site.remove(&site);
-                }
+        let Some(Tracked { seq, site, expires }) = self.tracked.remove(key) else {
+            return;
+        };
+        self.order.remove(&seq);
+        if let Some(at) = expires {
+            self.expiring.remove(&(at, seq));
+        }
+        if let Some(seqs) = self.per_site.get_mut(&site) {
+            seqs.remove(&seq);
+            if seqs.is_empty() {
+                self.per_site.remove(&site);
             }
         }
     }
@@ -279,37 +301,41 @@ impl Jar {
         self.untrack(key);
     }
 
-    /// Applies the bounds after `added` came in: expired cookies go first,
-    /// then the least recently set of its site, then of the jar.
+    /// Drops the cookies whose time has come.
+    fn purge_expired(&mut self) {
+        let now = unix_now();
+        while let Some(&(at, seq)) = self.expiring.first() {
+            if at > now {
+                break;
+            }
+            match self.order.get(&seq).cloned() {
+                Some(key) => self.drop_cookie(&key),
+                None => {
+                    self.expiring.remove(&(at, seq));
+                }
+            }
+        }
+    }
+
+    /// Applies the bounds after `added` came in (expired cookies are gone
+    /// already): the least recently set cookie of its site goes, then the
+    /// least recently set of the jar.
     fn enforce(&mut self, added: &Key) {
         let site = site_of(&added.0);
-        let site_over =
-            |jar: &Jar| jar.per_site.get(&site).copied().unwrap_or(0) > jar.options.max_per_site;
-        let jar_over = |jar: &Jar| jar.tracked.len() > jar.options.max_cookies;
-        if !site_over(self) && !jar_over(self) {
-            return;
-        }
-        let expired: Vec<Key> = self
-            .store
-            .iter_any()
-            .filter(|c| c.is_expired())
-            .map(key_of)
-            .collect();
-        for key in &expired {
-            self.drop_cookie(key);
-        }
-        while site_over(self) {
-            let oldest = self
-                .order
-                .values()
-                .find(|k| self.tracked.get(*k).is_some_and(|(_, s)| *s == site))
-                .cloned();
-            match oldest {
+        loop {
+            let seqs = self.per_site.get(&site);
+            if seqs.map_or(0, BTreeSet::len) <= self.options.max_per_site {
+                break;
+            }
+            let oldest = seqs
+                .and_then(|s| s.first())
+                .and_then(|seq| self.order.get(seq));
+            match oldest.cloned() {
                 Some(key) => self.drop_cookie(&key),
                 None => break,
             }
         }
-        while jar_over(self) {
+        while self.tracked.len() > self.options.max_cookies {
             match self.order.values().next().cloned() {
                 Some(key) => self.drop_cookie(&key),
                 None => break,
@@ -329,7 +355,7 @@ impl Jar {
             .filter(|c| https || c.secure() != Some(true))
             .filter(|c| sendable(c.name()) && sendable(c.value()))
             .map(|c| {
-                let seq = self.tracked.get(&key_of(c)).map_or(0, |(s, _)| *s);
+                let seq = self.tracked.get(&key_of(c)).map_or(0, |t| t.seq);
                 (c.path.len(), seq, c.name(), c.value())
             })
             .collect();
@@ -349,6 +375,21 @@ impl Jar {
 /// anything).
 fn sendable(s: &str) -> bool {
     s.bytes().all(|b| b >= 0x20 && b != 0x7f && b != b';')
+}
+
+/// When a cookie expires, in Unix seconds; `None` for a session cookie.
+fn expiry_of(cookie: &Cookie<'_>) -> Option<i64> {
+    match &cookie.expires {
+        CookieExpiration::AtUtc(at) => Some(at.unix_timestamp()),
+        CookieExpiration::SessionEnd => None,
+    }
+}
+
+fn unix_now() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(_) => 0,
+    }
 }
 
 fn key_of(cookie: &Cookie<'_>) -> Key {
@@ -486,10 +527,11 @@ impl CookieJar {
         }
     }
 
-    /// How many cookies the jar holds (some may have expired since they
-    /// were set; they go at the next bound or save).
+    /// How many unexpired cookies the jar holds.
     pub fn len(&self) -> usize {
-        self.lock().tracked.len()
+        let mut jar = self.lock();
+        jar.purge_expired();
+        jar.tracked.len()
     }
 
     /// Whether the jar holds no cookie.
