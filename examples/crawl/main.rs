@@ -11,7 +11,8 @@
 //! [`target`] (a line's URL, credentials and redaction), [`fetch`] (one
 //! fetch, `--save`), [`record`] (the JSON line), [`output`] (the writer),
 //! [`workers`] (the loop), [`demo`] (the offline site), [`frontier`] (URLs
-//! from a Redis stream), [`enqueue`] (loading that stream).
+//! from a Redis stream), [`enqueue`] (loading that stream), [`cookies`]
+//! (`--cookie-jar` load and save).
 //!
 //! `-j N` runs N reactors on N threads (`twined::task::ReactorThreads`):
 //! worker 0 on the main thread (with the demo site), the others each on its
@@ -22,6 +23,7 @@
 //! Offline demo: `cargo run --release --example crawl -- --demo`.
 
 mod args;
+mod cookies;
 mod demo;
 mod enqueue;
 mod fetch;
@@ -46,7 +48,7 @@ use twined::defer::{Deferred, DeferredList, Failure};
 use twined::reactor::{self, Event, Phase};
 use twined::redis::Client;
 use twined::task::{LoopingCall, ReactorThreads};
-use twined::web::client::{Agent, AgentOptions, ConnectionPool, PoolOptions, TlsConfig};
+use twined::web::client::{Agent, AgentOptions, ConnectionPool, CookieJar, PoolOptions, TlsConfig};
 
 use args::Args;
 use frontier::Frontier;
@@ -105,6 +107,8 @@ struct Plan {
     per_host: usize,
     retries: usize,
     save: Option<PathBuf>,
+    /// `--cookies`: one jar for every thread's agent.
+    cookies: Option<CookieJar>,
     lines: Arc<SharedLines>,
     frontier: Option<frontier::Config>,
 }
@@ -123,6 +127,7 @@ impl Plan {
             follow_redirects: self.max_redirects > 0,
             max_body: Some(self.max_bytes),
             headers: self.headers.clone(),
+            cookies: self.cookies.clone(),
             tls,
             ..Default::default()
         };
@@ -238,6 +243,14 @@ fn main() -> ExitCode {
     if args.enqueue {
         return enqueue_main(&args, input);
     }
+    let cookies = match &args.cookie_jar {
+        Some(path) => match cookies::load(path) {
+            Ok(jar) => Some(jar),
+            Err(e) => return usage(e),
+        },
+        None if args.cookies => Some(CookieJar::new()),
+        None => None,
+    };
     let out = match Output::open(&args.output) {
         Ok(out) => out,
         Err(e) => return usage(format!("cannot write {}: {e}", args.output)),
@@ -293,6 +306,7 @@ fn main() -> ExitCode {
         per_host,
         retries: args.retries,
         save: args.save.clone(),
+        cookies,
         lines: SharedLines::new(lines),
         frontier,
     });
@@ -374,6 +388,14 @@ fn main() -> ExitCode {
         port.stop_listening();
     }
 
+    let saved = match (&args.cookie_jar, &plan.cookies) {
+        (Some(path), Some(jar)) => cookies::save(jar, path),
+        _ => Ok(()),
+    };
+    if let Err(why) = &saved {
+        eprintln!("crawl: {why}");
+    }
+
     let written = shared.out().written();
     let done = shared.recorded();
     let fatal = shared.fatal();
@@ -397,7 +419,7 @@ fn main() -> ExitCode {
         done as f64 / seconds.max(1e-9)
     );
     eprintln!("ok={} failed={}", written.ok, written.failed);
-    if fatal.is_some() || unreadable.is_some() {
+    if fatal.is_some() || unreadable.is_some() || saved.is_err() {
         ExitCode::from(2)
     } else if written.failed > 0 || (!finished && !follow_end) {
         ExitCode::from(1)
