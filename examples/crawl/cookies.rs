@@ -1,10 +1,11 @@
 //! `--cookie-jar FILE`: the jar read at the start and written back at the
 //! end. A missing file is an empty jar; the file is replaced atomically (a
 //! temporary file beside it, synced, then renamed), so a crash mid-save
-//! leaves the old jar whole.
+//! leaves the old jar whole. The file is the owner's alone (mode 0600).
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use twined::web::client::CookieJar;
