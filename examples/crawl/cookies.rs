@@ -33,7 +33,12 @@ pub fn save(jar: &CookieJar, path: &Path) -> Result<(), String> {
 }
 
 fn write_synced(jar: &CookieJar, temp: &Path) -> io::Result<()> {
-    let mut file = OpenOptions::new().write(true).create_new(true).open(temp)?;
+    // Cookies are credentials: readable by the owner only.
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(temp)?;
     jar.save_including_session(&mut file).map_err(|e| match e {
         twined::web::client::CookieJarError::Io(e) => e,
         other => io::Error::other(other.to_string()),
