@@ -119,6 +119,7 @@
 //! | `defer.setDebugging(True)` | `defer::set_debugging(true)` |
 //! | `client.getPage(url, ...)` / `downloadPage(url, file)` | [`web::client::get_page(url)`](web::client::get_page) -> `Deferred<Vec<u8>>` / [`get_page_with(url, PageOptions)`](web::client::get_page_with) / [`download_page(url, path)`](web::client::download_page) |
 //! | `Agent(reactor, pool=HTTPConnectionPool(reactor))`, `agent.request(...)`, `readBody(r)`; `RedirectAgent`, `ContentDecoderAgent` | [`web::client::Agent`], [`ConnectionPool`](web::client::ConnectionPool) (idle cap **and** in-flight caps), [`agent.request(method, url, headers, body)`](web::client::Agent::request) -> `Deferred<Response>`, [`read_body`](web::client::read_body); redirects and gzip are [`AgentOptions`](web::client::AgentOptions) |
+//! | `CookieAgent(agent, cookielib.CookieJar())` | [`AgentOptions`](web::client::AgentOptions) `cookies: Some(`[`CookieJar`](web::client::CookieJar)`)` (RFC 6265, bounded, shareable across reactor threads, JSON `load`/`save`) |
 //! | `twisted.web.error.Error`, `PageRedirect` | [`web::Error::Http { status, .. }`](web::Error::Http), [`web::Error::Redirect { .. }`](web::Error::Redirect); [`web::Error::kind()`](web::Error::kind) names every failure |
 //! | `twisted.web.server.Site` | [`web::server::Site`] (keep-alive, pipelining, handlers returning a `Response` or a `Deferred<Response>`) |
 //! | `reactor.listenSSL(443, Site(root), ctx)` | [`reactor::listen_ssl(addr, site, ServerTlsConfig)`](reactor::listen_ssl): a `Site` is a factory like any other |

@@ -828,13 +828,13 @@ fn ctrl_c_stops_every_worker_and_keeps_every_finished_line() {
     good.stop_listening();
 }
 
+/// The (path, `Cookie`) of every request a [`cookie_site`] got.
+type CookiesSeen = std::rc::Rc<std::cell::RefCell<Vec<(String, String)>>>;
+
 /// A site whose `/login` sets a persistent and a session cookie and whose
 /// every request's `Cookie` is recorded.
-fn cookie_site() -> (
-    reactor::Port,
-    std::rc::Rc<std::cell::RefCell<Vec<(String, String)>>>,
-) {
-    let seen: std::rc::Rc<std::cell::RefCell<Vec<(String, String)>>> = Default::default();
+fn cookie_site() -> (reactor::Port, CookiesSeen) {
+    let seen: CookiesSeen = Default::default();
     let s = seen.clone();
     let site = Site::new(move |req: Request| {
         let cookie = req.header("cookie").unwrap_or("").to_string();

@@ -1,62 +1,6 @@
-//! `CookieJar`: HTTP cookies kept across requests (Twisted's `CookieAgent`
-//! with a `cookielib.CookieJar`, aiohttp's `CookieJar`, reqwest's
-//! `cookie_store`).
-//!
-//! The storage rules are RFC 6265's, by the [`cookie_store`] crate: a cookie
-//! without `Domain` is host-only (sent back to exactly the host that set
-//! it), a `Domain` that the host does not domain-match is refused, `Path`
-//! scopes a cookie to a path and below, `Max-Age` (first) or `Expires` set
-//! its end, `Max-Age=0` or an `Expires` in the past deletes it. On top of
-//! the crate this jar adds:
-//!
-//! - **Public suffixes** (the compiled-in list of the [`psl`] crate): a
-//!   `Domain` that is a public suffix (`Domain=com`, `Domain=co.uk`) is
-//!   refused, unless it is the very host that set it, in which case the
-//!   cookie becomes host-only (RFC 6265 section 5.3 step 5).
-//! - **`Secure` only over https**: a `Secure` cookie is sent only on https
-//!   requests, and one set by a plain-http response is ignored (RFC 6265bis).
-//!   Unlike browsers, `http://localhost` and `http://127.0.0.1` are not
-//!   treated as secure.
-//! - **Bounds**, for a server that sends thousands of cookies
-//!   ([`CookieJarOptions`], RFC 6265 section 6.1 minimums): a `Set-Cookie`
-//!   field longer than 4096 bytes is ignored; a site (its registrable
-//!   domain, `a.example.com` and `b.example.com` together) keeps at most 50
-//!   cookies and the jar at most 3000. Past a bound, expired cookies go first,
-//!   then the least recently set (of that site, or of the jar).
-//!
-//! `HttpOnly` does not matter to an HTTP client: every cookie is sent.
-//!
-//! A jar is cheap to clone and clones share their cookies; it is `Send +
-//! Sync`, so one jar may serve agents on several reactor threads. Give it to
-//! an agent with [`AgentOptions::cookies`](super::AgentOptions::cookies).
-//!
-//! # Saving and loading
-//!
-//! [`CookieJar::save`] writes the cookie_store crate's JSON format;
-//! [`CookieJar::load`] reads it back. As browsers do, `save` keeps only
-//! persistent cookies (those with `Max-Age` or `Expires`): session cookies
-//! end with the session. [`CookieJar::save_including_session`] keeps them
-//! too. A loaded file goes through the same bounds as cookies from servers.
-//!
-//! ```
-//! use twined::web::client::CookieJar;
-//!
-//! let jar = CookieJar::new();
-//! jar.set_cookie("http://example.com/login", "sid=abc; Path=/; Max-Age=3600");
-//! jar.set_cookie("http://example.com/login", "theme=dark");
-//! assert_eq!(
-//!     jar.cookie_header("http://example.com/account").as_deref(),
-//!     Some("sid=abc; theme=dark")
-//! );
-//! // Host-only: not sent to another host, even a subdomain.
-//! assert_eq!(jar.cookie_header("http://www.example.com/"), None);
-//!
-//! // Only the persistent cookie is saved.
-//! let mut file = Vec::new();
-//! jar.save(&mut file).unwrap();
-//! let loaded = CookieJar::load(file.as_slice()).unwrap();
-//! assert_eq!(loaded.cookie_header("http://example.com/").as_deref(), Some("sid=abc"));
-//! ```
+//! The web client's cookie jar, [`CookieJar`] (Twisted's `CookieAgent`
+//! jar): RFC 6265 storage by the `cookie_store` crate, with public
+//! suffixes, `Secure` and size and count bounds on top.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::error::Error as StdError;
@@ -436,10 +380,74 @@ fn public_suffix_rule(domain: &str, url: &Url) -> DomainRule {
     }
 }
 
-/// HTTP cookies shared by the requests of one or more agents (Twisted's
-/// `CookieAgent` jar). See the [module docs](self) for the rules and bounds.
+/// HTTP cookies kept across requests (Twisted's `CookieAgent`
+/// with a `cookielib.CookieJar`, aiohttp's `CookieJar`, reqwest's
+/// `cookie_store`).
 ///
-/// Clones share the same cookies; the jar is `Send + Sync`.
+/// The storage rules are RFC 6265's, by the [`cookie_store`](https://docs.rs/cookie_store) crate: a cookie
+/// without `Domain` is host-only (sent back to exactly the host that set
+/// it), a `Domain` that the host does not domain-match is refused, `Path`
+/// scopes a cookie to a path and below, `Max-Age` (first) or `Expires` set
+/// its end, `Max-Age=0` or an `Expires` in the past deletes it. On top of
+/// the crate this jar adds:
+///
+/// - **Public suffixes** (the compiled-in list of the [`psl`](https://docs.rs/psl) crate): a
+///   `Domain` that is a public suffix (`Domain=com`, `Domain=co.uk`) is
+///   refused, unless it is the very host that set it, in which case the
+///   cookie becomes host-only (RFC 6265 section 5.3 step 5).
+/// - **`Secure` only over https**: a `Secure` cookie is sent only on https
+///   requests, and one set by a plain-http response is ignored (RFC 6265bis).
+///   Unlike browsers, `http://localhost` and `http://127.0.0.1` are not
+///   treated as secure.
+/// - **Bounds**, for a server that sends thousands of cookies
+///   ([`CookieJarOptions`], RFC 6265 section 6.1 minimums): a `Set-Cookie`
+///   field longer than 4096 bytes is ignored; a site (its registrable
+///   domain, `a.example.com` and `b.example.com` together) keeps at most 50
+///   cookies and the jar at most 3000. Past a bound, expired cookies go first,
+///   then the least recently set (of that site, or of the jar).
+///
+/// `HttpOnly` does not matter to an HTTP client: every cookie is sent.
+///
+/// A jar is cheap to clone and clones share their cookies; it is `Send +
+/// Sync`, so one jar may serve agents on several reactor threads. Give it to
+/// an agent with [`AgentOptions::cookies`](super::AgentOptions::cookies).
+///
+/// # Saving and loading
+///
+/// [`CookieJar::save`] writes the cookie_store crate's JSON format;
+/// [`CookieJar::load`] reads it back. As browsers do, `save` keeps only
+/// persistent cookies (those with `Max-Age` or `Expires`): session cookies
+/// end with the session. [`CookieJar::save_including_session`] keeps them
+/// too. A loaded file goes through the same bounds as cookies from servers.
+///
+/// ```
+/// use twined::web::client::{Agent, AgentOptions, ConnectionPool, CookieJar};
+///
+/// let jar = CookieJar::new();
+/// let agent = Agent::with_options(
+///     ConnectionPool::new(),
+///     AgentOptions { cookies: Some(jar.clone()), ..Default::default() },
+/// );
+/// assert!(agent.options().cookies.is_some());
+///
+/// // Given to an agent, it fills and sends itself; by hand:
+/// jar.set_cookie("http://example.com/login", "sid=abc; Path=/; Max-Age=3600");
+/// jar.set_cookie("http://example.com/login", "theme=dark");
+/// assert_eq!(
+///     jar.cookie_header("http://example.com/account").as_deref(),
+///     Some("sid=abc; theme=dark")
+/// );
+/// // Host-only: not sent to another host, even a subdomain.
+/// assert_eq!(jar.cookie_header("http://www.example.com/"), None);
+///
+/// // Only the persistent cookie is saved.
+/// let mut file = Vec::new();
+/// jar.save(&mut file).unwrap();
+/// let loaded = CookieJar::load(file.as_slice()).unwrap();
+/// assert_eq!(loaded.cookie_header("http://example.com/").as_deref(), Some("sid=abc"));
+/// ```
+///
+/// Clones share the same cookies.
 #[derive(Clone)]
 pub struct CookieJar {
     jar: Arc<Mutex<Jar>>,

@@ -26,6 +26,9 @@
 //! `Transfer-Encoding` are the agent's and refused from you
 //! ([`Error::Header`](crate::web::Error::Header)); credentials and `Host`
 //! are not sent on after a redirect to another origin.
+//! Cookies are kept and sent only with a [`CookieJar`] in
+//! [`AgentOptions::cookies`] (bounded: 4096 bytes a cookie, 50 a site, 3000
+//! in all by default).
 //!
 //! # Settings: options structs
 //!
