@@ -233,9 +233,25 @@ fn expiry() {
         "d=4; Max-Age=60; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
     ));
     assert_eq!(jar.cookie_header(url).as_deref(), Some("d=4"));
+    // Extreme dates neither panic nor wrap around to the past.
+    assert!(jar.set_cookie(url, "f=6; Max-Age=99999999999999999999999"));
+    assert!(jar.set_cookie(url, "g=7; Expires=Fri, 31 Dec 9999 23:59:59 GMT"));
+    assert!(!jar.set_cookie(url, "h=8; Max-Age=-99999999999999999999999"));
+    assert!(jar.set_cookie(url, "i=9; Expires=garbage"));
+    assert_eq!(
+        jar.cookie_header(url).as_deref(),
+        Some("d=4; f=6; g=7; i=9")
+    );
+    let mut file = Vec::new();
+    jar.save(&mut file).unwrap();
+    let loaded = CookieJar::load(file.as_slice()).unwrap();
+    assert_eq!(loaded.cookie_header(url).as_deref(), Some("d=4; f=6; g=7"));
+    for name in ["d", "f", "g", "i"] {
+        jar.set_cookie(url, &format!("{name}=x; Max-Age=0"));
+    }
     // A new cookie that is already expired is not stored.
     assert!(!jar.set_cookie(url, "e=5; Max-Age=0"));
-    assert_eq!(jar.len(), 1);
+    assert_eq!(jar.len(), 0);
 }
 
 #[test]
@@ -465,4 +481,40 @@ fn one_jar_is_shared_across_threads() {
         t.join().unwrap();
     }
     assert_eq!(jar.len(), 40);
+}
+#[test]
+fn a_loaded_jar_keeps_its_order_and_drops_public_suffix_cookies() {
+    let jar = CookieJar::with_options(CookieJarOptions {
+        max_per_site: 3,
+        ..Default::default()
+    });
+    let url = "http://example.com/";
+    for name in ["first", "second", "third"] {
+        jar.set_cookie(url, &format!("{name}=v; Max-Age=600"));
+    }
+    let mut file = Vec::new();
+    jar.save(&mut file).unwrap();
+    let loaded = CookieJar::load_with_options(file.as_slice(), jar.options()).unwrap();
+    assert_eq!(
+        loaded.cookie_header(url).as_deref(),
+        Some("first=v; second=v; third=v")
+    );
+    // The oldest goes first, as it would have without the round trip.
+    loaded.set_cookie(url, "fourth=v");
+    assert_eq!(
+        loaded.cookie_header(url).as_deref(),
+        Some("second=v; third=v; fourth=v")
+    );
+    // A hand-edited file cannot plant a supercookie.
+    let planted = r#"[{"raw_cookie": "a=1; Domain=com; Max-Age=600", "path": ["/", false],
+        "domain": {"Suffix": "com"}, "expires": {"AtUtc": "2200-01-01T00:00:00Z"}},
+        {"raw_cookie": "b=2; Domain=example.com; Max-Age=600", "path": ["/", false],
+        "domain": {"Suffix": "example.com"}, "expires": {"AtUtc": "2200-01-01T00:00:00Z"}}]"#;
+    let loaded = CookieJar::load(planted.as_bytes()).unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded.cookie_header("http://other.com/"), None);
+    assert_eq!(
+        loaded.cookie_header("http://www.example.com/").as_deref(),
+        Some("b=2")
+    );
 }

@@ -9,7 +9,7 @@ use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cookie_store::{Cookie, CookieExpiration, CookieStore, RawCookie, StoreAction};
+use cookie_store::{Cookie, CookieDomain, CookieExpiration, CookieStore, RawCookie, StoreAction};
 use url::{Host, Url};
 
 /// The default [`CookieJarOptions::max_cookie_size`]: 4096 bytes (RFC 6265
@@ -69,7 +69,8 @@ pub enum CookieJarError {
         /// The most bytes read.
         limit: u64,
     },
-    /// The input is not the cookie_store JSON that [`CookieJar::save`] writes.
+    /// The input is not the JSON that [`CookieJar::save`] writes (or, on
+    /// saving, a cookie could not be written as JSON).
     Format(Box<dyn StdError + Send + Sync>),
 }
 
@@ -145,7 +146,10 @@ impl Jar {
         };
         let mut kept = Vec::new();
         for cookie in loaded {
-            if cookie.is_expired() || cookie.to_string().len() > jar.options.max_cookie_size {
+            if cookie.is_expired()
+                || cookie.to_string().len() > jar.options.max_cookie_size
+                || is_public_suffix_domain(&cookie.domain)
+            {
                 continue;
             }
             let key = key_of(&cookie);
@@ -354,6 +358,21 @@ fn site_of(domain: &str) -> String {
     }
 }
 
+/// Whether a loaded cookie's `Domain` is a public suffix (a file could
+/// hold anything).
+fn is_public_suffix_domain(domain: &CookieDomain) -> bool {
+    match domain {
+        CookieDomain::Suffix(d) => is_public_suffix(d),
+        _ => false,
+    }
+}
+
+/// Whether `ascii` (a lowercase ASCII domain) is a public suffix on the
+/// list (`com`, `co.uk`, `github.io`).
+fn is_public_suffix(ascii: &str) -> bool {
+    psl::suffix(ascii.as_bytes()).is_some_and(|s| s.is_known() && s.as_bytes() == ascii.as_bytes())
+}
+
 enum DomainRule {
     Keep,
     HostOnly,
@@ -369,9 +388,7 @@ fn public_suffix_rule(domain: &str, url: &Url) -> DomainRule {
         return DomainRule::Keep; // the store judges IPs and bad names
     };
     let ascii = ascii.to_ascii_lowercase();
-    let public = psl::suffix(ascii.as_bytes())
-        .is_some_and(|s| s.is_known() && s.as_bytes() == ascii.as_bytes());
-    if !public {
+    if !is_public_suffix(&ascii) {
         DomainRule::Keep
     } else if url.host_str() == Some(ascii.as_str()) {
         DomainRule::HostOnly
@@ -418,7 +435,8 @@ fn public_suffix_rule(domain: &str, url: &Url) -> DomainRule {
 /// [`CookieJar::load`] reads it back. As browsers do, `save` keeps only
 /// persistent cookies (those with `Max-Age` or `Expires`): session cookies
 /// end with the session. [`CookieJar::save_including_session`] keeps them
-/// too. A loaded file goes through the same bounds as cookies from servers.
+/// too. A loaded file goes through the same bounds as cookies from servers,
+/// and a cookie in it for a public suffix is dropped.
 ///
 /// ```
 /// use twined::web::client::{Agent, AgentOptions, ConnectionPool, CookieJar};
@@ -574,12 +592,10 @@ impl CookieJar {
         if text.len() as u64 > limit {
             return Err(CookieJarError::TooLarge { limit });
         }
-        let loaded = if text.iter().all(u8::is_ascii_whitespace) {
+        let loaded: Vec<Cookie<'static>> = if text.iter().all(u8::is_ascii_whitespace) {
             Vec::new()
         } else {
-            let store =
-                cookie_store::serde::json::load(text.as_slice()).map_err(CookieJarError::Format)?;
-            store.iter_unexpired().cloned().collect()
+            serde_json::from_slice(&text).map_err(|e| CookieJarError::Format(Box::new(e)))?
         };
         Ok(CookieJar::from_jar(Jar::new(loaded, options)))
     }
@@ -596,20 +612,17 @@ impl CookieJar {
     }
 
     fn save_as(&self, mut writer: impl Write, session: bool) -> Result<(), CookieJarError> {
-        let mut out = Vec::new();
-        {
+        let out = {
             let jar = self.lock();
-            let kept: Vec<Cookie<'static>> = jar
-                .store
-                .iter_unexpired()
-                .filter(|c| session || c.is_persistent())
-                .cloned()
+            // Oldest first, so that a loaded jar keeps the order.
+            let kept: Vec<&Cookie<'static>> = jar
+                .order
+                .values()
+                .filter_map(|(domain, path, name)| jar.store.get_any(domain, path, name))
+                .filter(|c| !c.is_expired() && (session || c.is_persistent()))
                 .collect();
-            let store = CookieStore::from_cookies(kept.into_iter().map(Ok::<_, ()>), false)
-                .unwrap_or_default();
-            cookie_store::serde::json::save_incl_expired_and_nonpersistent(&store, &mut out)
-                .map_err(CookieJarError::Format)?;
-        }
+            serde_json::to_vec_pretty(&kept).map_err(|e| CookieJarError::Format(Box::new(e)))?
+        };
         writer.write_all(&out)?;
         writer.flush()?;
         Ok(())
