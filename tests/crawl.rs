@@ -948,3 +948,35 @@ fn an_unwritable_cookie_jar_is_an_error_exit() {
     port.stop_listening();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn every_worker_thread_fills_and_reads_the_one_jar() {
+    let site = Site::new(|req: Request| match req.path().strip_prefix("/set/") {
+        Some(n) => Response::new(200)
+            .header("Set-Cookie", format!("c{n}=1; Max-Age=600; Path=/set/{n}"))
+            .body("set"),
+        None => Response::new(200).body(req.header("cookie").unwrap_or("").to_string()),
+    });
+    let port = reactor::listen_tcp("127.0.0.1:0", site).unwrap();
+    let at = port.address();
+    let dir = scratch("cookie-jar-threads");
+    let file = dir.join("jar.json");
+    let mut cmd = Command::new(example("crawl"));
+    cmd.args(["-q", "-j", "2", "-c", "4", "--cookie-jar"])
+        .arg(&file)
+        .args((0..20).map(|n| format!("http://{at}/set/{n}")));
+    let out = run_with_reactor(cmd, None, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(0));
+    // Both threads' cookies reached the one jar that was saved.
+    let jar = twined::web::client::CookieJar::load(std::fs::File::open(&file).unwrap()).unwrap();
+    assert_eq!(jar.len(), 20);
+    for n in 0..20 {
+        assert_eq!(
+            jar.cookie_header(&format!("http://{at}/set/{n}"))
+                .as_deref(),
+            Some(format!("c{n}=1").as_str())
+        );
+    }
+    port.stop_listening();
+    let _ = std::fs::remove_dir_all(&dir);
+}
