@@ -355,41 +355,6 @@ fn overlay(fields: &mut Vec<(String, Vec<u8>)>, upper: &Headers, skip: impl Fn(&
     }
 }
 
-/// Adds the jar's cookies for `url` to the `Cookie` field: after the
-/// user's own pairs, skipping the names the user gave.
-fn add_jar_cookies(fields: &mut Vec<(String, Vec<u8>)>, jar: &CookieJar, url: &Url) {
-    let Some(from_jar) = jar.header_for(url) else {
-        return;
-    };
-    let at = fields
-        .iter()
-        .position(|(n, _)| n.eq_ignore_ascii_case("cookie"));
-    let mine: Vec<Vec<u8>> = fields
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
-        .map(|(_, v)| v.clone())
-        .collect();
-    fields.retain(|(n, _)| !n.eq_ignore_ascii_case("cookie"));
-    let mut value: Vec<u8> = mine.join(&b"; "[..]);
-    let given = |name: &str| {
-        value.split(|&b| b == b';').any(|pair| {
-            pair.split(|&b| b == b'=').next().map(<[u8]>::trim_ascii) == Some(name.as_bytes())
-        })
-    };
-    let added: Vec<&str> = from_jar
-        .split("; ")
-        .filter(|pair| !given(pair.split('=').next().unwrap_or("")))
-        .collect();
-    for pair in added {
-        if !value.is_empty() {
-            value.extend_from_slice(b"; ");
-        }
-        value.extend_from_slice(pair.as_bytes());
-    }
-    let at = at.unwrap_or(fields.len()).min(fields.len());
-    fields.insert(at, ("Cookie".into(), value));
-}
-
 fn pool_key(url: &Url) -> PoolKey {
     let host = url.host_str().unwrap_or("").to_string();
     PoolKey {
@@ -725,7 +690,7 @@ impl Req {
         });
         overlay(&mut fields, &target.headers, |_| false);
         if let Some(jar) = &options.cookies {
-            add_jar_cookies(&mut fields, jar, url);
+            jar.add_to_fields(&mut fields, url);
         }
         let mut headers = Headers::new();
         for (name, value) in fields {

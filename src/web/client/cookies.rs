@@ -538,6 +538,42 @@ impl CookieJar {
         self.lock().header_for(url)
     }
 
+    /// Adds the jar's cookies for `url` to a request's header fields, in
+    /// one `Cookie` field: after the user's own pairs, skipping the names the
+    /// user gave (the agent's request serializer calls this).
+    pub(crate) fn add_to_fields(&self, fields: &mut Vec<(String, Vec<u8>)>, url: &Url) {
+        let Some(from_jar) = self.header_for(url) else {
+            return;
+        };
+        let at = fields
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case("cookie"));
+        let mine: Vec<Vec<u8>> = fields
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+            .map(|(_, v)| v.clone())
+            .collect();
+        fields.retain(|(n, _)| !n.eq_ignore_ascii_case("cookie"));
+        let mut value: Vec<u8> = mine.join(&b"; "[..]);
+        let given = |name: &str| {
+            value.split(|&b| b == b';').any(|pair| {
+                pair.split(|&b| b == b'=').next().map(<[u8]>::trim_ascii) == Some(name.as_bytes())
+            })
+        };
+        let added: Vec<&str> = from_jar
+            .split("; ")
+            .filter(|pair| !given(pair.split('=').next().unwrap_or("")))
+            .collect();
+        for pair in added {
+            if !value.is_empty() {
+                value.extend_from_slice(b"; ");
+            }
+            value.extend_from_slice(pair.as_bytes());
+        }
+        let at = at.unwrap_or(fields.len()).min(fields.len());
+        fields.insert(at, ("Cookie".into(), value));
+    }
+
     /// Stores every `Set-Cookie` field of a response from `url`. Values
     /// that are not UTF-8 are ignored.
     pub(crate) fn store_response(&self, url: &Url, headers: &crate::web::Headers) {
