@@ -111,6 +111,38 @@ fn domain_rules() {
             stored: true,
             expect: &[("http://co.uk/", Some("a=1")), ("http://bank.co.uk/", None)],
         },
+        // A single label is a top-level domain, on the list or not.
+        Row {
+            from: "http://a.b.test/",
+            set: "a=1; Domain=test",
+            stored: false,
+            expect: &[("http://other.test/", None), ("http://a.b.test/", None)],
+        },
+        Row {
+            from: "http://a.b.test/",
+            set: "a=1; Domain=b.test",
+            stored: true,
+            expect: &[
+                ("http://c.b.test/", Some("a=1")),
+                ("http://other.test/", None),
+            ],
+        },
+        Row {
+            from: "http://localhost:8080/",
+            set: "a=1; Domain=localhost",
+            stored: true,
+            expect: &[
+                ("http://localhost/", Some("a=1")),
+                ("http://a.localhost/", None),
+            ],
+        },
+        // IPv6 literals are hosts too.
+        Row {
+            from: "http://[::1]:8080/",
+            set: "a=1",
+            stored: true,
+            expect: &[("http://[::1]/", Some("a=1")), ("http://[::2]/", None)],
+        },
         // A registrable domain under a suffix is fine.
         Row {
             from: "http://www.example.co.uk/",

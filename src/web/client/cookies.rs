@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::error::Error as StdError;
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -296,16 +297,28 @@ impl Jar {
     /// 5.4).
     fn header_for(&self, url: &Url) -> Option<String> {
         let https = url.scheme() == "https";
-        let mut found: Vec<(usize, u64, &str, &str)> = self
-            .store
-            .matches(url)
-            .into_iter()
-            .filter(|c| https || c.secure() != Some(true))
-            .filter(|c| sendable(c.name()) && sendable(c.value()))
-            .map(|c| {
-                let seq = self.tracked.get(&key_of(c)).map_or(0, |t| t.seq);
-                (c.path.len(), seq, c.name(), c.value())
+        let host = url.host_str()?;
+        // A matching cookie's domain is the host or one of its parents, so
+        // it counts against one of their sites: only those are looked at.
+        let mut sites: Vec<String> = Vec::new();
+        for domain in parents(host) {
+            let site = site_of(domain);
+            if !sites.contains(&site) {
+                sites.push(site);
+            }
+        }
+        let mut found: Vec<(usize, u64, &str, &str)> = sites
+            .iter()
+            .filter_map(|site| self.per_site.get(site))
+            .flatten()
+            .filter_map(|seq| self.order.get(seq).map(|key| (*seq, key)))
+            .filter_map(|(seq, (domain, path, name))| {
+                self.store.get_any(domain, path, name).map(|c| (seq, c))
             })
+            .filter(|(_, c)| !c.is_expired() && c.matches(url))
+            .filter(|(_, c)| https || c.secure() != Some(true))
+            .filter(|(_, c)| sendable(c.name()) && sendable(c.value()))
+            .map(|(seq, c)| (c.path.len(), seq, c.name(), c.value()))
             .collect();
         if found.is_empty() {
             return None;
@@ -348,14 +361,38 @@ fn key_of(cookie: &Cookie<'_>) -> Key {
     )
 }
 
-/// The site a cookie domain counts against: its registrable domain, or the
-/// domain itself (an IP address, a name under no known suffix).
+/// The site a cookie domain counts against: its registrable domain
+/// (`www.example.co.uk` -> `example.co.uk`; under a suffix not on the list,
+/// the last two labels), or the domain itself (an IP address, a public
+/// suffix).
 fn site_of(domain: &str) -> String {
     let bare = domain.trim_start_matches('.');
-    match psl::domain(bare.as_bytes()) {
-        Some(d) if d.suffix().is_known() => String::from_utf8_lossy(d.as_bytes()).into_owned(),
-        _ => bare.to_string(),
+    let ip = bare.trim_start_matches('[').trim_end_matches(']');
+    if ip.parse::<IpAddr>().is_ok() {
+        return bare.to_string();
     }
+    match psl::domain(bare.as_bytes()) {
+        Some(d) => String::from_utf8_lossy(d.as_bytes()).into_owned(),
+        None => bare.to_string(),
+    }
+}
+
+/// A host and its parent domains (`a.b.c`, `b.c`, `c`); an IP address
+/// alone.
+fn parents(host: &str) -> Vec<&str> {
+    let ip = host.trim_start_matches('[').trim_end_matches(']');
+    if ip.parse::<IpAddr>().is_ok() {
+        return vec![host];
+    }
+    let mut out = vec![host];
+    let mut rest = host;
+    while let Some((_, parent)) = rest.split_once('.') {
+        if !parent.is_empty() {
+            out.push(parent);
+        }
+        rest = parent;
+    }
+    out
 }
 
 /// Whether a loaded cookie's `Domain` is a public suffix (a file could
@@ -367,10 +404,14 @@ fn is_public_suffix_domain(domain: &CookieDomain) -> bool {
     }
 }
 
-/// Whether `ascii` (a lowercase ASCII domain) is a public suffix on the
-/// list (`com`, `co.uk`, `github.io`).
+/// Whether `ascii` (a lowercase ASCII domain) is a public suffix: on the
+/// list (`com`, `co.uk`, `github.io`), or one label (`test`, `internal`:
+/// a top-level domain the list does not know).
 fn is_public_suffix(ascii: &str) -> bool {
-    psl::suffix(ascii.as_bytes()).is_some_and(|s| s.is_known() && s.as_bytes() == ascii.as_bytes())
+    let ascii = ascii.trim_end_matches('.');
+    !ascii.contains('.')
+        || psl::suffix(ascii.as_bytes())
+            .is_some_and(|s| s.is_known() && s.as_bytes() == ascii.as_bytes())
 }
 
 enum DomainRule {
@@ -409,8 +450,8 @@ fn public_suffix_rule(domain: &str, url: &Url) -> DomainRule {
 /// the crate this jar adds:
 ///
 /// - **Public suffixes** (the compiled-in list of the [`psl`](https://docs.rs/psl) crate): a
-///   `Domain` that is a public suffix (`Domain=com`, `Domain=co.uk`) is
-///   refused, unless it is the very host that set it, in which case the
+///   `Domain` that is a public suffix (`Domain=com`, `Domain=co.uk`) or a
+///   single label (`Domain=test`) is refused, unless it is the very host that set it, in which case the
 ///   cookie becomes host-only (RFC 6265 section 5.3 step 5).
 /// - **`Secure` only over https**: a `Secure` cookie is sent only on https
 ///   requests, and one set by a plain-http response is ignored (RFC 6265bis).
