@@ -1048,3 +1048,156 @@ fn version_names_the_crawl_and_twined() {
         format!("crawl {version} (twined {version})")
     );
 }
+
+/// The (path, `Cookie`) of every request a [`cookie_site`] got.
+type CookiesSeen = std::rc::Rc<std::cell::RefCell<Vec<(String, String)>>>;
+
+/// A site whose `/login` sets a persistent and a session cookie and whose
+/// every request's `Cookie` is recorded.
+fn cookie_site() -> (reactor::Port, CookiesSeen) {
+    let seen: CookiesSeen = Default::default();
+    let s = seen.clone();
+    let site = Site::new(move |req: Request| {
+        let cookie = req.header("cookie").unwrap_or("").to_string();
+        s.borrow_mut().push((req.path().to_string(), cookie));
+        match req.path() {
+            "/login" => Response::new(200)
+                .header("Set-Cookie", "sid=abc; Max-Age=3600; Path=/")
+                .header("Set-Cookie", "sess=1; Path=/")
+                .body("in"),
+            _ => Response::new(200).body("ok"),
+        }
+    });
+    (reactor::listen_tcp("127.0.0.1:0", site).unwrap(), seen)
+}
+
+#[test]
+fn cookies_are_kept_across_the_crawl_only_when_asked() {
+    let (port, seen) = cookie_site();
+    let at = port.address();
+    for (flag, want) in [(None, ""), (Some("--cookies"), "sid=abc; sess=1")] {
+        seen.borrow_mut().clear();
+        let mut cmd = Command::new(example("crawl"));
+        // One request at a time: /page goes after /login.
+        cmd.args(["-q", "-c", "1", "-j", "1"]);
+        cmd.args(flag);
+        cmd.arg(format!("http://{at}/login"))
+            .arg(format!("http://{at}/page"));
+        let out = run_with_reactor(cmd, None, Duration::from_secs(30));
+        assert_eq!(out.status.code(), Some(0), "{flag:?}");
+        assert_eq!(
+            *seen.borrow(),
+            [
+                ("/login".to_string(), String::new()),
+                ("/page".to_string(), want.to_string())
+            ],
+            "{flag:?}"
+        );
+    }
+    port.stop_listening();
+}
+
+#[test]
+fn a_cookie_jar_file_is_created_and_sent_back_on_the_next_run() {
+    let dir = scratch("cookie-jar");
+    let file = dir.join("jar.json");
+    let (port, seen) = cookie_site();
+    let at = port.address();
+    // First run: no file yet (an empty jar); the file is written at the end.
+    let mut cmd = Command::new(example("crawl"));
+    cmd.args(["-q", "--cookie-jar"])
+        .arg(&file)
+        .arg(format!("http://{at}/login"));
+    let out = run_with_reactor(cmd, None, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(0));
+    let saved = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        saved.contains("sid=abc") && saved.contains("sess=1"),
+        "{saved}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "cookies are credentials: {mode:o}");
+    // Nothing but the jar is left in the directory (no temporary file).
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["jar.json"]);
+    // Second run: the saved cookies go out on the first request.
+    seen.borrow_mut().clear();
+    let mut cmd = Command::new(example("crawl"));
+    cmd.args(["-q", "--cookie-jar"])
+        .arg(&file)
+        .arg(format!("http://{at}/again"));
+    let out = run_with_reactor(cmd, None, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(0));
+    let sent = seen.borrow()[0].1.clone();
+    let mut pairs: Vec<&str> = sent.split("; ").collect();
+    pairs.sort();
+    assert_eq!(pairs, ["sess=1", "sid=abc"], "{sent}");
+    // A file that is not a jar is a usage error, and is left as it was.
+    std::fs::write(&file, "not json").unwrap();
+    let out = Command::new(example("crawl"))
+        .args(["-q", "--cookie-jar"])
+        .arg(&file)
+        .arg(format!("http://{at}/never"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot load cookies from"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not json");
+    port.stop_listening();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_unwritable_cookie_jar_is_an_error_exit() {
+    let dir = scratch("cookie-jar-unwritable");
+    // The jar's directory does not exist: nothing can be saved there.
+    let file = dir.join("missing").join("jar.json");
+    let (port, _seen) = cookie_site();
+    let mut cmd = Command::new(example("crawl"));
+    cmd.args(["-q", "--cookie-jar"])
+        .arg(&file)
+        .arg(format!("http://{}/login", port.address()));
+    let out = run_with_reactor(cmd, None, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot save cookies to"), "{stderr}");
+    port.stop_listening();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn every_worker_thread_fills_and_reads_the_one_jar() {
+    let site = Site::new(|req: Request| match req.path().strip_prefix("/set/") {
+        Some(n) => Response::new(200)
+            .header("Set-Cookie", format!("c{n}=1; Max-Age=600; Path=/set/{n}"))
+            .body("set"),
+        None => Response::new(200).body(req.header("cookie").unwrap_or("").to_string()),
+    });
+    let port = reactor::listen_tcp("127.0.0.1:0", site).unwrap();
+    let at = port.address();
+    let dir = scratch("cookie-jar-threads");
+    let file = dir.join("jar.json");
+    let mut cmd = Command::new(example("crawl"));
+    cmd.args(["-q", "-j", "2", "-c", "4", "--cookie-jar"])
+        .arg(&file)
+        .args((0..20).map(|n| format!("http://{at}/set/{n}")));
+    let out = run_with_reactor(cmd, None, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(0));
+    // Both threads' cookies reached the one jar that was saved.
+    let jar = twined::web::client::CookieJar::load(std::fs::File::open(&file).unwrap()).unwrap();
+    assert_eq!(jar.len(), 20);
+    for n in 0..20 {
+        assert_eq!(
+            jar.cookie_header(&format!("http://{at}/set/{n}"))
+                .as_deref(),
+            Some(format!("c{n}=1").as_str())
+        );
+    }
+    port.stop_listening();
+    let _ = std::fs::remove_dir_all(&dir);
+}

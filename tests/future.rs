@@ -110,7 +110,7 @@ fn many_synchronous_awaits_run_in_constant_stack() {
         .unwrap()
         .join()
         .unwrap();
-    assert_eq!(sum, (0..100_000u64).sum());
+    assert_eq!(sum, (0..100_000u64).sum::<u64>());
 }
 
 #[test]

@@ -108,6 +108,16 @@ pub struct Args {
     /// Extra trusted root certificates (PEM) for HTTPS.
     #[arg(long, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
+    /// Keep cookies across the crawl: Set-Cookie from any response is sent
+    /// back on later requests (RFC 6265 rules; one jar for all workers).
+    #[arg(long)]
+    pub cookies: bool,
+    /// Load cookies from FILE at the start (a missing file is an empty jar)
+    /// and save them there at the end, session cookies included, as curl's
+    /// --cookie-jar does (JSON; written to a temporary file, then renamed).
+    /// Implies --cookies.
+    #[arg(long, value_name = "FILE")]
+    pub cookie_jar: Option<PathBuf>,
     /// Write each body into DIR (new files only; symlinks are never followed).
     #[arg(long, value_name = "DIR")]
     pub save: Option<PathBuf>,

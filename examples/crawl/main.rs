@@ -13,7 +13,8 @@
 //! [`workers`] (the loop), [`polite`] (`--delay`, `--rate`,
 //! `--obey-robots`), [`demo`] (the offline site), [`frontier`] (URLs
 //! from a Redis stream), [`enqueue`] (loading that stream), [`resume`]
-//! (`--resume`: the URLs an earlier run's output already has).
+//! (`--resume`: the URLs an earlier run's output already has), [`cookies`]
+//! (`--cookie-jar` load and save).
 //!
 //! `-j N` runs N reactors on N threads (`twined::task::ReactorThreads`):
 //! worker 0 on the main thread, the others each on its own thread with its
@@ -24,6 +25,7 @@
 //! Offline demo: `cargo run --release --example crawl -- --demo`.
 
 mod args;
+mod cookies;
 mod demo;
 mod enqueue;
 mod fetch;
@@ -53,7 +55,8 @@ use twined::reactor::{self, Event, Phase};
 use twined::redis::Client;
 use twined::task::{LoopingCall, ReactorThreads};
 use twined::web::client::{
-    Agent, AgentOptions, ConnectionPool, PoolOptions, Proxies, Proxy, RetryPolicy, TlsConfig,
+    Agent, AgentOptions, ConnectionPool, CookieJar, PoolOptions, Proxies, Proxy, RetryPolicy,
+    TlsConfig,
 };
 
 use args::Args;
@@ -178,6 +181,8 @@ struct Plan {
     per_host: usize,
     retry: RetryPolicy,
     save: Option<PathBuf>,
+    /// `--cookies`: one jar for every thread's agent.
+    cookies: Option<CookieJar>,
     lines: Arc<SharedLines>,
     frontier: Option<frontier::Config>,
     /// With `--demo` and `-j N > 1`: the site's port, served by every
@@ -202,6 +207,7 @@ impl Plan {
             follow_redirects: self.max_redirects > 0,
             max_body: Some(self.max_bytes),
             headers: self.headers.clone(),
+            cookies: self.cookies.clone(),
             tls,
             proxy: self.proxy.clone(),
             ..Default::default()
@@ -381,6 +387,14 @@ fn main() -> ExitCode {
     if args.enqueue {
         return enqueue_main(&args, input);
     }
+    let cookies = match &args.cookie_jar {
+        Some(path) => match cookies::load(path) {
+            Ok(jar) => Some(jar),
+            Err(e) => return usage(e),
+        },
+        None if args.cookies => Some(CookieJar::new()),
+        None => None,
+    };
     let (out, done) = if args.resume {
         match open_resumed(&args.output, args.resume_all) {
             Ok((out, done)) => (out, Some(done)),
@@ -455,6 +469,7 @@ fn main() -> ExitCode {
             ..RetryPolicy::default()
         },
         save: args.save.clone(),
+        cookies,
         lines: SharedLines::new(lines),
         frontier,
         demo: demo_port
@@ -547,6 +562,14 @@ fn main() -> ExitCode {
         port.stop_listening();
     }
 
+    let saved = match (&args.cookie_jar, &plan.cookies) {
+        (Some(path), Some(jar)) => cookies::save(jar, path),
+        _ => Ok(()),
+    };
+    if let Err(why) = &saved {
+        eprintln!("crawl: {why}");
+    }
+
     let written = shared.out().written();
     let done = shared.recorded();
     let fatal = shared.fatal();
@@ -579,7 +602,7 @@ fn main() -> ExitCode {
         );
     }
     eprintln!("ok={} failed={}", written.ok, written.failed);
-    if fatal.is_some() || unreadable.is_some() {
+    if fatal.is_some() || unreadable.is_some() || saved.is_err() {
         ExitCode::from(2)
     } else if written.failed > 0 || (!finished && !follow_end) {
         ExitCode::from(1)

@@ -12,6 +12,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::conn::{ConnHandle, Finished, Sink};
+use super::cookies::CookieJar;
 use super::decode::{accept_encoding, Coding, ContentDecoder};
 use super::pool::{ConnectionPool, Lease, Opener, PoolKey};
 use super::proxy::{Proxies, Proxy};
@@ -108,6 +109,19 @@ pub struct AgentOptions {
     /// (another scheme, host or port) they are no longer sent, whether they
     /// come from here or from the request.
     pub headers: Headers,
+    /// The cookies kept across requests (Twisted's `CookieAgent`). Default:
+    /// `None`, no cookies: no `Cookie` field is added and `Set-Cookie` is
+    /// ignored.
+    ///
+    /// With a jar, every request, each redirect hop included, carries the
+    /// jar's cookies for its URL, and every response head, redirects
+    /// included, stores its `Set-Cookie` fields before the next hop is
+    /// sent. A `Cookie` field you give (here in [`headers`](Self::headers)
+    /// or in the request's) is kept, first, and the jar's cookies are
+    /// appended to it in the same field, except those whose name you gave:
+    /// for a name, yours wins. Yours is origin-bound like the other
+    /// credentials; the jar's follow the jar's own rules on every hop.
+    pub cookies: Option<CookieJar>,
     /// Certificates trusted for https URLs. Default: the Mozilla roots.
     #[cfg(feature = "tls")]
     pub tls: super::tls::TlsConfig,
@@ -148,6 +162,7 @@ impl Default for AgentOptions {
             max_body: Some(DEFAULT_MAX_BODY),
             user_agent: USER_AGENT.to_string(),
             headers: Headers::new(),
+            cookies: None,
             #[cfg(feature = "tls")]
             tls: super::tls::TlsConfig::default(),
             proxy: None,
@@ -814,6 +829,9 @@ impl Req {
             crossed && ORIGIN_BOUND.iter().any(|b| name.eq_ignore_ascii_case(b))
         });
         overlay(&mut fields, &target.headers, |_| false);
+        if let Some(jar) = &options.cookies {
+            jar.add_to_fields(&mut fields, url);
+        }
         let mut headers = Headers::new();
         for (name, value) in fields {
             headers.append_bytes(name, value);
@@ -968,6 +986,10 @@ impl Req {
                 lease.release(false);
                 return reply.errback(error);
             }
+        }
+        if let Some(jar) = &options.cookies {
+            // Before a redirect is followed: its cookies go with the next hop.
+            jar.store_response(&st.target.url, &head.headers);
         }
         // The connection checked the framing before it gave the head.
         let announced = match response_framing(&st.target.method, head.status, &head.headers) {

@@ -11,6 +11,7 @@
 //! | `RedirectAgent`, `ContentDecoderAgent(GzipDecoder)` | [`AgentOptions`] `follow_redirects`, `gzip` (gzip and deflate; brotli and zstd with the `br` and `zstd` features) |
 //! | Scrapy's `RetryMiddleware`, urllib3's `Retry` | [`RetryPolicy`] with [`fetch_retrying`] -> `Deferred<`[`Retried`]`>`: backoff with full jitter, `Retry-After`, idempotent methods only |
 //! | Scrapy's `RobotsTxtMiddleware` (`ROBOTSTXT_OBEY`), `urllib.robotparser` | [`RobotsCache`] (fetched once per origin, shared by threads), [`RobotsTxt`] |
+//! | `CookieAgent(agent, cookielib.CookieJar())`, aiohttp `CookieJar` | [`AgentOptions`] `cookies` with a [`CookieJar`] |
 //! | `BrowserLikePolicyForHTTPS` | [`TlsConfig`] in [`AgentOptions`] `tls` (certificates verified, SNI) |
 //! | `ProxyAgent(TCP4ClientEndpoint(reactor, host, port))` | [`AgentOptions`] `proxy`: [`Proxies`] of [`Proxy`] (`http://` forwarded, `https://` through `CONNECT`), [`Proxies::from_env`] for `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` |
 //!
@@ -28,6 +29,9 @@
 //! `Transfer-Encoding` are the agent's and refused from you
 //! ([`Error::Header`](crate::web::Error::Header)); credentials and `Host`
 //! are not sent on after a redirect to another origin.
+//! Cookies are kept and sent only with a [`CookieJar`] in
+//! [`AgentOptions::cookies`] (bounded: 4096 bytes a cookie, 50 a site, 3000
+//! in all by default).
 //!
 //! # Proxies
 //!
@@ -84,6 +88,7 @@
 
 mod agent;
 mod conn;
+mod cookies;
 mod decode;
 mod fetch;
 mod page;
@@ -98,6 +103,10 @@ mod tls;
 mod tunnel;
 
 pub use agent::{Agent, AgentOptions, DEFAULT_MAX_BODY};
+pub use cookies::{
+    CookieJar, CookieJarError, CookieJarOptions, DEFAULT_MAX_COOKIES, DEFAULT_MAX_COOKIES_PER_SITE,
+    DEFAULT_MAX_COOKIE_SIZE,
+};
 pub use fetch::{fetch, fetch_with, Page};
 pub use page::{download_page, download_page_with, get_page, get_page_with, PageOptions};
 pub use pool::{ConnectionPool, PoolKey, PoolOptions};
