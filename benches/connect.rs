@@ -8,6 +8,10 @@
 //! `cargo bench --bench connect` prints the figures; under `cargo test` it
 //! runs a tiny version as a smoke test.
 
+#[path = "support/cpu.rs"]
+mod cpu;
+
+use cpu::{process_cpu, thread_cpu};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::mpsc;
@@ -15,30 +19,6 @@ use std::time::{Duration, Instant};
 
 use twined::protocol::{Protocol, Transport};
 use twined::reactor::{self, ConnectOptions, DnsCache};
-
-/// CPU time the whole process has used (user + system): the server thread
-/// and the pool threads that run the lookups included.
-fn process_cpu() -> Duration {
-    // SAFETY: getrusage writes only into the struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid pointer to a rusage, RUSAGE_SELF.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return Duration::ZERO;
-    }
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-/// CPU time this thread has used.
-fn thread_cpu() -> Duration {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    let ns = text
-        .split_whitespace()
-        .next()
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    Duration::from_nanos(ns)
-}
 
 struct Ignore;
 impl Protocol for Ignore {

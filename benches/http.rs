@@ -10,10 +10,14 @@
 //! `cargo bench --bench http` prints the figures; under `cargo test` it runs
 //! a tiny version as a smoke test.
 
+#[path = "support/cpu.rs"]
+mod cpu;
+
+use cpu::thread_cpu;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt;
 use http_body_util::{BodyExt, Empty};
@@ -25,17 +29,6 @@ use twined::web::client::{
     get_page_with, Agent, AgentOptions, ConnectionPool, PageOptions, PoolOptions,
 };
 use twined::web::server::{Request, Response, Site};
-
-/// CPU time this thread has used.
-fn thread_cpu() -> Duration {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    let ns = text
-        .split_whitespace()
-        .next()
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    Duration::from_nanos(ns)
-}
 
 /// Starts the server on its own thread; returns its port.
 fn start_server() -> u16 {

@@ -14,10 +14,14 @@
 //! `cargo bench --bench https` prints the figures; under `cargo test` it
 //! runs a tiny version as a smoke test.
 
+#[path = "support/cpu.rs"]
+mod cpu;
+
+use cpu::thread_cpu;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt;
 use http_body_util::{BodyExt, Empty};
@@ -31,17 +35,6 @@ use twined::web::client::{
     get_page_with, Agent, AgentOptions, ConnectionPool, PageOptions, PoolOptions, TlsConfig,
 };
 use twined::web::server::{Request, Response, Site};
-
-/// CPU time this thread has used.
-fn thread_cpu() -> Duration {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    let ns = text
-        .split_whitespace()
-        .next()
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    Duration::from_nanos(ns)
-}
 
 struct Cert {
     pem: String,

@@ -8,6 +8,10 @@
 //! `cargo bench --bench inflate` prints the figures; under `cargo test` it
 //! runs a tiny version as a smoke test.
 
+#[path = "support/cpu.rs"]
+mod cpu;
+
+use cpu::thread_cpu;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -60,17 +64,6 @@ fn page(size: usize) -> Vec<u8> {
     }
     out.truncate(size);
     out
-}
-
-/// CPU time this thread has used.
-fn thread_cpu() -> Duration {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    let ns = text
-        .split_whitespace()
-        .next()
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    Duration::from_nanos(ns)
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {

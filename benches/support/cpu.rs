@@ -1,0 +1,29 @@
+//! CPU time for the benchmarks that report CPU per operation: this thread's
+//! (from the scheduler's statistics) and the whole process's.
+
+#![allow(dead_code)] // each benchmark uses what it needs
+
+use std::time::Duration;
+
+/// CPU time this thread has used (0 where `/proc` does not say).
+pub fn thread_cpu() -> Duration {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let ns = text
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    Duration::from_nanos(ns)
+}
+
+/// CPU time (user and system) of the whole process, every thread.
+pub fn process_cpu() -> Duration {
+    // SAFETY: getrusage writes only into the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a rusage, RUSAGE_SELF.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
