@@ -129,6 +129,41 @@ pub fn connect_protocol_with(
     d
 }
 
+/// A connect whose result is decided above TCP (a TLS handshake, a proxy's
+/// answer to `CONNECT`): `decided` fires from `protocol` (or the caller's
+/// `timer`) through the caller's one-shot trigger. This connects
+/// `protocol`, hands a TCP failure to `failed`, and once `decided` fires
+/// cancels `timer`; when it fails (the protocol's error, the timer,
+/// cancelling) it abandons the lookup or connect under way, or aborts the
+/// connection.
+pub(crate) fn connect_layered<T: 'static>(
+    host: &str,
+    port: u16,
+    protocol: impl Protocol,
+    options: ConnectOptions,
+    decided: Deferred<T>,
+    failed: impl FnOnce(Failure) + 'static,
+    timer: Option<DelayedCall>,
+) -> Deferred<T> {
+    let below: Rc<RefCell<Option<Transport>>> = Rc::default();
+    let keep = below.clone();
+    let tcp = connect_protocol_with(host, port, protocol, options)
+        .add_callback(move |t| *keep.borrow_mut() = Some(t))
+        .add_errback(failed);
+    decided.then(move |result: Result<T, Failure>| {
+        if let Some(timer) = timer {
+            let _ = timer.cancel();
+        }
+        if result.is_err() {
+            tcp.cancel();
+            if let Some(t) = below.borrow_mut().take() {
+                t.abort_connection();
+            }
+        }
+        result
+    })
+}
+
 /// Connects to `host:port` and builds the connection's protocol from
 /// `factory` once connected (Twisted's `reactor.connectTCP`). A failed
 /// attempt calls the factory's

@@ -12,6 +12,7 @@ mod error;
 mod listen;
 mod transport;
 
+pub(crate) use connect::connect_layered;
 pub use connect::{
     connect_protocol, connect_protocol_with, connect_tcp, connect_tcp_with, ConnectOptions,
     Connector, DEFAULT_ATTEMPT_DELAY,

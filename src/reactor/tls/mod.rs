@@ -57,8 +57,8 @@ pub use error::TlsError;
 use crate::defer::{Deferred, Failure};
 use crate::reactor::stream::{Factory, Layering, Protocol, Transport};
 use crate::reactor::tcp::{
-    connect_protocol_with, connect_tcp_with, listen_tcp, CannotListen, ConnectError,
-    ConnectOptions, Connector, Port,
+    connect_layered, connect_tcp_with, listen_tcp, CannotListen, ConnectError, ConnectOptions,
+    Connector, Port,
 };
 use layer::{Ready, Session, TlsLayer, TlsTransport, User};
 
@@ -242,25 +242,8 @@ pub fn connect_protocol_ssl(
             }),
         )
     });
-    let below: Rc<RefCell<Option<Transport>>> = Rc::default();
-    let keep = below.clone();
-    let tcp = connect_protocol_with(host, port, layer, options)
-        .add_callback(move |t| *keep.borrow_mut() = Some(t))
-        .add_errback(move |failure| fire(Err(failure)));
-    d.then(move |result: Result<Transport, Failure>| {
-        if let Some(timer) = timer {
-            let _ = timer.cancel();
-        }
-        if result.is_err() {
-            // Stops a lookup or connect under way, or closes the connection
-            // the handshake failed (or timed out) on.
-            tcp.cancel();
-            if let Some(t) = below.borrow_mut().take() {
-                t.abort_connection();
-            }
-        }
-        result
-    })
+    let failed = move |failure| fire(Err(failure));
+    connect_layered(host, port, layer, options, d, failed, timer)
 }
 
 impl Transport {

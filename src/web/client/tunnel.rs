@@ -109,33 +109,21 @@ pub(crate) fn connect(to: TunnelTo<'_>, inner: HttpProtocol) -> Deferred<()> {
         .host()
         .trim_start_matches('[')
         .trim_end_matches(']');
-    let below: Rc<RefCell<Option<Transport>>> = Rc::default();
-    let keep = below.clone();
-    let tcp = reactor::connect_protocol_with(
+    let options = ConnectOptions {
+        timeout: None,
+        dns: to.dns.clone(),
+        ..ConnectOptions::default()
+    };
+    let failed = move |failure| fire(Err(failure));
+    reactor::tcp::connect_layered(
         proxy_host,
         to.proxy.port(),
         tunnel,
-        ConnectOptions {
-            timeout: None,
-            dns: to.dns.clone(),
-            ..ConnectOptions::default()
-        },
+        options,
+        d,
+        failed,
+        timer,
     )
-    .add_callback(move |t| *keep.borrow_mut() = Some(t))
-    .add_errback(move |failure| fire(Err(failure)));
-    d.then(move |result: Result<(), Failure>| {
-        if let Some(timer) = timer {
-            let _ = timer.cancel();
-        }
-        if result.is_err() {
-            // Stops a lookup or connect under way, or closes the tunnel.
-            tcp.cancel();
-            if let Some(t) = below.borrow_mut().take() {
-                t.abort_connection();
-            }
-        }
-        result
-    })
 }
 
 /// Where the tunnel is.
