@@ -453,10 +453,7 @@ fn open(agent: &Rc<AgentInner>, key: &PoolKey) -> Deferred<ConnHandle> {
         #[cfg(not(feature = "tls"))]
         {
             drop(protocol);
-            crate::defer::fail(Failure::new(Error::Url {
-                url: key.to_string(),
-                reason: "https needs twined's `tls` feature".into(),
-            }))
+            no_tls(key)
         }
     } else {
         reactor::connect_protocol_with(&key.host, key.port, protocol, options).add_callback(|_| ())
@@ -464,6 +461,15 @@ fn open(agent: &Rc<AgentInner>, key: &PoolKey) -> Deferred<ConnHandle> {
     connected
         .add_callback(move |()| handle)
         .or_else(move |failure: Failure| Err(Failure::new(connect_error(&label, &failure))))
+}
+
+/// An `https` connection in a build without TLS.
+#[cfg(not(feature = "tls"))]
+fn no_tls(key: &PoolKey) -> Deferred<()> {
+    crate::defer::fail(Failure::new(Error::Url {
+        url: key.to_string(),
+        reason: "https needs twined's `tls` feature".into(),
+    }))
 }
 
 /// Opens a connection for `key` through `proxy`: to the proxy for `http`,
@@ -492,10 +498,7 @@ fn open_proxied(agent: &Rc<AgentInner>, key: &PoolKey, proxy: &Proxy) -> Deferre
         #[cfg(not(feature = "tls"))]
         {
             drop(protocol);
-            crate::defer::fail(Failure::new(Error::Url {
-                url: key.to_string(),
-                reason: "https needs twined's `tls` feature".into(),
-            }))
+            no_tls(key)
         }
     } else {
         let host = proxy.host().trim_start_matches('[').trim_end_matches(']');
