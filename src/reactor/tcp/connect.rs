@@ -136,6 +136,7 @@ pub fn connect_protocol_with(
 /// cancels `timer`; when it fails (the protocol's error, the timer,
 /// cancelling) it abandons the lookup or connect under way, or aborts the
 /// connection.
+#[cfg(feature = "tls")]
 pub(crate) fn connect_layered<T: 'static>(
     host: &str,
     port: u16,

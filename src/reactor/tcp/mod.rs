@@ -12,6 +12,7 @@ mod error;
 mod listen;
 mod transport;
 
+#[cfg(feature = "tls")]
 pub(crate) use connect::connect_layered;
 pub use connect::{
     connect_protocol, connect_protocol_with, connect_tcp, connect_tcp_with, ConnectOptions,
