@@ -92,33 +92,12 @@ impl Input {
             Input::Stream { reader, spool } => (reader, spool.as_mut()),
         };
         line.clear();
-        let (mut any, mut overlong) = (false, false);
-        loop {
-            let buf = match reader.fill_buf() {
-                Ok(buf) => buf,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            if buf.is_empty() {
-                return Ok(any.then_some(overlong));
-            }
-            any = true;
-            let (chunk, done) = match buf.iter().position(|&b| b == b'\n') {
-                Some(i) => (&buf[..=i], true),
-                None => (buf, false),
-            };
-            let room = MAX_LINE + 1 - line.len().min(MAX_LINE + 1);
-            overlong |= chunk.len() > room;
-            line.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            if let Some(spool) = spool.as_mut() {
-                spool.write_all(chunk)?;
-            }
-            let n = chunk.len();
-            reader.consume(n);
-            if done {
-                return Ok(Some(overlong));
-            }
-        }
+        let (taken, _) = read_capped_line(reader, line, MAX_LINE, |chunk| match spool.as_mut() {
+            Some(spool) => spool.write_all(chunk),
+            None => Ok(()),
+        })?;
+        // The newline counts for nothing.
+        Ok((taken > 0).then_some(taken > MAX_LINE as u64 + 1))
     }
 
     /// Back to the first line, for the next pass.
@@ -483,5 +462,41 @@ impl Feed {
             }
         }
         self.refill();
+    }
+}
+
+/// Reads one line from `reader` into `line`, keeping at most `cap + 1` of
+/// its bytes (newline included) and handing every byte taken to `each`
+/// too: the bytes taken, and whether the line ended with a newline
+/// (`(0, false)` at the end of the input).
+pub fn read_capped_line(
+    reader: &mut dyn BufRead,
+    line: &mut Vec<u8>,
+    cap: usize,
+    mut each: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<(u64, bool)> {
+    let mut taken = 0u64;
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok((taken, false));
+        }
+        let (chunk, found) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..=i], true),
+            None => (buf, false),
+        };
+        let room = (cap + 1).saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        each(chunk)?;
+        let n = chunk.len();
+        reader.consume(n);
+        taken += n as u64;
+        if found {
+            return Ok((taken, true));
+        }
     }
 }

@@ -19,11 +19,13 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashSet;
 use std::fs::File;
 use std::hash::BuildHasher;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufReader};
 use std::path::Path;
 
 use serde::de::IgnoredAny;
 use serde::Deserialize;
+
+use crate::input::read_capped_line;
 
 /// The longest line read as a record; a longer one is not a crawl line
 /// (its URL alone is at most 64 KiB) and is skipped without being kept.
@@ -101,7 +103,7 @@ pub fn scan(path: &Path, all: bool) -> io::Result<Scan> {
     let mut last_bad: Option<u64> = None;
     loop {
         line.clear();
-        let (len, complete) = read_line(&mut reader, &mut line)?;
+        let (len, complete) = read_capped_line(&mut reader, &mut line, MAX_RECORD, |_| Ok(()))?;
         if len == 0 {
             break;
         }
@@ -133,33 +135,6 @@ pub fn scan(path: &Path, all: bool) -> io::Result<Scan> {
         scan.keep = start;
     }
     Ok(scan)
-}
-
-/// Reads one line into `line` (at most `MAX_RECORD + 1` bytes kept):
-/// the bytes it took, and whether it ended with a newline.
-fn read_line(reader: &mut impl BufRead, line: &mut Vec<u8>) -> io::Result<(u64, bool)> {
-    let mut taken = 0u64;
-    loop {
-        let buf = match reader.fill_buf() {
-            Ok(buf) => buf,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if buf.is_empty() {
-            return Ok((taken, false));
-        }
-        let (take, found) = match buf.iter().position(|&b| b == b'\n') {
-            Some(i) => (i + 1, true),
-            None => (buf.len(), false),
-        };
-        let room = (MAX_RECORD + 1).saturating_sub(line.len());
-        line.extend_from_slice(&buf[..take.min(room)]);
-        reader.consume(take);
-        taken += take as u64;
-        if found {
-            return Ok((taken, true));
-        }
-    }
 }
 
 #[cfg(test)]
