@@ -4,6 +4,8 @@
 //! instead of making a full handshake. The server is plain rustls on a
 //! thread, which reports each connection's handshake kind.
 
+#[path = "support/certs.rs"]
+mod certs;
 mod support;
 
 use std::io::{Read, Write};
@@ -12,7 +14,6 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::HandshakeKind;
 use support::wait;
 use twined::protocol::Protocol;
@@ -26,19 +27,9 @@ use twined::web::client::{
 /// (or, for a bare TLS client, anything), answers, closes, and reports the
 /// connection's handshake kind. Returns the port, the CA PEM and the reports.
 fn tls_server(connections: usize) -> (u16, String, mpsc::Receiver<Option<HandshakeKind>>) {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let pem = certified.cert.pem();
-    let cert: CertificateDer<'static> = certified.cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .unwrap();
-    let config = Arc::new(config);
+    let cert = certs::localhost();
+    let pem = cert.cert_pem.clone();
+    let config = cert.rustls_server();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = mpsc::channel();

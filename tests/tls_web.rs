@@ -2,12 +2,14 @@
 //! and by `curl --cacert` (Twisted's `twisted.web.test.test_https` idea:
 //! a site behind `listenSSL`, a client that trusts its certificate).
 
+#[path = "support/certs.rs"]
+mod certs;
 mod support;
 
 use std::process::Command;
 
 use support::wait;
-use twined::reactor::tls::{self, ServerTlsConfig};
+use twined::reactor::tls;
 use twined::threads;
 use twined::web::client::{
     get_page_with, Agent, AgentOptions, ConnectionPool, PageOptions, TlsConfig,
@@ -21,14 +23,9 @@ struct Served {
 }
 
 fn https_site() -> Served {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert_pem = certified.cert.pem();
-    let config = ServerTlsConfig::from_pem(
-        cert_pem.as_bytes(),
-        certified.key_pair.serialize_pem().as_bytes(),
-    )
-    .unwrap()
-    .with_alpn(["http/1.1"]);
+    let cert = certs::localhost();
+    let cert_pem = cert.cert_pem.clone();
+    let config = cert.server_tls();
     let site = Site::new(|request: Request| match request.path() {
         "/big" => Response::new(200).body(vec![b'x'; 3 * 1024 * 1024]),
         path => Response::new(200).body(format!("secure {path}")),

@@ -3,6 +3,8 @@
 //! and a flood): `Set-Cookie` from one response comes back in the `Cookie`
 //! of the next request; every server here records the heads it gets.
 
+#[path = "support/certs.rs"]
+mod certs;
 mod support;
 
 #[path = "support/recorder.rs"]
@@ -10,7 +12,7 @@ mod recorder;
 
 use recorder::{fields, ok, path_of, recorder, redirect};
 use support::wait;
-use twined::reactor::tls::{self, ServerTlsConfig};
+use twined::reactor::tls;
 use twined::web::client::{
     get_page_with, Agent, AgentOptions, ConnectionPool, CookieJar, PageOptions, TlsConfig,
 };
@@ -213,14 +215,9 @@ fn a_flood_of_set_cookie_fields_is_bounded() {
 
 #[test]
 fn a_secure_cookie_goes_over_https_only() {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert_pem = certified.cert.pem();
-    let config = ServerTlsConfig::from_pem(
-        cert_pem.as_bytes(),
-        certified.key_pair.serialize_pem().as_bytes(),
-    )
-    .unwrap()
-    .with_alpn(["http/1.1"]);
+    let cert = certs::localhost();
+    let cert_pem = cert.cert_pem.clone();
+    let config = cert.server_tls();
     let echo = |request: Request| match request.path() {
         "/set" => Response::new(200)
             .header("Set-Cookie", "s=1; Secure; Path=/")

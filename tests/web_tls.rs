@@ -2,14 +2,14 @@
 //! certificate for "localhost": trusted through an added root, untrusted,
 //! and for the wrong host name.
 
+#[path = "support/certs.rs"]
+mod certs;
 mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::thread;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::error::Error as _;
 use support::{wait, web_error};
 use twined::web::client::{
@@ -17,28 +17,12 @@ use twined::web::client::{
 };
 use twined::web::ErrorKind;
 
-/// A certificate for `localhost` and its PEM.
-fn certificate() -> (CertificateDer<'static>, PrivateKeyDer<'static>, String) {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let pem = certified.cert.pem();
-    let der = certified.cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
-    (der, key, pem)
-}
-
 /// Serves `connections` TLS connections on 127.0.0.1, answering each request
 /// with `response`. Returns the port.
 fn tls_server(connections: usize, response: &'static [u8]) -> (u16, String) {
-    let (cert, key, pem) = certificate();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .unwrap();
-    let config = Arc::new(config);
+    let cert = certs::localhost();
+    let pem = cert.cert_pem.clone();
+    let config = cert.rustls_server();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     thread::spawn(move || {
