@@ -38,3 +38,11 @@ fn chunked_decoder_seeds() {
 fn response_splits_seeds() {
     each_seed("response_splits", common::check_splits);
 }
+
+#[path = "../fuzz/fuzz_targets/client_inputs_common.rs"]
+mod client_inputs_common;
+
+#[test]
+fn client_inputs_seeds() {
+    each_seed("client_inputs", client_inputs_common::check_client_inputs);
+}
