@@ -259,13 +259,16 @@ impl Plan {
                     }
                 }
             };
-            return done
-                .and_then(move |()| all_done.arrive())
-                .add_callback(move |()| {
+            // Arrive however this thread's crawl ended: a thread that failed
+            // and never arrived would keep the others serving forever.
+            return done.then(move |ended: Result<(), Failure>| {
+                all_done.arrive().and_then(move |()| {
                     if let Some(port) = port {
                         port.stop_listening();
                     }
-                });
+                    ended
+                })
+            });
         };
         let on_fail = shared.clone();
         let polite = self.polite.clone();
