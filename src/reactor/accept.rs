@@ -4,12 +4,14 @@
 //! new event for them), and back off on `EMFILE`/`ENFILE` instead of
 //! spinning while the pending connections wait in the kernel's queue.
 
+use std::cell::RefCell;
 use std::io;
 use std::rc::Rc;
 use std::time::Duration;
 
 use crate::defer::report::report_error;
-use crate::reactor::current_reactor;
+use crate::reactor::stream::Factory;
+use crate::reactor::{current_reactor, guard};
 
 /// Connections accepted per readiness event before yielding to others.
 const ACCEPTS_PER_EVENT: usize = 128;
@@ -56,5 +58,22 @@ fn accept_later<A: Accept>(port: &Rc<A>, delay: Duration) {
                 .timers
                 .call_later(delay, Box::new(move || accept_all(&port))),
         );
+    }
+}
+
+/// Runs the `stop_factory` of a port just closed: now, or on the next turn
+/// when the port was closed from its factory's own `build_protocol` (the
+/// factory is borrowed until then).
+pub(crate) fn stop_factory<P: 'static>(port: Rc<P>, factory: fn(&P) -> &RefCell<Box<dyn Factory>>) {
+    let busy = factory(&port).try_borrow_mut().is_err();
+    let stop = move || {
+        guard("a factory's stop_factory", || {
+            factory(&port).borrow_mut().stop_factory()
+        })
+    };
+    if busy {
+        current_reactor().call_soon(Box::new(stop));
+    } else {
+        stop();
     }
 }

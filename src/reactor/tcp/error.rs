@@ -3,7 +3,7 @@
 use std::error::Error;
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 /// A connection attempt failed (Twisted's `ConnectError` family).
@@ -158,6 +158,26 @@ pub struct CannotListen {
     pub addr: String,
     /// The system's error.
     pub source: io::Error,
+}
+
+impl CannotListen {
+    /// The first address `addr` names, for a listening socket; the errors
+    /// of that socket are made by the function returned with it.
+    pub(crate) fn first_address<A: ToSocketAddrs + fmt::Display>(
+        addr: &A,
+    ) -> Result<(SocketAddr, impl Fn(io::Error) -> CannotListen), CannotListen> {
+        let given = addr.to_string();
+        let cannot = move |source: io::Error| CannotListen {
+            addr: given.clone(),
+            source,
+        };
+        let first = addr
+            .to_socket_addrs()
+            .map_err(&cannot)?
+            .next()
+            .ok_or_else(|| cannot(io::Error::new(io::ErrorKind::InvalidInput, "no address")))?;
+        Ok((first, cannot))
+    }
 }
 
 impl fmt::Display for CannotListen {

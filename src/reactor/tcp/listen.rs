@@ -13,7 +13,7 @@ use mio::Interest;
 use super::error::CannotListen;
 use super::transport::Conn;
 use crate::defer::report::report_error;
-use crate::reactor::accept::{accept_all, Accept};
+use crate::reactor::accept::{accept_all, stop_factory, Accept};
 use crate::reactor::sources::{Handler, Ready, SourceKey};
 use crate::reactor::stream::Factory;
 use crate::reactor::{current_reactor, guard};
@@ -105,17 +105,9 @@ pub fn listen_tcp_with(
     factory: impl Factory,
     options: ListenOptions,
 ) -> Result<Port, CannotListen> {
-    let cannot = |source: io::Error| CannotListen {
-        addr: addr.to_string(),
-        source,
-    };
-    let resolved = addr
-        .to_socket_addrs()
-        .map_err(cannot)?
-        .next()
-        .ok_or_else(|| cannot(io::Error::new(io::ErrorKind::InvalidInput, "no address")))?;
-    let mut socket = bind(resolved, &options).map_err(cannot)?;
-    let address = socket.local_addr().map_err(cannot)?;
+    let (resolved, cannot) = CannotListen::first_address(&addr)?;
+    let mut socket = bind(resolved, &options).map_err(&cannot)?;
+    let address = socket.local_addr().map_err(&cannot)?;
     let listener = Rc::new_cyclic(|me| Listener {
         me: me.clone(),
         socket: RefCell::new(None),
@@ -124,7 +116,7 @@ pub fn listen_tcp_with(
     });
     let key = current_reactor()
         .register(&mut socket, Interest::READABLE, listener.clone())
-        .map_err(cannot)?;
+        .map_err(&cannot)?;
     *listener.socket.borrow_mut() = Some((socket, key));
     guard("a factory's start_factory", || {
         listener.factory.borrow_mut().start_factory()
@@ -173,18 +165,7 @@ impl Port {
         if let Some((mut socket, key)) = taken {
             current_reactor().deregister(&mut socket, key);
             drop(socket);
-            let listener = self.listener.clone();
-            let stop = move || {
-                guard("a factory's stop_factory", || {
-                    listener.factory.borrow_mut().stop_factory()
-                })
-            };
-            if self.listener.factory.try_borrow_mut().is_ok() {
-                stop();
-            } else {
-                // Called from the factory's own build_protocol.
-                current_reactor().call_soon(Box::new(stop));
-            }
+            stop_factory(self.listener.clone(), |l| &l.factory);
         }
     }
 }

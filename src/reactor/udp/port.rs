@@ -126,17 +126,9 @@ pub fn listen_udp_with(
     protocol: impl DatagramProtocol,
     options: UdpOptions,
 ) -> Result<DatagramTransport, CannotListen> {
-    let cannot = |source: io::Error| CannotListen {
-        addr: addr.to_string(),
-        source,
-    };
-    let resolved = addr
-        .to_socket_addrs()
-        .map_err(cannot)?
-        .next()
-        .ok_or_else(|| cannot(io::Error::new(io::ErrorKind::InvalidInput, "no address")))?;
-    let mut socket = UdpSocket::bind(resolved).map_err(cannot)?;
-    let address = socket.local_addr().map_err(cannot)?;
+    let (resolved, cannot) = CannotListen::first_address(&addr)?;
+    let mut socket = UdpSocket::bind(resolved).map_err(&cannot)?;
+    let address = socket.local_addr().map_err(&cannot)?;
     if let Some(size) = options.send_buffer_size {
         rustix::net::sockopt::set_socket_send_buffer_size(&socket, size)
             .map_err(|e| cannot(e.into()))?;
@@ -162,7 +154,7 @@ pub fn listen_udp_with(
             Interest::READABLE | Interest::WRITABLE,
             inner.clone(),
         )
-        .map_err(cannot)?;
+        .map_err(&cannot)?;
     inner.state.borrow_mut().socket = Some((socket, key));
     let transport = DatagramTransport(inner.clone());
     inner.with_protocol("start_protocol", |p| p.start_protocol(transport));

@@ -15,7 +15,7 @@ use mio::Interest;
 use super::conn::{UnixConn, NO_ADDRESS};
 use super::error::UnixError;
 use crate::defer::report::report_error;
-use crate::reactor::accept::{accept_all, Accept};
+use crate::reactor::accept::{accept_all, stop_factory, Accept};
 use crate::reactor::sources::{Handler, Ready, SourceKey};
 use crate::reactor::stream::Factory;
 use crate::reactor::{current_reactor, guard};
@@ -170,17 +170,7 @@ impl UnixPort {
         current_reactor().deregister(&mut socket, key);
         drop(socket);
         self.listener.remove_file();
-        let listener = self.listener.clone();
-        let stop = move || {
-            guard("a factory's stop_factory", || {
-                listener.factory.borrow_mut().stop_factory()
-            })
-        };
-        if self.listener.factory.try_borrow_mut().is_ok() {
-            stop();
-        } else {
-            current_reactor().call_soon(Box::new(stop));
-        }
+        stop_factory(self.listener.clone(), |l| &l.factory);
     }
 }
 
