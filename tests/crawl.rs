@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use examples::{example, run_with_reactor};
+use examples::{example, interrupt_with_reactor, run_with_reactor};
 use support::{raw_server, Then};
 use twined::defer::{Deferred, Failure};
 use twined::protocol::{Protocol, Transport};
@@ -244,32 +244,10 @@ fn ctrl_c_stops_cleanly_and_keeps_the_finished_lines() {
     let base = format!("http://{}", good.address());
     let mut urls: Vec<String> = (0..5).map(|i| format!("{base}/fast{i}")).collect();
     urls.extend((0..5).map(|_| format!("{base}/slow")));
-    let child = Command::new(example("crawl"))
-        .args(["-q", "-c", "2"])
-        .args(&urls)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id().to_string();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let handle = reactor::handle();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-        handle.call_from_thread(|| {
-            let _ = reactor::stop();
-        });
-    });
+    let mut cmd = Command::new(example("crawl"));
+    cmd.args(["-q", "-c", "2"]).args(&urls);
     // Once the fast pages are done and two slow ones hang, press Ctrl-C.
-    reactor::call_later(Duration::from_millis(800), move || {
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
-    });
-    let watchdog = reactor::call_later(Duration::from_secs(20), || {
-        let _ = reactor::stop();
-    });
-    reactor::run().unwrap();
-    let _ = watchdog.cancel();
-    let out = rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
+    let out = interrupt_with_reactor(cmd, Duration::from_millis(800), Duration::from_secs(20));
     let got = lines(&out.stdout);
     assert_eq!(got.len(), 5, "the five finished fetches are kept");
     assert!(got.iter().all(|l| l.kind.is_none()));
@@ -797,32 +775,10 @@ fn ctrl_c_stops_every_worker_and_keeps_every_finished_line() {
     let base = format!("http://{}", good.address());
     let mut urls: Vec<String> = (0..6).map(|i| format!("{base}/fast{i}")).collect();
     urls.extend((0..6).map(|_| format!("{base}/slow")));
-    let child = Command::new(example("crawl"))
-        .args(["-q", "-j", "3", "-c", "3"])
-        .args(&urls)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id().to_string();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let handle = reactor::handle();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-        handle.call_from_thread(|| {
-            let _ = reactor::stop();
-        });
-    });
+    let mut cmd = Command::new(example("crawl"));
+    cmd.args(["-q", "-j", "3", "-c", "3"]).args(&urls);
     // Once the fast pages are done and every worker hangs on a slow one.
-    reactor::call_later(Duration::from_millis(1000), move || {
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
-    });
-    let watchdog = reactor::call_later(Duration::from_secs(20), || {
-        let _ = reactor::stop();
-    });
-    reactor::run().unwrap();
-    let _ = watchdog.cancel();
-    let out = rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
+    let out = interrupt_with_reactor(cmd, Duration::from_millis(1000), Duration::from_secs(20));
     let got = lines(&out.stdout);
     assert_eq!(got.len(), 6, "the six finished fetches are kept");
     assert!(got.iter().all(|l| l.kind.is_none()));

@@ -35,7 +35,22 @@ pub fn example(name: &str) -> PathBuf {
 
 /// Runs `command` to completion while this thread's reactor runs (so servers
 /// the test started on it answer), at most `limit`.
-pub fn run_with_reactor(mut command: Command, stdin: Option<Vec<u8>>, limit: Duration) -> Output {
+pub fn run_with_reactor(command: Command, stdin: Option<Vec<u8>>, limit: Duration) -> Output {
+    run_child(command, stdin, None, limit)
+}
+
+/// [`run_with_reactor`], pressing Ctrl-C (SIGINT to the child) `after` its
+/// start.
+pub fn interrupt_with_reactor(command: Command, after: Duration, limit: Duration) -> Output {
+    run_child(command, None, Some(after), limit)
+}
+
+fn run_child(
+    mut command: Command,
+    stdin: Option<Vec<u8>>,
+    interrupt: Option<Duration>,
+    limit: Duration,
+) -> Output {
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     command.stdin(if stdin.is_some() {
         Stdio::piped()
@@ -49,6 +64,7 @@ pub fn run_with_reactor(mut command: Command, stdin: Option<Vec<u8>>, limit: Dur
             let _ = pipe.write_all(&data);
         });
     }
+    let pid = child.id().to_string();
     let (tx, rx) = mpsc::channel();
     let handle = reactor::handle();
     thread::spawn(move || {
@@ -58,6 +74,11 @@ pub fn run_with_reactor(mut command: Command, stdin: Option<Vec<u8>>, limit: Dur
             let _ = reactor::stop();
         });
     });
+    if let Some(after) = interrupt {
+        reactor::call_later(after, move || {
+            let _ = Command::new("kill").args(["-INT", &pid]).status();
+        });
+    }
     let watchdog = reactor::call_later(limit, || {
         let _ = reactor::stop();
     });
