@@ -55,6 +55,7 @@ pub(crate) mod tcp;
 pub mod tls;
 pub(crate) mod udp;
 pub(crate) mod unix;
+mod write_buffer;
 
 use std::error::Error;
 use std::fmt;

@@ -31,6 +31,7 @@ use crate::defer::report::report_warn;
 use crate::defer::{Failure, Panicked};
 use crate::reactor::sources::{Handler, Ready, SourceKey};
 use crate::reactor::stream::{CloseNotice, ITransport, Layering, Protocol, Transport};
+use crate::reactor::write_buffer::WriteBuffer;
 use crate::reactor::{current_reactor, guard};
 
 /// Default high-water mark of the write buffer (Twisted's `bufferSize`).
@@ -54,9 +55,8 @@ pub(super) struct State {
     pub(super) key: Option<SourceKey>,
     pub(super) peer: Option<SocketAddr>,
     pub(super) host: Option<SocketAddr>,
-    /// Unsent bytes are `wbuf[wpos..]`.
-    pub(super) wbuf: Vec<u8>,
-    pub(super) wpos: usize,
+    /// Unsent bytes.
+    pub(super) wbuf: WriteBuffer,
     pub(super) high_water: usize,
     pub(super) low_water: usize,
     /// The protocol was told to pause producing.
@@ -72,7 +72,7 @@ pub(super) struct State {
 
 impl State {
     pub(super) fn buffered(&self) -> usize {
-        self.wbuf.len() - self.wpos
+        self.wbuf.len()
     }
 }
 
@@ -121,8 +121,7 @@ impl Conn {
                 key: None,
                 peer: None,
                 host: None,
-                wbuf: Vec::new(),
-                wpos: 0,
+                wbuf: WriteBuffer::default(),
                 high_water: DEFAULT_HIGH_WATER,
                 low_water: 0,
                 producer_paused: false,
@@ -307,14 +306,12 @@ impl Conn {
         let mut st = self.state.borrow_mut();
         let mut failed = None;
         while st.buffered() > 0 {
-            let State {
-                stream, wbuf, wpos, ..
-            } = &mut *st;
+            let State { stream, wbuf, .. } = &mut *st;
             let Some(stream) = stream.as_mut() else {
                 return;
             };
-            match stream.write(&wbuf[*wpos..]) {
-                Ok(n) => *wpos += n,
+            match stream.write(wbuf.unsent()) {
+                Ok(n) => wbuf.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -335,18 +332,8 @@ impl Conn {
     /// Compacts the buffer, then closes a closing connection that is flushed
     /// or resumes a paused producer that is below the low-water mark.
     fn after_write(&self, mut st: std::cell::RefMut<'_, State>) {
+        st.wbuf.compact();
         let buffered = st.buffered();
-        if buffered == 0 {
-            st.wbuf.clear();
-            st.wpos = 0;
-            if st.wbuf.capacity() > 4 * DEFAULT_HIGH_WATER {
-                st.wbuf.shrink_to(DEFAULT_HIGH_WATER);
-            }
-        } else if st.wpos >= DEFAULT_HIGH_WATER && st.wpos * 2 >= st.wbuf.len() {
-            let wpos = st.wpos;
-            st.wbuf.drain(..wpos);
-            st.wpos = 0;
-        }
         if buffered == 0 && st.closing {
             drop(st);
             self.close(Failure::new(ConnectionDone));
@@ -403,15 +390,7 @@ impl Conn {
             return;
         }
         // Buffer what the kernel did not take.
-        let mut skip = written;
-        for part in parts {
-            if skip >= part.len() {
-                skip -= part.len();
-                continue;
-            }
-            st.wbuf.extend_from_slice(&part[skip..]);
-            skip = 0;
-        }
+        st.wbuf.push_unwritten(parts, written);
         if !st.producer_paused && st.buffered() > st.high_water {
             st.producer_paused = true;
             drop(st);
@@ -432,8 +411,7 @@ impl Conn {
                 return;
             }
             st.phase = Phase::Closed;
-            st.wbuf = Vec::new();
-            st.wpos = 0;
+            st.wbuf.discard();
             st.on_lost.take()
         };
         self.drop_socket();

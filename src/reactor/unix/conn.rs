@@ -25,6 +25,7 @@ use crate::defer::{Deferred, Failure, Panicked};
 use crate::reactor::sources::{Handler, Ready, SourceKey};
 use crate::reactor::stream::{CloseNotice, Factory, ITransport, Protocol, Transport};
 use crate::reactor::tcp::{ConnectionAborted, ConnectionDone, ConnectionLost};
+use crate::reactor::write_buffer::WriteBuffer;
 use crate::reactor::{current_reactor, guard};
 
 /// Default high-water mark of the write buffer, as for TCP.
@@ -78,9 +79,8 @@ enum Phase {
 struct State {
     phase: Phase,
     stream: Option<(UnixStream, SourceKey)>,
-    /// Unsent bytes are `wbuf[wpos..]`.
-    wbuf: Vec<u8>,
-    wpos: usize,
+    /// Unsent bytes.
+    wbuf: WriteBuffer,
     high_water: usize,
     low_water: usize,
     producer_paused: bool,
@@ -91,7 +91,7 @@ struct State {
 
 impl State {
     fn buffered(&self) -> usize {
-        self.wbuf.len() - self.wpos
+        self.wbuf.len()
     }
 }
 
@@ -124,8 +124,7 @@ impl UnixConn {
             state: RefCell::new(State {
                 phase: Phase::Open,
                 stream: None,
-                wbuf: Vec::new(),
-                wpos: 0,
+                wbuf: WriteBuffer::default(),
                 high_water: DEFAULT_HIGH_WATER,
                 low_water: 0,
                 producer_paused: false,
@@ -245,14 +244,12 @@ impl UnixConn {
     fn flush(&self) {
         let mut st = self.state.borrow_mut();
         while st.buffered() > 0 {
-            let State {
-                stream, wbuf, wpos, ..
-            } = &mut *st;
+            let State { stream, wbuf, .. } = &mut *st;
             let Some((stream, _)) = stream.as_mut() else {
                 return;
             };
-            match stream.write(&wbuf[*wpos..]) {
-                Ok(n) => *wpos += n,
+            match stream.write(wbuf.unsent()) {
+                Ok(n) => wbuf.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -262,18 +259,8 @@ impl UnixConn {
                 }
             }
         }
+        st.wbuf.compact();
         let buffered = st.buffered();
-        if buffered == 0 {
-            st.wbuf.clear();
-            st.wpos = 0;
-            if st.wbuf.capacity() > 4 * DEFAULT_HIGH_WATER {
-                st.wbuf.shrink_to(DEFAULT_HIGH_WATER);
-            }
-        } else if st.wpos >= DEFAULT_HIGH_WATER && st.wpos * 2 >= st.wbuf.len() {
-            let wpos = st.wpos;
-            st.wbuf.drain(..wpos);
-            st.wpos = 0;
-        }
         if buffered == 0 && st.phase == Phase::Closing {
             drop(st);
             self.close(Failure::new(ConnectionDone));
@@ -321,15 +308,7 @@ impl UnixConn {
         if written == total {
             return;
         }
-        let mut skip = written;
-        for part in parts {
-            if skip >= part.len() {
-                skip -= part.len();
-                continue;
-            }
-            st.wbuf.extend_from_slice(&part[skip..]);
-            skip = 0;
-        }
+        st.wbuf.push_unwritten(parts, written);
         if !st.producer_paused && st.buffered() > st.high_water {
             st.producer_paused = true;
             drop(st);
@@ -345,8 +324,7 @@ impl UnixConn {
                 return;
             }
             st.phase = Phase::Closed;
-            st.wbuf = Vec::new();
-            st.wpos = 0;
+            st.wbuf.discard();
             (st.stream.take(), st.on_lost.take())
         };
         let reactor = current_reactor();
