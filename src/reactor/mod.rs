@@ -56,6 +56,7 @@ pub mod tls;
 pub(crate) mod udp;
 pub(crate) mod unix;
 mod write_buffer;
+pub(crate) use write_buffer::DEFAULT_HIGH_WATER;
 
 use std::error::Error;
 use std::fmt;

@@ -1,19 +1,63 @@
 //! The unsent output of a stream connection (TCP or Unix): the bytes the
 //! kernel did not take yet, sent from the front and appended at the back,
 //! compacted so a long-lived connection neither copies on every send nor
-//! keeps the memory of one burst forever.
+//! keeps the memory of one burst forever; and its water marks, which say
+//! when the protocol (the producer) is to pause and resume.
 
 /// Sent bytes at the front that trigger a compaction while the rest waits.
 const COMPACT_AT: usize = 64 * 1024;
 
+/// The default high-water mark of every transport's write buffer: 64 KiB
+/// (Twisted's `bufferSize`; the low mark is 0, as Twisted's).
+pub(crate) const DEFAULT_HIGH_WATER: usize = 64 * 1024;
+
 /// Unsent bytes are `bytes[sent..]`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct WriteBuffer {
     bytes: Vec<u8>,
     sent: usize,
+    high_water: usize,
+    low_water: usize,
+    /// The producer was told to pause.
+    producer_paused: bool,
+}
+
+impl Default for WriteBuffer {
+    fn default() -> WriteBuffer {
+        WriteBuffer {
+            bytes: Vec::new(),
+            sent: 0,
+            high_water: DEFAULT_HIGH_WATER,
+            low_water: 0,
+            producer_paused: false,
+        }
+    }
 }
 
 impl WriteBuffer {
+    /// Sets the water marks: the producer pauses above `high` and resumes
+    /// at or below `low` (at most `high`).
+    pub(crate) fn set_limits(&mut self, high: usize, low: usize) {
+        self.high_water = high;
+        self.low_water = low.min(high);
+    }
+
+    /// Whether the producer is to be told to pause now (the buffer grew past
+    /// the high-water mark and it was not told yet).
+    pub(crate) fn pause_now(&mut self) -> bool {
+        let pause = !self.producer_paused && self.len() > self.high_water;
+        self.producer_paused |= pause;
+        pause
+    }
+
+    /// Whether the paused producer is to be told to resume now (the buffer
+    /// drained to the low-water mark).
+    pub(crate) fn resume_now(&mut self) -> bool {
+        let resume = self.producer_paused && self.len() <= self.low_water;
+        self.producer_paused &= !resume;
+        resume
+    }
+
     /// Bytes waiting to be sent.
     pub(crate) fn len(&self) -> usize {
         self.bytes.len() - self.sent
@@ -59,9 +103,10 @@ impl WriteBuffer {
         }
     }
 
-    /// Drops everything, memory included (the connection closed).
+    /// Drops the bytes, memory included (the connection closed).
     pub(crate) fn discard(&mut self) {
-        *self = WriteBuffer::default();
+        self.bytes = Vec::new();
+        self.sent = 0;
     }
 }
 
@@ -80,6 +125,18 @@ mod tests {
         b.advance(1);
         b.compact();
         assert_eq!((b.len(), b.unsent()), (0, &b""[..]));
+    }
+
+    #[test]
+    fn water_marks_pause_once_and_resume_once() {
+        let mut b = WriteBuffer::default();
+        b.set_limits(4, 9);
+        b.push_unwritten(&[b"12345"], 0);
+        assert!(b.pause_now());
+        assert!(!b.pause_now(), "told once");
+        b.advance(1);
+        assert!(b.resume_now(), "the low mark is capped at the high one");
+        assert!(!b.resume_now());
     }
 
     #[test]

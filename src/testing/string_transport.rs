@@ -13,8 +13,7 @@ use crate::protocol::{
     CloseNotice, ConnectionAborted, ConnectionDone, ITransport, Protocol, Transport,
 };
 
-/// Default high-water mark of the recorded write buffer, as for TCP.
-const DEFAULT_HIGH_WATER: usize = 64 * 1024;
+use crate::reactor::DEFAULT_HIGH_WATER;
 
 /// The default local address of a [`StringTransport`] (Twisted's
 /// `StringTransport` uses `10.0.0.1`).

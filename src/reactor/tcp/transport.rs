@@ -34,9 +34,6 @@ use crate::reactor::stream::{CloseNotice, ITransport, Layering, Protocol, Transp
 use crate::reactor::write_buffer::WriteBuffer;
 use crate::reactor::{current_reactor, guard};
 
-/// Default high-water mark of the write buffer (Twisted's `bufferSize`).
-pub(crate) const DEFAULT_HIGH_WATER: usize = 64 * 1024;
-
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -57,10 +54,6 @@ pub(super) struct State {
     pub(super) host: Option<SocketAddr>,
     /// Unsent bytes.
     pub(super) wbuf: WriteBuffer,
-    pub(super) high_water: usize,
-    pub(super) low_water: usize,
-    /// The protocol was told to pause producing.
-    pub(super) producer_paused: bool,
     /// The user paused reading.
     pub(super) reading_paused: bool,
     /// A read is queued for the next iteration.
@@ -122,9 +115,6 @@ impl Conn {
                 peer: None,
                 host: None,
                 wbuf: WriteBuffer::default(),
-                high_water: DEFAULT_HIGH_WATER,
-                low_water: 0,
-                producer_paused: false,
                 reading_paused: false,
                 read_scheduled: false,
                 closing: false,
@@ -339,8 +329,7 @@ impl Conn {
             self.close(Failure::new(ConnectionDone));
             return;
         }
-        if st.producer_paused && buffered <= st.low_water {
-            st.producer_paused = false;
+        if st.wbuf.resume_now() {
             drop(st);
             self.notify_producer(false);
         }
@@ -391,8 +380,7 @@ impl Conn {
         }
         // Buffer what the kernel did not take.
         st.wbuf.push_unwritten(parts, written);
-        if !st.producer_paused && st.buffered() > st.high_water {
-            st.producer_paused = true;
+        if st.wbuf.pause_now() {
             drop(st);
             self.notify_producer(true);
         }
@@ -579,8 +567,7 @@ impl Conn {
     /// and 0 (resume once everything is sent, as Twisted does).
     fn raw_set_write_buffer_limits(&self, high: usize, low: usize) {
         let mut st = self.state.borrow_mut();
-        st.high_water = high;
-        st.low_water = low.min(high);
+        st.wbuf.set_limits(high, low);
     }
 
     /// Bytes written but not yet taken by the kernel.

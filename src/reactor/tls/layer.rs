@@ -23,9 +23,7 @@ use crate::defer::Failure;
 use crate::reactor::stream::{CloseNotice, ITransport, Protocol, Transport};
 use crate::reactor::tcp::{ConnectionAborted, ConnectionDone};
 
-/// The high-water mark of writes waiting for the handshake, as the TCP
-/// transport's default.
-const DEFAULT_HIGH_WATER: usize = 64 * 1024;
+use crate::reactor::DEFAULT_HIGH_WATER;
 
 /// Where a TLS session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

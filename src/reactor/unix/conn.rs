@@ -28,8 +28,6 @@ use crate::reactor::tcp::{ConnectionAborted, ConnectionDone, ConnectionLost};
 use crate::reactor::write_buffer::WriteBuffer;
 use crate::reactor::{current_reactor, guard};
 
-/// Default high-water mark of the write buffer, as for TCP.
-const DEFAULT_HIGH_WATER: usize = 64 * 1024;
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
 /// Reads per readiness event before yielding to other connections.
@@ -81,9 +79,6 @@ struct State {
     stream: Option<(UnixStream, SourceKey)>,
     /// Unsent bytes.
     wbuf: WriteBuffer,
-    high_water: usize,
-    low_water: usize,
-    producer_paused: bool,
     reading_paused: bool,
     read_scheduled: bool,
     on_lost: Option<Box<dyn FnOnce(Failure)>>,
@@ -125,9 +120,6 @@ impl UnixConn {
                 phase: Phase::Open,
                 stream: None,
                 wbuf: WriteBuffer::default(),
-                high_water: DEFAULT_HIGH_WATER,
-                low_water: 0,
-                producer_paused: false,
                 reading_paused: false,
                 read_scheduled: false,
                 on_lost,
@@ -266,8 +258,7 @@ impl UnixConn {
             self.close(Failure::new(ConnectionDone));
             return;
         }
-        if st.producer_paused && buffered <= st.low_water {
-            st.producer_paused = false;
+        if st.wbuf.resume_now() {
             drop(st);
             self.notify_producer(false);
         }
@@ -309,8 +300,7 @@ impl UnixConn {
             return;
         }
         st.wbuf.push_unwritten(parts, written);
-        if !st.producer_paused && st.buffered() > st.high_water {
-            st.producer_paused = true;
+        if st.wbuf.pause_now() {
             drop(st);
             self.notify_producer(true);
         }
@@ -450,8 +440,7 @@ impl ITransport for UnixConn {
 
     fn set_write_buffer_limits(&self, high: usize, low: usize) {
         let mut st = self.state.borrow_mut();
-        st.high_water = high;
-        st.low_water = low.min(high);
+        st.wbuf.set_limits(high, low);
     }
 
     fn write_buffer_size(&self) -> usize {
