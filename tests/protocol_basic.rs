@@ -690,7 +690,10 @@ impl Protocol for RawPeer {
     }
     fn data_received(&mut self, data: &[u8]) {
         self.got.borrow_mut().extend_from_slice(data);
-        if Some(self.got.borrow().len()) >= self.until {
+        if self
+            .until
+            .is_some_and(|until| self.got.borrow().len() >= until)
+        {
             if let Some(t) = &self.transport {
                 t.lose_connection();
             }

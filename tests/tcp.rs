@@ -825,3 +825,96 @@ fn a_port_in_use_without_reuse_port_cannot_be_listened_on() {
     }
     first.stop_listening();
 }
+
+/// Several writes in one callback reach the peer whole and in order, and a
+/// write made just before `reactor::stop()` still goes out (the loop's last
+/// flush): the peer is a plain blocking socket on another thread.
+#[test]
+fn coalesced_writes_and_writes_before_stop_reach_the_peer() {
+    let port = reactor::listen_tcp("127.0.0.1:0", |_peer: SocketAddr| {
+        Recorder::new(&Default::default()).on_data(|t, data| {
+            if data.contains(&b'\n') {
+                t.write(b"one ");
+                t.write_sequence(&[b"two ", b"three\n"]);
+                // Stopping in the same callback: the writes are not lost.
+                stop();
+            }
+        })
+    })
+    .unwrap();
+    let addr = port.address();
+    let peer = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"go\n").unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while !got.ends_with(b"\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed early: {got:?}");
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    });
+    run_bounded(Duration::from_secs(10));
+    assert_eq!(peer.join().unwrap(), b"one two three\n");
+}
+
+/// A server that answers and closes while the peer's further input sits
+/// unread (an HTTP error reply to a request whose body it never reads):
+/// the close drains that input first, so the peer gets the whole reply and
+/// an orderly end, not a reset that destroys the reply.
+#[test]
+fn lose_connection_with_unread_input_still_delivers_the_reply() {
+    // More than the kernel buffers hold: the last of it is still queued
+    // in the server's kernel when the server closes.
+    let reply: Vec<u8> = (0..8 << 20).map(pattern).collect();
+    let expected = reply.clone();
+    let port = reactor::listen_tcp("127.0.0.1:0", move |_peer: SocketAddr| {
+        let reply = reply.clone();
+        let mut answered = false;
+        Recorder::new(&Default::default()).on_data(move |t, _data| {
+            if !std::mem::replace(&mut answered, true) {
+                // Read no further: the rest of the peer's upload stays unread.
+                t.pause_producing();
+                t.write(&reply);
+                t.lose_connection();
+            }
+        })
+    })
+    .unwrap();
+    let addr = port.address();
+    let peer = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // The start of an upload, then the rest, which the server will not
+        // read, sent before reading anything.
+        s.write_all(b"start").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        s.write_all(&vec![b'u'; 32 * 1024]).unwrap();
+        // Read slowly: the server has closed long before.
+        std::thread::sleep(Duration::from_millis(200));
+        let mut got = Vec::new();
+        let end = s.read_to_end(&mut got);
+        (got, end.map(|_| ()).map_err(|e| e.kind()))
+    });
+    let lost = Rc::new(Cell::new(false));
+    let l = lost.clone();
+    reactor::call_later(Duration::from_millis(400), move || {
+        l.set(true);
+        stop();
+    });
+    run_bounded(Duration::from_secs(10));
+    assert!(lost.get());
+    let (got, end) = peer.join().unwrap();
+    assert_eq!(
+        end,
+        Ok(()),
+        "the peer saw a reset after {} bytes",
+        got.len()
+    );
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected);
+}

@@ -78,6 +78,15 @@ pub(crate) struct Reactor {
     triggers: RefCell<Triggers>,
     /// Calls to run at the next iteration, on this thread.
     soon: RefCell<VecDeque<Box<dyn FnOnce()>>>,
+    /// Connections with writes for the end-of-iteration flush.
+    flushes: RefCell<Vec<Rc<dyn Flush>>>,
+}
+
+/// A connection that coalesces its writes: they wait in its buffer until
+/// the reactor's end-of-iteration flush (see `write_buffer.rs`).
+pub(crate) trait Flush {
+    /// Sends what waits for the end-of-iteration flush, if anything still does.
+    fn flush_queued(&self);
 }
 
 thread_local! {
@@ -127,6 +136,7 @@ impl Reactor {
             remote: time::thread_inbox(),
             triggers: RefCell::new(Triggers::default()),
             soon: RefCell::new(VecDeque::new()),
+            flushes: RefCell::new(Vec::new()),
         }
     }
 
@@ -204,6 +214,26 @@ impl Reactor {
     /// Queues `f` to run at the start of the next iteration.
     pub(crate) fn call_soon(&self, f: Box<dyn FnOnce()>) {
         self.soon.borrow_mut().push_back(f);
+    }
+
+    /// Queues `conn` for the end-of-iteration flush (once per wait: its
+    /// write buffer says when).
+    pub(crate) fn queue_flush(&self, conn: Rc<dyn Flush>) {
+        self.flushes.borrow_mut().push(conn);
+    }
+
+    /// Sends every queued connection's waiting writes. Writes queued while
+    /// this runs (a resumed producer's) wait for the next pass.
+    fn flush_writes(&self) {
+        let mut queued = std::mem::take(&mut *self.flushes.borrow_mut());
+        for conn in queued.drain(..) {
+            guard("a write", || conn.flush_queued());
+        }
+        // Keep the list's memory for the next iteration.
+        let mut flushes = self.flushes.borrow_mut();
+        if flushes.is_empty() {
+            *flushes = queued;
+        }
     }
 
     pub(crate) fn running(&self) -> bool {
@@ -290,6 +320,8 @@ impl Reactor {
         let result = loop {
             self.iterate(&io, &mut events, signals.as_mut(), stop_after_pass);
             if self.exit.get() {
+                // What was written before the stop still goes out.
+                self.flush_writes();
                 break Ok(());
             }
             if std::mem::take(&mut stop_after_pass) {
@@ -384,7 +416,8 @@ impl Reactor {
         );
     }
 
-    /// One turn of the loop: thread calls, queued calls, due timers, poll, I/O.
+    /// One turn of the loop: thread calls, queued calls, due timers, the
+    /// writes all of these and the last turn's I/O made, poll, I/O.
     /// `last_pass`: a stop is pending, so the poll must not wait.
     fn iterate(
         self: &Rc<Self>,
@@ -414,10 +447,12 @@ impl Reactor {
         if self.exit.get() {
             return;
         }
+        self.flush_writes();
 
         let busy = last_pass
             || self.stop_requested.get()
             || !self.soon.borrow().is_empty()
+            || !self.flushes.borrow().is_empty()
             || !self.remote.is_empty();
         let timeout = if busy {
             Some(Duration::ZERO)

@@ -88,7 +88,7 @@ pub use unix::{
     UnixPort,
 };
 
-pub(crate) use self::core::{current as current_reactor, guard};
+pub(crate) use self::core::{current as current_reactor, guard, Flush};
 
 use crate::defer::Deferred;
 

@@ -5,9 +5,10 @@
 //!
 //! The socket is registered once for reading and writing, edge-triggered:
 //! reads go on until the kernel has nothing more (or a fairness cap, after
-//! which the rest is read on the next iteration), writes go straight to the
-//! socket while nothing is buffered, and only what the kernel refuses is
-//! buffered and flushed on the next writable event.
+//! which the rest is read on the next iteration); writes are coalesced until
+//! the end of the reactor iteration (or sent at once past the high-water
+//! mark), and what the kernel refuses is flushed on the next writable event
+//! (`write_buffer.rs`).
 //!
 //! No borrow of the connection's state is held while user code runs, and the
 //! protocol's `connection_lost` always runs from the reactor loop, never from
@@ -16,7 +17,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
@@ -32,7 +33,7 @@ use crate::defer::{Failure, Panicked};
 use crate::reactor::sources::{Handler, Ready, SourceKey};
 use crate::reactor::stream::{CloseNotice, ITransport, Layering, Protocol, Transport};
 use crate::reactor::write_buffer::WriteBuffer;
-use crate::reactor::{current_reactor, guard};
+use crate::reactor::{current_reactor, guard, Flush};
 
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
@@ -294,23 +295,11 @@ impl Conn {
     /// Writes as much of the buffer as the kernel takes.
     fn flush(&self) {
         let mut st = self.state.borrow_mut();
-        let mut failed = None;
-        while st.buffered() > 0 {
-            let State { stream, wbuf, .. } = &mut *st;
-            let Some(stream) = stream.as_mut() else {
-                return;
-            };
-            match stream.write(wbuf.unsent()) {
-                Ok(n) => wbuf.advance(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
-        }
-        if let Some(e) = failed {
+        let State { stream, wbuf, .. } = &mut *st;
+        let Some(stream) = stream.as_mut() else {
+            return;
+        };
+        if let Err(e) = wbuf.flush(stream) {
             let peer = st.peer;
             drop(st);
             self.close(Failure::new(ConnectionLost { peer, source: e }));
@@ -319,14 +308,13 @@ impl Conn {
         self.after_write(st);
     }
 
-    /// Compacts the buffer, then closes a closing connection that is flushed
-    /// or resumes a paused producer that is below the low-water mark.
+    /// Closes a closing connection that is flushed, or resumes a paused
+    /// producer that is below the low-water mark.
     fn after_write(&self, mut st: std::cell::RefMut<'_, State>) {
-        st.wbuf.compact();
         let buffered = st.buffered();
         if buffered == 0 && st.closing {
             drop(st);
-            self.close(Failure::new(ConnectionDone));
+            self.close_orderly();
             return;
         }
         if st.wbuf.resume_now() {
@@ -335,55 +323,62 @@ impl Conn {
         }
     }
 
-    /// Writes `parts` in order: straight to the socket when nothing is
-    /// buffered, the rest into the buffer.
+    /// Writes `parts` in order, coalesced with the iteration's other writes
+    /// (`WriteBuffer::write`).
     fn write_parts(&self, parts: &[&[u8]]) {
         let mut st = self.state.borrow_mut();
-        if st.closing || !matches!(st.phase, Phase::Connected) || st.stream.is_none() {
+        if st.closing || !matches!(st.phase, Phase::Connected) {
             log::debug!("write on a closed or closing connection ignored");
             return;
         }
-        let total: usize = parts.iter().map(|p| p.len()).sum();
-        if total == 0 {
+        let State { stream, wbuf, .. } = &mut *st;
+        let Some(stream) = stream.as_mut() else {
+            log::debug!("write on a closed connection ignored");
             return;
-        }
-        let mut written = 0;
-        if st.buffered() == 0 {
-            let result = loop {
-                let Some(stream) = st.stream.as_mut() else {
-                    return;
-                };
-                let r = if parts.len() == 1 {
-                    stream.write(parts[0])
-                } else {
-                    let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
-                    stream.write_vectored(&slices)
-                };
-                match r {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    other => break other,
+        };
+        match wbuf.write(stream, parts) {
+            Ok(wrote) => {
+                drop(st);
+                if wrote.queue_flush {
+                    if let Some(me) = self.rc() {
+                        current_reactor().queue_flush(me);
+                    }
                 }
-            };
-            match result {
-                Ok(n) => written = n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => {
-                    let peer = st.peer;
-                    drop(st);
-                    self.close(Failure::new(ConnectionLost { peer, source: e }));
-                    return;
+                if wrote.pause {
+                    self.notify_producer(true);
                 }
             }
+            Err(e) => {
+                let peer = st.peer;
+                drop(st);
+                self.close(Failure::new(ConnectionLost { peer, source: e }));
+            }
         }
-        if written == total {
-            return;
+    }
+
+    /// Closes a connection whose output is all sent (`lose_connection`).
+    ///
+    /// What the peer sent and nobody read is read and dropped first (a
+    /// bounded "lingering close", as web servers do): a socket closed with
+    /// unread input sends a reset instead of an orderly end, and the reset
+    /// throws away the output the kernel still held, and may destroy what
+    /// reached the peer before the peer read it.
+    fn close_orderly(&self) {
+        {
+            let mut st = self.state.borrow_mut();
+            if let Some(stream) = st.stream.as_mut() {
+                let mut buf = take_read_buf();
+                for _ in 0..READS_PER_EVENT {
+                    match stream.read(&mut buf) {
+                        Ok(n) if n == buf.len() => {}
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        _ => break,
+                    }
+                }
+                put_read_buf(buf);
+            }
         }
-        // Buffer what the kernel did not take.
-        st.wbuf.push_unwritten(parts, written);
-        if st.wbuf.pause_now() {
-            drop(st);
-            self.notify_producer(true);
-        }
+        self.close(Failure::new(ConnectionDone));
     }
 
     /// Closes the connection now, discarding unsent data; the protocol's
@@ -451,7 +446,7 @@ impl Handler for Conn {
                 return;
             }
         }
-        if (ready.writable || ready.write_closed) && self.state.borrow().buffered() > 0 {
+        if (ready.writable || ready.write_closed) && self.state.borrow().wbuf.wants_writable() {
             self.flush();
         }
         if ready.readable || ready.read_closed || ready.error {
@@ -460,18 +455,27 @@ impl Handler for Conn {
     }
 }
 
+impl Flush for Conn {
+    fn flush_queued(&self) {
+        if self.state.borrow().wbuf.flush_due() {
+            self.flush();
+        }
+    }
+}
+
 /// The connection's own transport methods, below any layer.
 impl Conn {
-    /// Sends `data`: written at once when the socket takes it, buffered
-    /// otherwise. Past the high-water mark the protocol's
+    /// Sends `data`: at the end of the reactor iteration with the others
+    /// written meanwhile, at once past the high-water mark, later when the
+    /// kernel is full. Past the high-water mark the protocol's
     /// [`pause_producing`](Protocol::pause_producing) is called; nothing is
     /// ever dropped while the connection is open.
     fn raw_write(&self, data: &[u8]) {
         self.write_parts(&[data]);
     }
 
-    /// Sends several buffers in order, with one system call when the socket
-    /// takes them (Twisted's `writeSequence`).
+    /// Sends several buffers in order, as one write (Twisted's
+    /// `writeSequence`).
     fn raw_write_sequence(&self, parts: &[&[u8]]) {
         self.write_parts(parts);
     }
@@ -489,7 +493,7 @@ impl Conn {
             st.buffered() == 0
         };
         if flushed {
-            self.close(Failure::new(ConnectionDone));
+            self.close_orderly();
         }
     }
 
@@ -570,7 +574,8 @@ impl Conn {
         st.wbuf.set_limits(high, low);
     }
 
-    /// Bytes written but not yet taken by the kernel.
+    /// Bytes written but not yet taken by the kernel (those waiting for the
+    /// end of the iteration included).
     fn raw_write_buffer_size(&self) -> usize {
         self.state.borrow().buffered()
     }

@@ -1,8 +1,8 @@
 //! One Unix stream connection: its socket, write buffer and protocol until it
 //! closes, as an [`ITransport`] (the same edge-triggered scheme as the TCP
-//! connection: read until `WouldBlock` or a fairness cap, write straight to
-//! the socket while nothing is buffered, buffer the rest and pause the
-//! protocol past the high-water mark), and outgoing connections
+//! connection: read until `WouldBlock` or a fairness cap, coalesce writes
+//! until the end of the reactor iteration, buffer what the kernel refuses
+//! and pause the protocol past the high-water mark), and outgoing connections
 //! ([`connect_unix`]).
 //!
 //! No borrow is held while user code runs; `connection_lost` always runs
@@ -10,7 +10,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ use crate::reactor::sources::{Handler, Ready, SourceKey};
 use crate::reactor::stream::{CloseNotice, Factory, ITransport, Protocol, Transport};
 use crate::reactor::tcp::{ConnectionAborted, ConnectionDone, ConnectionLost};
 use crate::reactor::write_buffer::WriteBuffer;
-use crate::reactor::{current_reactor, guard};
+use crate::reactor::{current_reactor, guard, Flush};
 
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
@@ -233,27 +233,20 @@ impl UnixConn {
         }));
     }
 
+    /// Writes as much of the buffer as the kernel takes; then closes a
+    /// closing connection that is flushed, or resumes a paused producer.
     fn flush(&self) {
         let mut st = self.state.borrow_mut();
-        while st.buffered() > 0 {
-            let State { stream, wbuf, .. } = &mut *st;
-            let Some((stream, _)) = stream.as_mut() else {
-                return;
-            };
-            match stream.write(wbuf.unsent()) {
-                Ok(n) => wbuf.advance(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    drop(st);
-                    self.close(self.lost_reason(e));
-                    return;
-                }
-            }
+        let State { stream, wbuf, .. } = &mut *st;
+        let Some((stream, _)) = stream.as_mut() else {
+            return;
+        };
+        if let Err(e) = wbuf.flush(stream) {
+            drop(st);
+            self.close(self.lost_reason(e));
+            return;
         }
-        st.wbuf.compact();
-        let buffered = st.buffered();
-        if buffered == 0 && st.phase == Phase::Closing {
+        if st.buffered() == 0 && st.phase == Phase::Closing {
             drop(st);
             self.close(Failure::new(ConnectionDone));
             return;
@@ -264,45 +257,35 @@ impl UnixConn {
         }
     }
 
+    /// Writes `parts` in order, coalesced with the iteration's other writes
+    /// (`WriteBuffer::write`).
     fn write_parts(&self, parts: &[&[u8]]) {
         let mut st = self.state.borrow_mut();
-        if st.phase != Phase::Open || st.stream.is_none() {
+        if st.phase != Phase::Open {
             log::debug!("write on a closed or closing Unix connection ignored");
             return;
         }
-        let total: usize = parts.iter().map(|p| p.len()).sum();
-        if total == 0 {
+        let State { stream, wbuf, .. } = &mut *st;
+        let Some((stream, _)) = stream.as_mut() else {
+            log::debug!("write on a closed Unix connection ignored");
             return;
-        }
-        let mut written = 0;
-        if st.buffered() == 0 {
-            let result = loop {
-                let Some((stream, _)) = st.stream.as_mut() else {
-                    return;
-                };
-                let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
-                match stream.write_vectored(&slices) {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    other => break other,
+        };
+        match wbuf.write(stream, parts) {
+            Ok(wrote) => {
+                drop(st);
+                if wrote.queue_flush {
+                    if let Some(me) = self.me.upgrade() {
+                        current_reactor().queue_flush(me);
+                    }
                 }
-            };
-            match result {
-                Ok(n) => written = n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => {
-                    drop(st);
-                    self.close(self.lost_reason(e));
-                    return;
+                if wrote.pause {
+                    self.notify_producer(true);
                 }
             }
-        }
-        if written == total {
-            return;
-        }
-        st.wbuf.push_unwritten(parts, written);
-        if st.wbuf.pause_now() {
-            drop(st);
-            self.notify_producer(true);
+            Err(e) => {
+                drop(st);
+                self.close(self.lost_reason(e));
+            }
         }
     }
 
@@ -358,11 +341,19 @@ impl Handler for UnixConn {
                 return;
             }
         }
-        if (ready.writable || ready.write_closed) && self.state.borrow().buffered() > 0 {
+        if (ready.writable || ready.write_closed) && self.state.borrow().wbuf.wants_writable() {
             self.flush();
         }
         if ready.readable || ready.read_closed || ready.error {
             self.do_read(ready.read_closed || ready.error);
+        }
+    }
+}
+
+impl Flush for UnixConn {
+    fn flush_queued(&self) {
+        if self.state.borrow().wbuf.flush_due() {
+            self.flush();
         }
     }
 }
