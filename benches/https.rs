@@ -9,7 +9,13 @@
 //! connections included), and the ratios.
 //!
 //! The URL is `https://127.0.0.1:PORT/small` (the certificate names the IP
-//! address), so neither client looks a name up.
+//! address), so neither client looks a name up; each client gets it parsed
+//! once (a `Url`, a `Uri`) and clones it per request.
+//!
+//! hyper-rustls runs twice per round: on rustls's defaults (what its users
+//! get) and on the very rustls configuration twined builds (its cipher
+//! suite order), so the ratios show what the configuration buys apart from
+//! the client.
 //!
 //! `cargo bench --bench https` prints the figures; under `cargo test` it
 //! runs a tiny version as a smoke test.
@@ -17,7 +23,7 @@
 #[path = "support/cpu.rs"]
 mod cpu;
 
-use cpu::thread_cpu;
+use cpu::{process_cpu, thread_cpu, thread_runs};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
@@ -32,7 +38,7 @@ use rustls::pki_types::CertificateDer;
 use twined::reactor;
 use twined::reactor::tls::{self, ServerTlsConfig};
 use twined::web::client::{
-    get_page_with, Agent, AgentOptions, ConnectionPool, PageOptions, PoolOptions, TlsConfig,
+    get_page_with, Agent, AgentOptions, ConnectionPool, PageOptions, PoolOptions, TlsConfig, Url,
 };
 use twined::web::server::{Request, Response, Site};
 
@@ -51,21 +57,28 @@ fn start_server() -> (u16, Cert) {
     let key_pem = c.key_pair.serialize_pem();
     let cert_pem = cert.pem.clone();
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let config = ServerTlsConfig::from_pem(cert_pem.as_bytes(), key_pem.as_bytes())
-            .expect("server config");
-        let body = vec![b'x'; 100];
-        let site = Site::new(move |_req: Request| Response::new(200).body(body.clone()));
-        let port = tls::listen_ssl("127.0.0.1:0", site, config).expect("listen");
-        tx.send(port.address().port()).expect("send port");
-        reactor::run().expect("server reactor");
-    });
+    let server = std::thread::Builder::new().name("server".into());
+    server
+        .spawn(move || {
+            let config = ServerTlsConfig::from_pem(cert_pem.as_bytes(), key_pem.as_bytes())
+                .expect("server config");
+            let body = vec![b'x'; 100];
+            let site = Site::new(move |_req: Request| Response::new(200).body(body.clone()));
+            let port = tls::listen_ssl("127.0.0.1:0", site, config).expect("listen");
+            tx.send(port.address().port()).expect("send port");
+            reactor::run().expect("server reactor");
+        })
+        .expect("server thread");
     (rx.recv().expect("server port"), cert)
 }
 
 struct Figures {
     per_sec: f64,
     cpu_us: f64,
+    /// Times the client thread was scheduled in, per request.
+    runs: f64,
+    /// The whole process's CPU time per request: the server's thread too.
+    process_cpu_us: f64,
 }
 
 fn twined_run(url: &str, cert: &Cert, n: usize, concurrency: usize, keep_alive: bool) -> Figures {
@@ -85,7 +98,7 @@ fn twined_run(url: &str, cert: &Cert, n: usize, concurrency: usize, keep_alive: 
     );
     let started = Rc::new(Cell::new(0usize));
     let done = Rc::new(Cell::new(0usize));
-    fn next(agent: Agent, url: Rc<str>, n: usize, started: Rc<Cell<usize>>, done: Rc<Cell<usize>>) {
+    fn next(agent: Agent, url: Rc<Url>, n: usize, started: Rc<Cell<usize>>, done: Rc<Cell<usize>>) {
         if started.get() == n {
             return;
         }
@@ -94,7 +107,7 @@ fn twined_run(url: &str, cert: &Cert, n: usize, concurrency: usize, keep_alive: 
             agent: Some(agent.clone()),
             ..Default::default()
         };
-        get_page_with(&url, options).add_both(move |r| {
+        get_page_with((*url).clone(), options).add_both(move |r| {
             assert!(matches!(&r, Ok(b) if b.len() == 100), "{:?}", r.err());
             done.set(done.get() + 1);
             if done.get() == n {
@@ -104,8 +117,11 @@ fn twined_run(url: &str, cert: &Cert, n: usize, concurrency: usize, keep_alive: 
             }
         });
     }
-    let url: Rc<str> = url.into();
+    // Parsed once, as hyper's `Uri` below.
+    let url = Rc::new(Url::parse(url).expect("url"));
     let cpu = thread_cpu();
+    let runs = thread_runs();
+    let all = process_cpu();
     let t = Instant::now();
     for _ in 0..concurrency.min(n) {
         next(agent.clone(), url.clone(), n, started.clone(), done.clone());
@@ -113,31 +129,57 @@ fn twined_run(url: &str, cert: &Cert, n: usize, concurrency: usize, keep_alive: 
     reactor::run().expect("run");
     let wall = t.elapsed();
     let cpu = thread_cpu() - cpu;
+    let runs = thread_runs() - runs;
+    let all = process_cpu() - all;
     agent.pool().close_idle();
     Figures {
         per_sec: n as f64 / wall.as_secs_f64(),
         cpu_us: cpu.as_secs_f64() * 1e6 / n as f64,
+        runs: runs as f64 / n as f64,
+        process_cpu_us: all.as_secs_f64() * 1e6 / n as f64,
     }
 }
 
-fn hyper_run(url: &str, cert: &Cert, n: usize, concurrency: usize, keep_alive: bool) -> Figures {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.der.clone()).expect("root");
+fn hyper_run(
+    url: &str,
+    cert: &Cert,
+    n: usize,
+    concurrency: usize,
+    keep_alive: bool,
+    peer: Peer,
+) -> Figures {
     // Session resumption is on by default (an in-memory cache of 256
     // sessions), shared by every connection of the connector.
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let config = match peer {
+        Peer::Defaults => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(cert.der.clone()).expect("root");
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth()
+        }
+        Peer::TwinedConfig => {
+            let twined = TlsConfig::default()
+                .add_root_pem(cert.pem.as_bytes())
+                .expect("root")
+                .client()
+                .client_config()
+                .expect("twined's rustls config");
+            (*twined).clone()
+        }
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let uri: hyper::Uri = url.parse().expect("uri");
     let cpu = thread_cpu();
+    let runs = thread_runs();
+    let all = process_cpu();
     let t = Instant::now();
     rt.block_on(async {
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
@@ -166,48 +208,101 @@ fn hyper_run(url: &str, cert: &Cert, n: usize, concurrency: usize, keep_alive: b
     });
     let wall = t.elapsed();
     let cpu = thread_cpu() - cpu;
+    let runs = thread_runs() - runs;
+    let all = process_cpu() - all;
     Figures {
         per_sec: n as f64 / wall.as_secs_f64(),
         cpu_us: cpu.as_secs_f64() * 1e6 / n as f64,
+        runs: runs as f64 / n as f64,
+        process_cpu_us: all.as_secs_f64() * 1e6 / n as f64,
     }
+}
+
+/// The median of `values` (not empty).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The medians of several runs' figures.
+fn medians(runs: &[Figures]) -> Figures {
+    Figures {
+        per_sec: median(runs.iter().map(|f| f.per_sec).collect()),
+        cpu_us: median(runs.iter().map(|f| f.cpu_us).collect()),
+        runs: median(runs.iter().map(|f| f.runs).collect()),
+        process_cpu_us: median(runs.iter().map(|f| f.process_cpu_us).collect()),
+    }
+}
+
+/// The peer hyper-rustls runs with: rustls's defaults, or the very
+/// configuration twined builds (same cipher suite order and key exchange
+/// groups), each with a session cache of its own.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    Defaults,
+    TwinedConfig,
 }
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
-    let (n, rounds) = if bench { (20_000, 3) } else { (40, 1) };
+    let (mut n, rounds) = if bench { (20_000, 5) } else { (40, 1) };
     let (port, cert) = start_server();
     let url = format!("https://127.0.0.1:{port}/small");
-    // TWINED_BENCH_ONLY=twined|hyper runs one side only, 10 in flight
-    // (for profiling); TWINED_BENCH_KEEPALIVE=0 without keep-alive.
+    // TWINED_BENCH_ONLY=twined|hyper|hyper-same runs one side only, 10 in
+    // flight (TWINED_BENCH_CONCURRENCY=N for another number; TWINED_BENCH_N=N
+    // requests), for profiling; TWINED_BENCH_KEEPALIVE=0 without keep-alive.
     let only = std::env::var("TWINED_BENCH_ONLY").unwrap_or_default();
     if !only.is_empty() {
         let keep_alive = std::env::var("TWINED_BENCH_KEEPALIVE").map_or(true, |v| v != "0");
-        let f = if only == "hyper" {
-            hyper_run(&url, &cert, n, 10, keep_alive)
-        } else {
-            twined_run(&url, &cert, n, 10, keep_alive)
+        if let Some(count) = std::env::var("TWINED_BENCH_N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            n = count;
+        }
+        let concurrency = std::env::var("TWINED_BENCH_CONCURRENCY")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10);
+        let f = match only.as_str() {
+            "hyper" => hyper_run(&url, &cert, n, concurrency, keep_alive, Peer::Defaults),
+            "hyper-same" => hyper_run(&url, &cert, n, concurrency, keep_alive, Peer::TwinedConfig),
+            _ => twined_run(&url, &cert, n, concurrency, keep_alive),
         };
-        println!("{only}: {:.0} req/s, {:.1} us CPU/req", f.per_sec, f.cpu_us);
+        println!(
+            "{only}: {:.0} req/s, {:.1} us CPU/req, {:.2} wake-ups/req, {:.1} us process CPU/req",
+            f.per_sec, f.cpu_us, f.runs, f.process_cpu_us
+        );
         return;
     }
     for (keep_alive, concurrency) in [(false, 1), (false, 10), (true, 1), (true, 50)] {
         // A full TLS handshake costs far more than a request: fewer of them.
         let n = if keep_alive { n } else { n / 5 };
-        let mut best_t: Option<Figures> = None;
-        let mut best_h: Option<Figures> = None;
+        // Alternating rounds, medians: a quiet moment or a noisy one falls
+        // on every side alike.
+        let (mut t, mut h, mut same) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
-            let t = twined_run(&url, &cert, n, concurrency, keep_alive);
-            let h = hyper_run(&url, &cert, n, concurrency, keep_alive);
-            if best_t.as_ref().is_none_or(|b| t.per_sec > b.per_sec) {
-                best_t = Some(t);
-            }
-            if best_h.as_ref().is_none_or(|b| h.per_sec > b.per_sec) {
-                best_h = Some(h);
-            }
+            t.push(twined_run(&url, &cert, n, concurrency, keep_alive));
+            h.push(hyper_run(
+                &url,
+                &cert,
+                n,
+                concurrency,
+                keep_alive,
+                Peer::Defaults,
+            ));
+            same.push(hyper_run(
+                &url,
+                &cert,
+                n,
+                concurrency,
+                keep_alive,
+                Peer::TwinedConfig,
+            ));
         }
-        let (t, h) = (best_t.expect("ran"), best_h.expect("ran"));
+        let (t, h, same) = (medians(&t), medians(&h), medians(&same));
         println!(
-            "https get_page, {n} requests, concurrency {concurrency}, {}: twined {:.0} req/s ({:.1} us CPU/req), hyper-rustls {:.0} req/s ({:.1} us CPU/req); twined/hyper = {:.2}x req/s, {:.2}x CPU/req",
+            "https get_page, {n} requests, concurrency {concurrency}, {}, medians of {rounds}: twined {:.0} req/s ({:.1} us CPU/req), hyper-rustls {:.0} req/s ({:.1} us CPU/req); twined/hyper = {:.2}x req/s, {:.2}x CPU/req; hyper-rustls on twined's rustls config {:.0} req/s ({:.1} us CPU/req): twined/it = {:.2}x req/s, {:.2}x CPU/req",
             if keep_alive {
                 "keep-alive"
             } else {
@@ -219,6 +314,10 @@ fn main() {
             h.cpu_us,
             t.per_sec / h.per_sec,
             t.cpu_us / h.cpu_us,
+            same.per_sec,
+            same.cpu_us,
+            t.per_sec / same.per_sec,
+            t.cpu_us / same.cpu_us,
         );
     }
 }

@@ -28,7 +28,7 @@ fn main() {
         // One after the other, as `yield` does.
         let mut sizes = Vec::new();
         for path in ["/a", "/bb", "/ccc"] {
-            let body = get_page(&format!("{base}{path}")).await?;
+            let body = get_page(format!("{base}{path}")).await?;
             sizes.push(body.len());
         }
         println!("sequential: {sizes:?}");

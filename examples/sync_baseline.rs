@@ -121,7 +121,7 @@ fn main() -> ExitCode {
     let start = Instant::now();
     let ds = paths
         .iter()
-        .map(|path| get_page(&format!("http://{addr}{path}")));
+        .map(|path| get_page(format!("http://{addr}{path}")));
     let results = std::rc::Rc::new(std::cell::RefCell::new(None));
     let out = results.clone();
     DeferredList::new(ds).add_both(move |r| {

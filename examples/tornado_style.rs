@@ -39,7 +39,7 @@ fn main() {
             let p = p.clone();
             // Tornado's `fetch(url, callback, raise_error=False)`: the callback
             // gets the whole response (a 404 included) or the failure.
-            fetch(&format!("{base}{path}")).add_both(move |result| {
+            fetch(format!("{base}{path}")).add_both(move |result| {
                 match result {
                     Ok(page) => println!("{path}: {} {}", page.status, page.text()),
                     Err(failure) => println!("{path}: failed: {failure}"),

@@ -218,7 +218,7 @@ fn inside_the_namespace() {
         },
     );
     let body = wait(get_page_with(
-        &format!("http://{NAME}:{PORT}/"),
+        format!("http://{NAME}:{PORT}/"),
         PageOptions {
             agent: Some(agent.clone()),
             ..PageOptions::default()

@@ -87,7 +87,7 @@ fn an_agents_new_connections_resume_their_tls_session() {
     );
     for _ in 0..3 {
         let body = wait(get_page_with(
-            &format!("https://localhost:{port}/"),
+            format!("https://localhost:{port}/"),
             PageOptions {
                 agent: Some(agent.clone()),
                 ..PageOptions::default()

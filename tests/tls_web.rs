@@ -53,21 +53,21 @@ fn the_web_client_fetches_from_an_https_site() {
     let served = https_site();
     let port = served.port.address().port();
     let body = wait(get_page_with(
-        &format!("https://localhost:{port}/hello"),
+        format!("https://localhost:{port}/hello"),
         trusting(&served.cert_pem),
     ))
     .unwrap();
     assert_eq!(body, b"secure /hello");
     // A bigger answer, through the layer's flow control.
     let body = wait(get_page_with(
-        &format!("https://localhost:{port}/big"),
+        format!("https://localhost:{port}/big"),
         trusting(&served.cert_pem),
     ))
     .unwrap();
     assert_eq!(body.len(), 3 * 1024 * 1024);
     // Without the root: a TLS error, not an answer.
     let failure = wait(get_page_with(
-        &format!("https://localhost:{port}/hello"),
+        format!("https://localhost:{port}/hello"),
         PageOptions::default(),
     ))
     .unwrap_err();
@@ -75,7 +75,7 @@ fn the_web_client_fetches_from_an_https_site() {
     assert_eq!(e.kind(), ErrorKind::Tls, "{failure}");
     // Plain HTTP to the TLS port: an error, never a hang.
     let failure = wait(get_page_with(
-        &format!("http://127.0.0.1:{port}/hello"),
+        format!("http://127.0.0.1:{port}/hello"),
         PageOptions::default(),
     ))
     .unwrap_err();

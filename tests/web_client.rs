@@ -78,9 +78,9 @@ fn serve() -> (String, reactor::Port) {
 #[test]
 fn get_page_returns_the_body() {
     let (base, port) = serve();
-    assert_eq!(wait(get_page(&format!("{base}/"))).unwrap(), b"hello");
+    assert_eq!(wait(get_page(format!("{base}/"))).unwrap(), b"hello");
     assert_eq!(
-        wait(get_page(&format!("{base}/big"))).unwrap().len(),
+        wait(get_page(format!("{base}/big"))).unwrap().len(),
         1 << 20
     );
     port.stop_listening();
@@ -89,7 +89,7 @@ fn get_page_returns_the_body() {
 #[test]
 fn status_400_and_up_is_an_http_error_with_the_body() {
     let (base, port) = serve();
-    let failure = wait(get_page(&format!("{base}/missing"))).unwrap_err();
+    let failure = wait(get_page(format!("{base}/missing"))).unwrap_err();
     let e = web_error(&failure);
     assert_eq!(e.kind(), ErrorKind::Http);
     assert_eq!(e.status(), Some(404));
@@ -98,7 +98,7 @@ fn status_400_and_up_is_an_http_error_with_the_body() {
         other => panic!("{other:?}"),
     }
     assert!(failure.to_string().contains("404"), "{failure}");
-    let failure = wait(get_page(&format!("{base}/fail"))).unwrap_err();
+    let failure = wait(get_page(format!("{base}/fail"))).unwrap_err();
     assert_eq!(web_error(&failure).status(), Some(500));
     port.stop_listening();
 }
@@ -108,7 +108,7 @@ fn agent_fires_on_the_head_whatever_the_status() {
     let (base, port) = serve();
     let agent = Agent::new();
     let response =
-        wait(agent.request("GET", &format!("{base}/missing"), Headers::new(), None)).unwrap();
+        wait(agent.request("GET", format!("{base}/missing"), Headers::new(), None)).unwrap();
     assert_eq!(response.status, 404);
     assert_eq!(response.reason, "Not Found");
     assert_eq!(response.headers.get("content-length"), Some("12"));
@@ -126,10 +126,10 @@ fn post_with_a_body_and_custom_headers() {
         ..Default::default()
     };
     assert_eq!(
-        wait(get_page_with(&format!("{base}/echo"), options)).unwrap(),
+        wait(get_page_with(format!("{base}/echo"), options)).unwrap(),
         b"payload"
     );
-    let sent = wait(get_page(&format!("{base}/headers"))).unwrap();
+    let sent = wait(get_page(format!("{base}/headers"))).unwrap();
     let sent = String::from_utf8(sent).unwrap();
     assert!(
         sent.contains(&format!("user-agent=twined/{}", env!("CARGO_PKG_VERSION"))),
@@ -145,7 +145,7 @@ fn redirects_are_followed_with_history() {
     let (base, port) = serve();
     let agent = Agent::new();
     let response =
-        wait(agent.request("GET", &format!("{base}/redirect-abs"), Headers::new(), None)).unwrap();
+        wait(agent.request("GET", format!("{base}/redirect-abs"), Headers::new(), None)).unwrap();
     assert_eq!(response.status, 200);
     assert_eq!(response.url, format!("{base}/"));
     let history: Vec<u16> = response.history.iter().map(|r| r.status).collect();
@@ -160,7 +160,7 @@ fn see_other_switches_to_get_and_drops_the_body() {
     let agent = Agent::new();
     let response = wait(agent.request(
         "POST",
-        &format!("{base}/see-other"),
+        format!("{base}/see-other"),
         Headers::new(),
         Some(b"data".to_vec()),
     ))
@@ -177,7 +177,7 @@ fn a_redirect_loop_stops_at_the_limit() {
         redirect_limit: Some(5),
         ..Default::default()
     };
-    let failure = wait(get_page_with(&format!("{base}/loop"), options)).unwrap_err();
+    let failure = wait(get_page_with(format!("{base}/loop"), options)).unwrap_err();
     let e = web_error(&failure);
     assert_eq!(e.kind(), ErrorKind::Redirect);
     assert!(
@@ -198,7 +198,7 @@ fn redirects_can_be_turned_off() {
         },
     );
     let response =
-        wait(agent.request("GET", &format!("{base}/redirect"), Headers::new(), None)).unwrap();
+        wait(agent.request("GET", format!("{base}/redirect"), Headers::new(), None)).unwrap();
     assert_eq!(response.status, 302);
     assert_eq!(response.headers.get("location"), Some("/"));
     port.stop_listening();
@@ -207,7 +207,7 @@ fn redirects_can_be_turned_off() {
 #[test]
 fn gzip_bodies_are_decoded() {
     let (base, port) = serve();
-    let body = wait(get_page(&format!("{base}/gzip"))).unwrap();
+    let body = wait(get_page(format!("{base}/gzip"))).unwrap();
     assert_eq!(body, b"compressed ".repeat(1000));
     port.stop_listening();
 }
@@ -216,7 +216,7 @@ fn gzip_bodies_are_decoded() {
 fn chunked_bodies_with_trailers() {
     let (base, port) = serve();
     assert_eq!(
-        wait(get_page(&format!("{base}/chunked"))).unwrap(),
+        wait(get_page(format!("{base}/chunked"))).unwrap(),
         b"one two three"
     );
     port.stop_listening();
@@ -228,7 +228,7 @@ fn refused_connection_is_a_connect_error() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let failure = wait(get_page(&format!("http://{addr}/"))).unwrap_err();
+    let failure = wait(get_page(format!("http://{addr}/"))).unwrap_err();
     let e = web_error(&failure);
     assert_eq!(e.kind(), ErrorKind::Connect);
     assert_eq!(e.kind().as_str(), "connect");
@@ -241,7 +241,7 @@ fn a_refused_connect_keeps_the_io_error_as_its_source() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let failure = wait(get_page(&format!("http://{addr}/"))).unwrap_err();
+    let failure = wait(get_page(format!("http://{addr}/"))).unwrap_err();
     let e = web_error(&failure);
     let io = e
         .source()
@@ -310,7 +310,7 @@ fn a_slow_head_times_out() {
         },
     );
     let failure =
-        wait(agent.request("GET", &format!("{base}/slow"), Headers::new(), None)).unwrap_err();
+        wait(agent.request("GET", format!("{base}/slow"), Headers::new(), None)).unwrap_err();
     match web_error(&failure) {
         twined::web::Error::Timeout { stage, .. } => assert_eq!(*stage, TimeoutStage::Head),
         other => panic!("{other:?}"),
@@ -333,7 +333,7 @@ fn a_slow_body_hits_the_whole_request_timeout() {
         timeout: Some(Duration::from_millis(100)),
         ..Default::default()
     };
-    let failure = wait(get_page_with(&format!("{base}/"), options)).unwrap_err();
+    let failure = wait(get_page_with(format!("{base}/"), options)).unwrap_err();
     match web_error(&failure) {
         twined::web::Error::Timeout { stage, .. } => assert_eq!(*stage, TimeoutStage::Whole),
         other => panic!("{other:?}"),
@@ -349,7 +349,7 @@ fn a_reset_mid_body_is_an_io_error() {
         Duration::from_millis(20),
         Then::Abort,
     );
-    let failure = wait(get_page(&format!("{base}/"))).unwrap_err();
+    let failure = wait(get_page(format!("{base}/"))).unwrap_err();
     assert_eq!(web_error(&failure).kind(), ErrorKind::Io, "{failure}");
     assert!(failure.to_string().contains("reset"), "{failure}");
     port.stop_listening();
@@ -362,7 +362,7 @@ fn content_length_longer_than_the_body_is_a_protocol_error() {
         Duration::ZERO,
         Then::Close,
     );
-    let failure = wait(get_page(&format!("{base}/"))).unwrap_err();
+    let failure = wait(get_page(format!("{base}/"))).unwrap_err();
     assert_eq!(web_error(&failure).kind(), ErrorKind::Protocol, "{failure}");
     assert!(failure.to_string().contains("3 of 10"), "{failure}");
     port.stop_listening();
@@ -371,7 +371,7 @@ fn content_length_longer_than_the_body_is_a_protocol_error() {
 #[test]
 fn a_garbage_status_line_is_a_protocol_error() {
     let (base, port) = raw_server(vec![b"SPAM SPAM SPAM\r\n\r\n"], Duration::ZERO, Then::Close);
-    let failure = wait(get_page(&format!("{base}/"))).unwrap_err();
+    let failure = wait(get_page(format!("{base}/"))).unwrap_err();
     assert_eq!(web_error(&failure).kind(), ErrorKind::Protocol, "{failure}");
     port.stop_listening();
 }
@@ -383,7 +383,7 @@ fn an_invalid_chunk_size_is_a_protocol_error() {
         Duration::ZERO,
         Then::Stay,
     );
-    let failure = wait(get_page(&format!("{base}/"))).unwrap_err();
+    let failure = wait(get_page(format!("{base}/"))).unwrap_err();
     assert_eq!(web_error(&failure).kind(), ErrorKind::Protocol, "{failure}");
     assert!(failure.to_string().contains("chunk size"), "{failure}");
     port.stop_listening();
@@ -396,7 +396,7 @@ fn a_4_mib_header_is_too_large() {
     huge.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
     let huge: &'static [u8] = Box::leak(huge.into_boxed_slice());
     let (base, port) = raw_server(vec![huge], Duration::ZERO, Then::Close);
-    let failure = wait(get_page(&format!("{base}/"))).unwrap_err();
+    let failure = wait(get_page(format!("{base}/"))).unwrap_err();
     assert_eq!(web_error(&failure).kind(), ErrorKind::TooLarge, "{failure}");
     port.stop_listening();
 }
@@ -409,7 +409,7 @@ fn a_close_delimited_body_is_read_to_the_end() {
         Then::Close,
     );
     assert_eq!(
-        wait(get_page(&format!("{base}/"))).unwrap(),
+        wait(get_page(format!("{base}/"))).unwrap(),
         b"until the end"
     );
     port.stop_listening();
@@ -425,7 +425,7 @@ fn a_100_continue_before_the_response_is_skipped() {
         Duration::from_millis(5),
         Then::Stay,
     );
-    assert_eq!(wait(get_page(&format!("{base}/"))).unwrap(), b"real");
+    assert_eq!(wait(get_page(format!("{base}/"))).unwrap(), b"real");
     port.stop_listening();
 }
 
@@ -443,7 +443,7 @@ fn a_raw_gzip_chunked_response_with_trailers() {
     let wire: &'static [u8] = Box::leak(wire.into_boxed_slice());
     let (base, port) = raw_server(vec![wire], Duration::ZERO, Then::Stay);
     assert_eq!(
-        wait(get_page(&format!("{base}/"))).unwrap(),
+        wait(get_page(format!("{base}/"))).unwrap(),
         b"zipped and chunked"
     );
     port.stop_listening();
@@ -463,7 +463,7 @@ fn max_body_is_enforced() {
         agent: Some(agent),
         ..Default::default()
     };
-    let failure = wait(get_page_with(&format!("{base}/big"), options)).unwrap_err();
+    let failure = wait(get_page_with(format!("{base}/big"), options)).unwrap_err();
     assert_eq!(web_error(&failure).kind(), ErrorKind::TooLarge, "{failure}");
     port.stop_listening();
 }
@@ -474,10 +474,10 @@ fn download_page_streams_to_a_file() {
     let dir = std::env::temp_dir().join(format!("twined-dl-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("big.bin");
-    let written = wait(download_page(&format!("{base}/big"), &path)).unwrap();
+    let written = wait(download_page(format!("{base}/big"), &path)).unwrap();
     assert_eq!(written, 1 << 20);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), 1 << 20);
-    let failure = wait(download_page(&format!("{base}/missing"), dir.join("x"))).unwrap_err();
+    let failure = wait(download_page(format!("{base}/missing"), dir.join("x"))).unwrap_err();
     assert_eq!(web_error(&failure).status(), Some(404));
     std::fs::remove_dir_all(&dir).unwrap();
     port.stop_listening();
@@ -516,7 +516,7 @@ fn a_body_can_be_streamed_chunk_by_chunk() {
         done: done.clone(),
     };
     Agent::new()
-        .request("GET", &format!("{base}/big"), Headers::new(), None)
+        .request("GET", format!("{base}/big"), Headers::new(), None)
         .add_callback(move |response| response.deliver_body(consumer));
     run_bounded(Duration::from_secs(10));
     assert!(done.get());
@@ -666,7 +666,7 @@ fn cancel_mid_body_closes_the_socket() {
         Then::Stay,
     );
     let agent = Agent::new();
-    let response = wait(agent.request("GET", &format!("{base}/"), Headers::new(), None)).unwrap();
+    let response = wait(agent.request("GET", format!("{base}/"), Headers::new(), None)).unwrap();
     let d = read_body(response);
     reactor::call_later(Duration::from_millis(20), reactor::crash);
     reactor::run().unwrap();
@@ -687,7 +687,7 @@ fn cancel_mid_body_closes_the_socket() {
 #[test]
 fn cancelling_a_request_before_the_head() {
     let (base, port) = serve();
-    let d = Agent::new().request("GET", &format!("{base}/slow"), Headers::new(), None);
+    let d = Agent::new().request("GET", format!("{base}/slow"), Headers::new(), None);
     reactor::call_later(Duration::from_millis(30), reactor::crash);
     reactor::run().unwrap();
     d.cancel();
@@ -722,14 +722,13 @@ fn credentials_are_stripped_on_a_cross_origin_redirect() {
             .collect(),
         ..Default::default()
     };
-    let other =
-        String::from_utf8(wait(get_page_with(&format!("{first}/away"), options())).unwrap())
-            .unwrap();
+    let other = String::from_utf8(wait(get_page_with(format!("{first}/away"), options())).unwrap())
+        .unwrap();
     assert!(
         !other.contains("authorization") && !other.contains("cookie"),
         "{other}"
     );
-    let same = String::from_utf8(wait(get_page_with(&format!("{first}/same"), options())).unwrap())
+    let same = String::from_utf8(wait(get_page_with(format!("{first}/same"), options())).unwrap())
         .unwrap();
     assert!(
         same.contains("authorization") && same.contains("cookie"),
@@ -742,7 +741,7 @@ fn credentials_are_stripped_on_a_cross_origin_redirect() {
 #[test]
 fn fetch_gives_status_headers_final_url_and_body_together() {
     let (base, port) = serve();
-    let page = wait(fetch(&format!("{base}/redirect"))).unwrap();
+    let page = wait(fetch(format!("{base}/redirect"))).unwrap();
     assert_eq!((page.status, page.reason.as_str()), (200, "OK"));
     assert_eq!(page.body, b"hello");
     assert_eq!(page.url, format!("{base}/"));
@@ -751,7 +750,7 @@ fn fetch_gives_status_headers_final_url_and_body_together() {
     assert_eq!(page.headers.get("content-length"), Some("5"));
     assert!(page.is_success());
     // gzip decoded, as get_page does.
-    let zipped = wait(fetch(&format!("{base}/gzip"))).unwrap();
+    let zipped = wait(fetch(format!("{base}/gzip"))).unwrap();
     assert_eq!(zipped.body, b"compressed ".repeat(1000));
     assert_eq!(zipped.headers.get("content-encoding"), None);
     port.stop_listening();
@@ -760,13 +759,13 @@ fn fetch_gives_status_headers_final_url_and_body_together() {
 #[test]
 fn fetch_gives_a_404_or_a_500_as_a_page_not_a_failure() {
     let (base, port) = serve();
-    let missing = wait(fetch(&format!("{base}/missing"))).unwrap();
+    let missing = wait(fetch(format!("{base}/missing"))).unwrap();
     assert_eq!(
         (missing.status, missing.text().as_ref()),
         (404, "no such page")
     );
     assert!(!missing.is_success());
-    let broken = wait(fetch(&format!("{base}/fail"))).unwrap();
+    let broken = wait(fetch(format!("{base}/fail"))).unwrap();
     assert_eq!(
         (broken.status, broken.body.as_slice()),
         (500, &b"broken"[..])
@@ -780,7 +779,7 @@ fn fetch_fails_only_for_transport_errors() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let failure = wait(fetch(&format!("http://{refused}/"))).unwrap_err();
+    let failure = wait(fetch(format!("http://{refused}/"))).unwrap_err();
     assert_eq!(web_error(&failure).kind(), ErrorKind::Connect);
     let failure = wait(fetch("ftp://example.org/")).unwrap_err();
     assert_eq!(web_error(&failure).kind(), ErrorKind::Url);
@@ -790,7 +789,7 @@ fn fetch_fails_only_for_transport_errors() {
 fn fetch_with_takes_the_page_options() {
     let (base, port) = serve();
     let page = wait(fetch_with(
-        &format!("{base}/echo"),
+        format!("{base}/echo"),
         PageOptions {
             method: "PUT".into(),
             body: Some(b"sent".to_vec()),
@@ -801,7 +800,7 @@ fn fetch_with_takes_the_page_options() {
     assert_eq!(page.headers.get("x-method"), Some("PUT"));
     assert_eq!(page.body, b"sent");
     let page = wait(fetch_with(
-        &format!("{base}/redirect"),
+        format!("{base}/redirect"),
         PageOptions {
             follow_redirects: Some(false),
             ..Default::default()
@@ -811,7 +810,7 @@ fn fetch_with_takes_the_page_options() {
     assert_eq!(page.status, 302);
     assert_eq!(page.headers.get("location"), Some("/"));
     let failure = wait(fetch_with(
-        &format!("{base}/slow"),
+        format!("{base}/slow"),
         PageOptions {
             timeout: Some(Duration::from_millis(50)),
             ..Default::default()

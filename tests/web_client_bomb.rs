@@ -129,7 +129,7 @@ fn one_bomb(coding: &str, bomb: &[u8]) -> u64 {
     let seen = Rc::new(Cell::new(0));
     let counted = seen.clone();
     let body = agent
-        .request("GET", &format!("{base}/"), Headers::new(), None)
+        .request("GET", format!("{base}/"), Headers::new(), None)
         .and_then(move |response| {
             let (d, done) = Deferred::new();
             response.deliver_body(Count {

@@ -108,7 +108,7 @@ fn raw(coding: &str, body: &[u8]) -> (String, reactor::Port) {
 #[test]
 fn accept_encoding_lists_the_codings_compiled_in() {
     let (base, port) = serve();
-    let sent = wait(get_page(&format!("{base}/headers"))).unwrap();
+    let sent = wait(get_page(format!("{base}/headers"))).unwrap();
     assert_eq!(String::from_utf8(sent).unwrap(), codings().join(", "));
     port.stop_listening();
 }
@@ -119,7 +119,7 @@ fn every_coding_compiled_in_round_trips() {
     for coding in codings() {
         let agent = Agent::new();
         let response =
-            wait(agent.request("GET", &format!("{base}/{coding}"), Headers::new(), None)).unwrap();
+            wait(agent.request("GET", format!("{base}/{coding}"), Headers::new(), None)).unwrap();
         // Decoded: the coding and the encoded length are gone.
         assert_eq!(response.headers.get("content-encoding"), None, "{coding}");
         assert_eq!(response.headers.get("content-length"), None, "{coding}");
@@ -137,7 +137,7 @@ fn a_request_with_its_own_accept_encoding_gets_the_body_as_sent() {
             headers: [("Accept-Encoding", coding)].into_iter().collect(),
             ..Default::default()
         };
-        let body = wait(get_page_with(&format!("{base}/{coding}"), options)).unwrap();
+        let body = wait(get_page_with(format!("{base}/{coding}"), options)).unwrap();
         assert_eq!(Some(body), encode(coding, &page()), "{coding}");
     }
     port.stop_listening();
@@ -153,7 +153,7 @@ fn a_corrupt_stream_is_a_protocol_error_in_every_coding() {
             *b ^= 0x5a;
         }
         let (base, port) = raw(coding, &body);
-        let failure = wait(get_page(&format!("{base}/"))).unwrap_err();
+        let failure = wait(get_page(format!("{base}/"))).unwrap_err();
         assert_eq!(
             web_error(&failure).kind(),
             ErrorKind::Protocol,
@@ -168,7 +168,7 @@ fn a_truncated_stream_is_a_protocol_error_in_every_coding() {
     for coding in codings() {
         let body = encode(coding, &page()).unwrap();
         let (base, port) = raw(coding, &body[..body.len() - 8]);
-        let failure = wait(get_page(&format!("{base}/"))).unwrap_err();
+        let failure = wait(get_page(format!("{base}/"))).unwrap_err();
         assert_eq!(
             web_error(&failure).kind(),
             ErrorKind::Protocol,
@@ -188,7 +188,7 @@ fn data_after_the_end_of_the_stream_is_a_protocol_error() {
         let mut body = encode(coding, b"short").unwrap();
         body.extend_from_slice(b"trailing garbage");
         let (base, port) = raw(coding, &body);
-        let failure = wait(get_page(&format!("{base}/"))).unwrap_err();
+        let failure = wait(get_page(format!("{base}/"))).unwrap_err();
         assert_eq!(
             web_error(&failure).kind(),
             ErrorKind::Protocol,
@@ -202,7 +202,7 @@ fn data_after_the_end_of_the_stream_is_a_protocol_error() {
 fn stacked_codings_are_refused_with_a_clear_error() {
     let body = gzip(&gzip(b"twice"));
     let (base, port) = raw("gzip, gzip", &body);
-    let failure = wait(get_page(&format!("{base}/"))).unwrap_err();
+    let failure = wait(get_page(format!("{base}/"))).unwrap_err();
     assert_eq!(web_error(&failure).kind(), ErrorKind::Protocol, "{failure}");
     assert!(
         failure.to_string().contains("more than one content coding"),
@@ -214,7 +214,7 @@ fn stacked_codings_are_refused_with_a_clear_error() {
 #[test]
 fn identity_beside_one_coding_is_ignored() {
     let (base, port) = raw("identity, gzip", &gzip(b"once"));
-    assert_eq!(wait(get_page(&format!("{base}/"))).unwrap(), b"once");
+    assert_eq!(wait(get_page(format!("{base}/"))).unwrap(), b"once");
     port.stop_listening();
 }
 
@@ -222,7 +222,7 @@ fn identity_beside_one_coding_is_ignored() {
 fn an_unknown_coding_is_delivered_as_sent() {
     let (base, port) = raw("compress", b"LZW bytes");
     let agent = Agent::new();
-    let response = wait(agent.request("GET", &format!("{base}/"), Headers::new(), None)).unwrap();
+    let response = wait(agent.request("GET", format!("{base}/"), Headers::new(), None)).unwrap();
     assert_eq!(response.headers.get("content-encoding"), Some("compress"));
     assert_eq!(wait(read_body(response)).unwrap(), b"LZW bytes");
     port.stop_listening();
@@ -257,7 +257,7 @@ fn a_head_response_in_any_coding_has_an_empty_body() {
         );
         let agent = Agent::new();
         let response =
-            wait(agent.request("HEAD", &format!("{base}/"), Headers::new(), None)).unwrap();
+            wait(agent.request("HEAD", format!("{base}/"), Headers::new(), None)).unwrap();
         let body = wait(read_body(response));
         assert_eq!(body.map_err(|f| f.to_string()), Ok(Vec::new()), "{coding}");
         port.stop_listening();

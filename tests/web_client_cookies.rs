@@ -82,7 +82,7 @@ fn a_cookie_set_by_one_response_is_sent_on_the_next_request_within_its_path() {
         "/logout",
         "/after",
     ] {
-        wait(get_page_with(&format!("{base}{path}"), options())).unwrap();
+        wait(get_page_with(format!("{base}{path}"), options())).unwrap();
     }
     let seen = cookies_seen(&log);
     let expect: Vec<(String, Vec<String>)> = [
@@ -107,7 +107,7 @@ fn without_a_jar_no_cookie_is_ever_sent() {
     let (base, log, port) = recorder(answer);
     for path in ["/login", "/page", "/hop"] {
         wait(get_page_with(
-            &format!("{base}{path}"),
+            format!("{base}{path}"),
             with_jar(None, Headers::new()),
         ))
         .unwrap();
@@ -123,7 +123,7 @@ fn set_cookie_on_a_redirect_applies_to_the_redirected_request() {
     let (base, log, port) = recorder(answer);
     let jar = CookieJar::new();
     wait(get_page_with(
-        &format!("{base}/hop"),
+        format!("{base}/hop"),
         with_jar(Some(jar.clone()), Headers::new()),
     ))
     .unwrap();
@@ -155,8 +155,8 @@ fn cookies_stay_with_their_host_across_a_redirect_to_another_origin() {
     });
     let jar = CookieJar::new();
     let options = || with_jar(Some(jar.clone()), Headers::new());
-    wait(get_page_with(&format!("{base}/set"), options())).unwrap();
-    wait(get_page_with(&format!("{base}/away"), options())).unwrap();
+    wait(get_page_with(format!("{base}/set"), options())).unwrap();
+    wait(get_page_with(format!("{base}/away"), options())).unwrap();
     let seen = cookies_seen(&log);
     assert_eq!(seen[1], ("/away".to_string(), vec!["mine=1".to_string()]));
     assert_eq!(seen[2], ("/there".to_string(), vec![]));
@@ -193,7 +193,7 @@ fn a_flood_of_set_cookie_fields_is_bounded() {
     let jar = CookieJar::new();
     for round in 0..8 {
         wait(get_page_with(
-            &format!("{base}/{round}"),
+            format!("{base}/{round}"),
             with_jar(Some(jar.clone()), Headers::new()),
         ))
         .unwrap();
@@ -245,19 +245,19 @@ fn a_secure_cookie_goes_over_https_only() {
     let s_port = https.address().port();
     let h_port = http.address().port();
     wait(get_page_with(
-        &format!("https://localhost:{s_port}/set"),
+        format!("https://localhost:{s_port}/set"),
         options(),
     ))
     .unwrap();
     let over_https = wait(get_page_with(
-        &format!("https://localhost:{s_port}/echo"),
+        format!("https://localhost:{s_port}/echo"),
         options(),
     ))
     .unwrap();
     assert_eq!(over_https, b"s=1; p=2");
     // The same host over plain http (cookies ignore ports): no Secure one.
     let over_http = wait(get_page_with(
-        &format!("http://localhost:{h_port}/echo"),
+        format!("http://localhost:{h_port}/echo"),
         options(),
     ))
     .unwrap();
@@ -266,7 +266,7 @@ fn a_secure_cookie_goes_over_https_only() {
     let plain = CookieJar::new();
     let http_setter = twined::reactor::listen_tcp("127.0.0.1:0", Site::new(echo)).unwrap();
     wait(get_page_with(
-        &format!("http://localhost:{}/set", http_setter.address().port()),
+        format!("http://localhost:{}/set", http_setter.address().port()),
         with_jar(Some(plain.clone()), Headers::new()),
     ))
     .unwrap();

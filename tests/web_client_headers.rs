@@ -77,7 +77,7 @@ fn agent_wide_credentials_do_not_follow_a_redirect_to_another_port() {
     h.append("X-Trace", "kept");
     let agent = agent_with(h);
     let page = wait(get_page_with(
-        &format!("{first}/away"),
+        format!("{first}/away"),
         PageOptions {
             agent: Some(agent.clone()),
             ..Default::default()
@@ -92,7 +92,7 @@ fn agent_wide_credentials_do_not_follow_a_redirect_to_another_port() {
 
     // A redirect within the origin keeps them.
     let page = wait(get_page_with(
-        &format!("{first}/same"),
+        format!("{first}/same"),
         PageOptions {
             agent: Some(agent),
             ..Default::default()
@@ -114,7 +114,7 @@ fn request_credentials_and_host_do_not_follow_a_redirect_to_another_port() {
     let mut h = headers(&SECRETS);
     h.append("Host", "example.test");
     let page = wait(get_page_with(
-        &format!("{first}/away"),
+        format!("{first}/away"),
         PageOptions {
             headers: h,
             agent: Some(Agent::new()),
@@ -161,7 +161,7 @@ fn loopback_by_address_and_localhost_are_different_origins() {
             (Agent::new(), headers(&SECRETS))
         };
         let page = wait(get_page_with(
-            &format!("{base}/start"),
+            format!("{base}/start"),
             PageOptions {
                 headers: per_request,
                 agent: Some(agent),

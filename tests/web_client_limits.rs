@@ -57,14 +57,13 @@ fn a_huge_content_length_fails_at_the_head_without_reading() {
     );
     let agent = Agent::new();
     // The request itself fails: no response is handed out.
-    let failure =
-        wait(agent.request("GET", &format!("{base}/"), Headers::new(), None)).unwrap_err();
+    let failure = wait(agent.request("GET", format!("{base}/"), Headers::new(), None)).unwrap_err();
     assert_too_large(&failure, DEFAULT_MAX_BODY);
     assert_eq!(agent.pool().in_flight(), 0);
     assert_eq!(agent.pool().idle(), 0, "the connection is closed, not kept");
     // The same for the conveniences, with their own limit.
     let failure = wait(get_page_with(
-        &format!("{base}/"),
+        format!("{base}/"),
         PageOptions {
             max_body: Some(100),
             ..Default::default()
@@ -84,7 +83,7 @@ fn a_body_without_a_length_fails_as_soon_as_it_passes_the_limit() {
     parts.extend(std::iter::repeat_n(part, 8));
     let (base, port) = raw_server(parts, Duration::from_millis(5), Then::Stay);
     let failure = wait(fetch_with(
-        &format!("{base}/"),
+        format!("{base}/"),
         PageOptions {
             agent: Some(limited(2500)),
             ..Default::default()
@@ -110,7 +109,7 @@ fn compressed_bytes_count_too_when_they_decode_to_nothing() {
     wire.extend_from_slice(b"\r\n");
     let (base, port) = raw_server(vec![leak(wire)], Duration::ZERO, Then::Stay);
     let failure = wait(get_page_with(
-        &format!("{base}/"),
+        format!("{base}/"),
         PageOptions {
             agent: Some(limited(4096)),
             ..Default::default()
@@ -127,7 +126,7 @@ fn a_body_at_the_limit_is_accepted() {
     wire.extend_from_slice(&[b'y'; 1000]);
     let (base, port) = raw_server(vec![leak(wire)], Duration::ZERO, Then::Stay);
     let page = wait(fetch_with(
-        &format!("{base}/"),
+        format!("{base}/"),
         PageOptions {
             max_body: Some(1000),
             ..Default::default()
@@ -160,7 +159,7 @@ fn a_redirect_with_a_huge_body_is_followed_without_reading_it() {
         _ => recorder::ok("here"),
     });
     for path in ["/moved", "/chunky"] {
-        let page = wait(fetch_with(&format!("{base}{path}"), PageOptions::default())).unwrap();
+        let page = wait(fetch_with(format!("{base}{path}"), PageOptions::default())).unwrap();
         assert_eq!((page.status, page.text().as_ref()), (200, "here"), "{path}");
         assert_eq!(page.history.len(), 1);
     }

@@ -328,7 +328,7 @@ fn cancelling_a_request_waiting_on_a_silent_proxy_ends_it_at_once() {
         Proxies::all(Proxy::parse(&proxy.url()).unwrap()),
         Some(origin.trust()),
     );
-    let d = agent.request("GET", &origin.url("/"), Default::default(), None);
+    let d = agent.request("GET", origin.url("/"), Default::default(), None);
     // Run the reactor until the tunnel's CONNECT reached the proxy (at
     // most 5 s), then cancel with the request waiting for the answer.
     for _ in 0..50 {

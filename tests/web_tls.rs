@@ -77,11 +77,7 @@ fn a_trusted_certificate_through_an_added_root() {
         agent: Some(agent_with_root(&pem)),
         ..Default::default()
     };
-    let body = wait(get_page_with(
-        &format!("https://localhost:{port}/"),
-        options,
-    ))
-    .unwrap();
+    let body = wait(get_page_with(format!("https://localhost:{port}/"), options)).unwrap();
     assert_eq!(body, b"secure");
 }
 
@@ -92,11 +88,7 @@ fn an_untrusted_certificate_is_a_tls_error() {
         agent: Some(Agent::new()),
         ..Default::default()
     };
-    let failure = wait(get_page_with(
-        &format!("https://localhost:{port}/"),
-        options,
-    ))
-    .unwrap_err();
+    let failure = wait(get_page_with(format!("https://localhost:{port}/"), options)).unwrap_err();
     let e = web_error(&failure);
     assert_eq!(e.kind(), ErrorKind::Tls, "{failure}");
     assert_eq!(e.kind().as_str(), "tls");
@@ -119,11 +111,7 @@ fn the_wrong_host_name_is_a_tls_error() {
         ..Default::default()
     };
     // The certificate names localhost, not 127.0.0.1.
-    let failure = wait(get_page_with(
-        &format!("https://127.0.0.1:{port}/"),
-        options,
-    ))
-    .unwrap_err();
+    let failure = wait(get_page_with(format!("https://127.0.0.1:{port}/"), options)).unwrap_err();
     assert_eq!(web_error(&failure).kind(), ErrorKind::Tls, "{failure}");
 }
 
@@ -137,11 +125,7 @@ fn an_https_to_http_redirect_is_refused() {
         agent: Some(agent_with_root(&pem)),
         ..Default::default()
     };
-    let failure = wait(get_page_with(
-        &format!("https://localhost:{port}/"),
-        options,
-    ))
-    .unwrap_err();
+    let failure = wait(get_page_with(format!("https://localhost:{port}/"), options)).unwrap_err();
     assert_eq!(web_error(&failure).kind(), ErrorKind::Redirect, "{failure}");
     assert!(failure.to_string().contains("insecure"), "{failure}");
 }
@@ -179,11 +163,7 @@ fn a_tls_connect_timeout_covers_the_handshake() {
         agent: Some(agent),
         ..Default::default()
     };
-    let failure = wait(get_page_with(
-        &format!("https://localhost:{port}/"),
-        options,
-    ))
-    .unwrap_err();
+    let failure = wait(get_page_with(format!("https://localhost:{port}/"), options)).unwrap_err();
     assert_eq!(web_error(&failure).kind(), ErrorKind::Timeout, "{failure}");
     drop(listener);
 }

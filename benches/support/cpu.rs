@@ -27,3 +27,13 @@ pub fn process_cpu() -> Duration {
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
+
+/// How many times this thread has been scheduled onto a CPU (0 where `/proc`
+/// does not say): each wake-up from a blocking wait counts one.
+pub fn thread_runs() -> u64 {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    text.split_whitespace()
+        .nth(2)
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+}

@@ -14,6 +14,7 @@ use url::Url;
 use super::conn::{ConnHandle, Finished, Sink};
 use super::cookies::CookieJar;
 use super::decode::{accept_encoding, Coding, ContentDecoder};
+use super::into_url::IntoUrl;
 use super::pool::{ConnectionPool, Lease, Opener, PoolKey};
 use super::proxy::{Proxies, Proxy};
 use super::response::{BodyPipe, Redirect, Response};
@@ -266,20 +267,20 @@ impl Agent {
 
     /// Sends a request; fires with the response head, whatever its status.
     /// Cancelling the Deferred before then aborts the request and its
-    /// connection.
+    /// connection. `url` is text or a parsed [`Url`] ([`IntoUrl`]).
     pub fn request(
         &self,
         method: &str,
-        url: &str,
+        url: impl IntoUrl,
         headers: Headers,
         body: Option<Vec<u8>>,
     ) -> Deferred<Response> {
-        let parsed = match parse_url(url) {
+        let parsed = match url.into_url() {
             Ok(u) => u,
             Err(e) => return crate::defer::fail(e),
         };
-        let checked = check_headers(url, &self.inner.options.headers)
-            .and_then(|()| check_headers(url, &headers));
+        let checked = check_headers(parsed.as_str(), &self.inner.options.headers)
+            .and_then(|()| check_headers(parsed.as_str(), &headers));
         if let Err(e) = checked {
             return crate::defer::fail(e);
         }
@@ -330,26 +331,6 @@ impl Agent {
         req.attempt(false);
         d
     }
-}
-
-fn parse_url(url: &str) -> Result<Url, Error> {
-    let bad = |reason: String| Error::Url {
-        url: url.to_string(),
-        reason,
-    };
-    let parsed = Url::parse(url).map_err(|e| bad(e.to_string()))?;
-    match parsed.scheme() {
-        "http" => {}
-        #[cfg(feature = "tls")]
-        "https" => {}
-        #[cfg(not(feature = "tls"))]
-        "https" => return Err(bad("https needs twined's `tls` feature".into())),
-        other => return Err(bad(format!("unsupported scheme {other:?}"))),
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(bad("no host".into()));
-    }
-    Ok(parsed)
 }
 
 /// Refuses header fields a user may not give: invalid ones, the framing
@@ -941,7 +922,7 @@ impl Req {
             })
         };
         let to = url.join(location).map_err(|_| bad_location())?;
-        if parse_url(to.as_str()).is_err() {
+        if (&to).into_url().is_err() {
             return Err(bad_location());
         }
         if url.scheme() == "https" && to.scheme() == "http" && !options.allow_insecure_redirect {

@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 
+use super::into_url::IntoUrl;
 use super::page::PageOptions;
 use super::response::{read_body, Redirect, Response};
 use crate::defer::Deferred;
@@ -76,7 +77,7 @@ impl Page {
 /// assert_eq!(missing.url, format!("{base}/gone"));
 /// port.stop_listening();
 /// ```
-pub fn fetch(url: &str) -> Deferred<Page> {
+pub fn fetch(url: impl IntoUrl) -> Deferred<Page> {
     fetch_with(url, PageOptions::default())
 }
 
@@ -97,7 +98,7 @@ pub fn fetch(url: &str) -> Deferred<Page> {
 /// fetch_with("http://127.0.0.1:8080/items", options)
 ///     .add_callback(|page| println!("{} {}: {}", page.status, page.reason, page.text()));
 /// ```
-pub fn fetch_with(url: &str, options: PageOptions) -> Deferred<Page> {
+pub fn fetch_with(url: impl IntoUrl, options: PageOptions) -> Deferred<Page> {
     let agent = options.agent();
     agent
         .request(&options.method, url, options.headers, options.body)

@@ -91,6 +91,7 @@ mod conn;
 mod cookies;
 mod decode;
 mod fetch;
+mod into_url;
 mod page;
 mod pool;
 mod proxy;
@@ -108,6 +109,7 @@ pub use cookies::{
     DEFAULT_MAX_COOKIE_SIZE,
 };
 pub use fetch::{fetch, fetch_with, Page};
+pub use into_url::IntoUrl;
 pub use page::{download_page, download_page_with, get_page, get_page_with, PageOptions};
 pub use pool::{ConnectionPool, PoolKey, PoolOptions};
 pub use proxy::{NoProxy, Proxies, Proxy};
@@ -120,3 +122,6 @@ pub use retry::{
 pub use robots::{Access, RobotsCache, RobotsOptions, RobotsTxt};
 #[cfg(feature = "tls")]
 pub use tls::TlsConfig;
+/// A parsed URL (the `url` crate's), which every request function takes as
+/// well as text: see [`IntoUrl`].
+pub use url::Url;

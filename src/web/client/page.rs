@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::agent::{Agent, AgentOptions};
+use super::into_url::IntoUrl;
 use super::response::{read_body_limited, BodyConsumer, Response};
 use crate::defer::{Deferred, Failure, Trigger};
 use crate::web::{Error, Headers};
@@ -99,12 +100,12 @@ impl PageOptions {
 ///     .add_both(|_| reactor::stop().unwrap());
 /// reactor::run().unwrap();
 /// ```
-pub fn get_page(url: &str) -> Deferred<Vec<u8>> {
+pub fn get_page(url: impl IntoUrl) -> Deferred<Vec<u8>> {
     get_page_with(url, PageOptions::default())
 }
 
 /// [`get_page`] with [`PageOptions`].
-pub fn get_page_with(url: &str, options: PageOptions) -> Deferred<Vec<u8>> {
+pub fn get_page_with(url: impl IntoUrl, options: PageOptions) -> Deferred<Vec<u8>> {
     let agent = options.agent();
     agent
         .request(&options.method, url, options.headers, options.body)
@@ -173,13 +174,13 @@ impl BodyConsumer for ToFile {
 /// The agent's body limit holds here too (1 GiB by default,
 /// [`AgentOptions::max_body`]): for a larger file, lift it for this call
 /// with `PageOptions { max_body: Some(u64::MAX), .. }`.
-pub fn download_page(url: &str, path: impl AsRef<Path>) -> Deferred<u64> {
+pub fn download_page(url: impl IntoUrl, path: impl AsRef<Path>) -> Deferred<u64> {
     download_page_with(url, path, PageOptions::default())
 }
 
 /// [`download_page`] with [`PageOptions`].
 pub fn download_page_with(
-    url: &str,
+    url: impl IntoUrl,
     path: impl AsRef<Path>,
     options: PageOptions,
 ) -> Deferred<u64> {

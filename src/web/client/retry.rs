@@ -11,7 +11,10 @@
 
 use std::time::{Duration, SystemTime};
 
+use url::Url;
+
 use super::fetch::{fetch_with, Page};
+use super::into_url::IntoUrl;
 use super::page::PageOptions;
 use crate::defer::{Deferred, Failure};
 use crate::task::defer_later_on;
@@ -337,7 +340,11 @@ pub struct Retried {
 /// assert_eq!(retried.result.unwrap().body, b"ok");
 /// port.stop_listening();
 /// ```
-pub fn fetch_retrying(url: &str, options: PageOptions, policy: &RetryPolicy) -> Deferred<Retried> {
+pub fn fetch_retrying(
+    url: impl IntoUrl,
+    options: PageOptions,
+    policy: &RetryPolicy,
+) -> Deferred<Retried> {
     fetch_retrying_on(Current, url, options, policy)
 }
 
@@ -346,12 +353,22 @@ pub fn fetch_retrying(url: &str, options: PageOptions, policy: &RetryPolicy) -> 
 /// cancels the attempt in flight or the wait.
 pub fn fetch_retrying_on(
     time: impl ReactorTime + Clone + 'static,
-    url: &str,
+    url: impl IntoUrl,
     options: PageOptions,
     policy: &RetryPolicy,
 ) -> Deferred<Retried> {
+    let url = match url.into_url() {
+        Ok(url) => url,
+        // Nothing a retry can mend: one attempt, failed.
+        Err(e) => {
+            return crate::defer::succeed(Retried {
+                result: Err(Failure::new(e)),
+                attempts: 1,
+            })
+        }
+    };
     let job = Job {
-        url: url.to_string(),
+        url,
         options,
         policy: policy.clone(),
     };
@@ -360,7 +377,7 @@ pub fn fetch_retrying_on(
 
 /// One retrying fetch.
 struct Job {
-    url: String,
+    url: Url,
     options: PageOptions,
     policy: RetryPolicy,
 }
