@@ -33,19 +33,23 @@ use twined::web::server::{Request, Response, Site};
 /// Starts the server on its own thread; returns its port.
 fn start_server() -> u16 {
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let body = vec![b'x'; 100];
-        let gzipped = gzip(&page(GZIP_PAGE));
-        let site = Site::new(move |req: Request| match req.path() {
-            "/gzip" => Response::new(200)
-                .header("Content-Encoding", "gzip")
-                .body(gzipped.clone()),
-            _ => Response::new(200).body(body.clone()),
-        });
-        let port = reactor::listen_tcp("127.0.0.1:0", site).expect("listen");
-        tx.send(port.address().port()).expect("send port");
-        reactor::run().expect("server reactor");
-    });
+    // Named, so a profile tells its samples from the client's.
+    let server = std::thread::Builder::new().name("server".into());
+    server
+        .spawn(move || {
+            let body = vec![b'x'; 100];
+            let gzipped = gzip(&page(GZIP_PAGE));
+            let site = Site::new(move |req: Request| match req.path() {
+                "/gzip" => Response::new(200)
+                    .header("Content-Encoding", "gzip")
+                    .body(gzipped.clone()),
+                _ => Response::new(200).body(body.clone()),
+            });
+            let port = reactor::listen_tcp("127.0.0.1:0", site).expect("listen");
+            tx.send(port.address().port()).expect("send port");
+            reactor::run().expect("server reactor");
+        })
+        .expect("server thread");
     rx.recv().expect("server port")
 }
 

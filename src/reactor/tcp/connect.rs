@@ -281,7 +281,16 @@ fn start(
         conn.set_connect_timeout(call);
     }
     match ip_literal(host) {
-        Some(ip) => conn.resolved(vec![SocketAddr::new(ip, port)]),
+        // Connected from the next iteration, as Twisted's `callLater(0)`
+        // in `BaseClient._finishInit`: the connects a batch of callbacks
+        // asks for go out together once its I/O is handled, and a protocol
+        // or callback never runs inside the call that asked.
+        Some(ip) => {
+            let next = conn.clone();
+            current_reactor().call_soon(Box::new(move || {
+                next.resolved(vec![SocketAddr::new(ip, port)])
+            }));
+        }
         None => {
             // The lookup's callbacks keep the attempt alive meanwhile.
             let (ok, failed) = (conn.clone(), conn.clone());
