@@ -54,6 +54,34 @@ pub(crate) struct Session {
     error: RefCell<Option<TlsError>>,
     /// The peer's name, for errors.
     peer: String,
+    /// Ciphertext on its way to the connection below, kept between
+    /// flushes (up to [`KEPT_OUT`] bytes of capacity) so a write does not
+    /// allocate.
+    out: Cell<Vec<u8>>,
+}
+
+/// The most buffer memory a session keeps between flushes.
+const KEPT_OUT: usize = 32 * 1024;
+
+/// The most plaintext buffer memory a thread keeps between reads.
+const KEPT_PLAIN: usize = 128 * 1024;
+
+thread_local! {
+    /// The decrypted bytes of one read, reused by every session on the
+    /// thread (taken while in use, so a nested read makes its own).
+    static PLAIN_BUF: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+fn take_plain_buf() -> Vec<u8> {
+    let mut buf = PLAIN_BUF.try_with(Cell::take).unwrap_or_default();
+    buf.clear();
+    buf
+}
+
+fn put_plain_buf(buf: Vec<u8>) {
+    if buf.capacity() <= KEPT_PLAIN {
+        let _ = PLAIN_BUF.try_with(|b| b.set(buf));
+    }
 }
 
 impl Session {
@@ -70,6 +98,7 @@ impl Session {
             pending_full: Cell::new(false),
             error: RefCell::new(None),
             peer,
+            out: Cell::new(Vec::new()),
         })
     }
 
@@ -82,7 +111,9 @@ impl Session {
         let Some(lower) = self.lower.get() else {
             return;
         };
-        let mut out = Vec::new();
+        // Taken, not borrowed: a write below may come back here.
+        let mut out = self.out.take();
+        out.clear();
         {
             let mut conn = self.conn.borrow_mut();
             while conn.wants_write() {
@@ -94,6 +125,9 @@ impl Session {
         }
         if !out.is_empty() {
             lower.write(&out);
+        }
+        if out.capacity() <= KEPT_OUT {
+            self.out.set(out);
         }
     }
 
@@ -339,7 +373,8 @@ impl Protocol for TlsLayer {
             return;
         }
         // Plaintext is never longer than the records it came in.
-        let mut plain = Vec::with_capacity(data.len());
+        let mut plain = take_plain_buf();
+        plain.reserve(data.len());
         let mut peer_closed = false;
         let mut refused = None;
         let was_handshaking = self.session.conn.borrow().is_handshaking();
@@ -363,6 +398,7 @@ impl Protocol for TlsLayer {
             }
         }
         if let Some(error) = refused {
+            put_plain_buf(plain);
             return self.fail(error);
         }
         // Handshake messages and alerts.
@@ -374,6 +410,7 @@ impl Protocol for TlsLayer {
             self.user.data_received(&plain);
             self.sync_pause();
         }
+        put_plain_buf(plain);
         if peer_closed && self.session.is_open() {
             // close_notify: answer with ours and close.
             self.session.close();
