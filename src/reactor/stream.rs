@@ -320,16 +320,21 @@ impl Transport {
         Transport(transport)
     }
 
-    /// Sends `data`: written at once when the socket takes it, buffered
-    /// otherwise. Past the high-water mark the protocol's
+    /// Sends `data`. As with Twisted's transports, writes are buffered and
+    /// go out when the reactor iteration's callbacks are done, all of the
+    /// iteration's writes to the connection in one system call (a write
+    /// that takes the buffer past the high-water mark goes out at once);
+    /// what the kernel refuses waits for the socket to drain. Past the
+    /// high-water mark the protocol's
     /// [`pause_producing`](Protocol::pause_producing) is called; nothing is
-    /// ever dropped while the connection is open.
+    /// ever dropped while the connection is open, and writes made just
+    /// before `reactor::stop()` still go out.
     pub fn write(&self, data: &[u8]) {
         self.0.write(data);
     }
 
-    /// Sends several buffers in order, with one system call when the socket
-    /// takes them (Twisted's `writeSequence`).
+    /// Sends several buffers in order, as one [`write`](Self::write)
+    /// (Twisted's `writeSequence`).
     pub fn write_sequence(&self, parts: &[&[u8]]) {
         self.0.write_sequence(parts);
     }
@@ -395,7 +400,8 @@ impl Transport {
         self.0.set_write_buffer_limits(high, low);
     }
 
-    /// Bytes written but not yet taken by the kernel.
+    /// Bytes written but not yet taken by the kernel (those waiting for
+    /// the end of the reactor iteration included).
     pub fn write_buffer_size(&self) -> usize {
         self.0.write_buffer_size()
     }
