@@ -23,7 +23,11 @@
 #[path = "support/cpu.rs"]
 mod cpu;
 
-use cpu::{process_cpu, thread_cpu, thread_runs};
+use cpu::{allocations, process_cpu, thread_cpu, thread_runs, Counting};
+
+/// Counts the client thread's allocations.
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
@@ -79,6 +83,8 @@ struct Figures {
     runs: f64,
     /// The whole process's CPU time per request: the server's thread too.
     process_cpu_us: f64,
+    /// The client thread's heap allocations per request.
+    allocs: f64,
 }
 
 fn twined_run(url: &str, cert: &Cert, n: usize, concurrency: usize, keep_alive: bool) -> Figures {
@@ -122,6 +128,7 @@ fn twined_run(url: &str, cert: &Cert, n: usize, concurrency: usize, keep_alive: 
     let cpu = thread_cpu();
     let runs = thread_runs();
     let all = process_cpu();
+    let allocs = allocations();
     let t = Instant::now();
     for _ in 0..concurrency.min(n) {
         next(agent.clone(), url.clone(), n, started.clone(), done.clone());
@@ -131,12 +138,14 @@ fn twined_run(url: &str, cert: &Cert, n: usize, concurrency: usize, keep_alive: 
     let cpu = thread_cpu() - cpu;
     let runs = thread_runs() - runs;
     let all = process_cpu() - all;
+    let allocs = allocations() - allocs;
     agent.pool().close_idle();
     Figures {
         per_sec: n as f64 / wall.as_secs_f64(),
         cpu_us: cpu.as_secs_f64() * 1e6 / n as f64,
         runs: runs as f64 / n as f64,
         process_cpu_us: all.as_secs_f64() * 1e6 / n as f64,
+        allocs: allocs as f64 / n as f64,
     }
 }
 
@@ -180,6 +189,7 @@ fn hyper_run(
     let cpu = thread_cpu();
     let runs = thread_runs();
     let all = process_cpu();
+    let allocs = allocations();
     let t = Instant::now();
     rt.block_on(async {
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
@@ -210,11 +220,13 @@ fn hyper_run(
     let cpu = thread_cpu() - cpu;
     let runs = thread_runs() - runs;
     let all = process_cpu() - all;
+    let allocs = allocations() - allocs;
     Figures {
         per_sec: n as f64 / wall.as_secs_f64(),
         cpu_us: cpu.as_secs_f64() * 1e6 / n as f64,
         runs: runs as f64 / n as f64,
         process_cpu_us: all.as_secs_f64() * 1e6 / n as f64,
+        allocs: allocs as f64 / n as f64,
     }
 }
 
@@ -231,6 +243,7 @@ fn medians(runs: &[Figures]) -> Figures {
         cpu_us: median(runs.iter().map(|f| f.cpu_us).collect()),
         runs: median(runs.iter().map(|f| f.runs).collect()),
         process_cpu_us: median(runs.iter().map(|f| f.process_cpu_us).collect()),
+        allocs: median(runs.iter().map(|f| f.allocs).collect()),
     }
 }
 
@@ -270,8 +283,8 @@ fn main() {
             _ => twined_run(&url, &cert, n, concurrency, keep_alive),
         };
         println!(
-            "{only}: {:.0} req/s, {:.1} us CPU/req, {:.2} wake-ups/req, {:.1} us process CPU/req",
-            f.per_sec, f.cpu_us, f.runs, f.process_cpu_us
+            "{only}: {:.0} req/s, {:.1} us CPU/req, {:.2} wake-ups/req, {:.1} us process CPU/req, {:.1} allocations/req",
+            f.per_sec, f.cpu_us, f.runs, f.process_cpu_us, f.allocs
         );
         return;
     }

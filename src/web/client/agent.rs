@@ -2,6 +2,7 @@
 //! decoding, timeouts and limits (Twisted's `Agent` + `RedirectAgent` +
 //! `ContentDecoderAgent`, and the timeouts Twisted's Agent lacks).
 
+use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
 use std::fmt;
 use std::io;
@@ -24,8 +25,8 @@ use crate::reactor::{self, ConnectError, ConnectOptions, DelayedCall, DnsCache};
 use crate::threads::ResolveError;
 use crate::web::error::copy_io_error;
 use crate::web::http1::{
-    check_header_bytes, response_framing, write_request_head, CodecError, Framing, ResponseHead,
-    DEFAULT_HEAD_LIMIT, USER_AGENT,
+    check_header_bytes, response_framing, write_request_head_fields, CodecError, Field, Framing,
+    ResponseHead, DEFAULT_HEAD_LIMIT, USER_AGENT,
 };
 use crate::web::{Error, ErrorKind, Headers, ProxyError, RedirectError, TimeoutStage};
 
@@ -363,7 +364,7 @@ fn check_headers(url: &str, headers: &Headers) -> Result<(), Error> {
 /// Puts `upper`'s fields (but those `skip` refuses) into `fields`: each
 /// name of `upper` replaces every field of that name already there, in
 /// the place of the first one.
-fn overlay(fields: &mut Vec<(String, Vec<u8>)>, upper: &Headers, skip: impl Fn(&str) -> bool) {
+fn overlay<'a>(fields: &mut Vec<Field<'a>>, upper: &'a Headers, skip: impl Fn(&str) -> bool) {
     let mut done: Vec<&str> = Vec::new();
     for (name, _) in upper.iter_bytes() {
         if skip(name) || done.iter().any(|d| d.eq_ignore_ascii_case(name)) {
@@ -379,7 +380,7 @@ fn overlay(fields: &mut Vec<(String, Vec<u8>)>, upper: &Headers, skip: impl Fn(&
         let values = upper
             .iter_bytes()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(n, v)| (n.to_string(), v.to_vec()));
+            .map(|(n, v)| (Cow::Borrowed(n), Cow::Borrowed(v)));
         fields.splice(at..at, values);
     }
 }
@@ -389,18 +390,15 @@ fn overlay(fields: &mut Vec<(String, Vec<u8>)>, upper: &Headers, skip: impl Fn(&
 /// whatever its origin.
 fn pool_key(url: &Url, proxy: Option<&Proxy>) -> PoolKey {
     match proxy {
-        Some(proxy) if url.scheme() == "http" => PoolKey {
-            scheme: "http".into(),
-            host: proxy.host().to_string(),
-            port: proxy.port(),
-            proxy: Some(proxy.clone()),
-        },
-        _ => PoolKey {
-            scheme: url.scheme().to_string(),
-            host: url.host_str().unwrap_or("").to_string(),
-            port: url.port_or_known_default().unwrap_or(80),
-            proxy: proxy.cloned(),
-        },
+        Some(proxy) if url.scheme() == "http" => {
+            PoolKey::new("http", proxy.host(), proxy.port(), Some(proxy.clone()))
+        }
+        _ => PoolKey::new(
+            url.scheme(),
+            url.host_str().unwrap_or(""),
+            url.port_or_known_default().unwrap_or(80),
+            proxy.cloned(),
+        ),
     }
 }
 
@@ -415,10 +413,10 @@ fn host_header(url: &Url) -> String {
 
 /// Opens a connection for `key` with the agent's settings.
 fn open(agent: &Rc<AgentInner>, key: &PoolKey) -> Deferred<ConnHandle> {
-    if let Some(proxy) = &key.proxy {
+    if let Some(proxy) = key.proxy() {
         return open_proxied(agent, key, proxy);
     }
-    let label = format!("{}:{}", key.host, key.port);
+    let label = format!("{}:{}", key.host(), key.port());
     let timeout = agent.options.connect_timeout;
     let (handle, protocol) = ConnHandle::new(label.clone(), agent.options.head_limit);
     let options = ConnectOptions {
@@ -426,10 +424,16 @@ fn open(agent: &Rc<AgentInner>, key: &PoolKey) -> Deferred<ConnHandle> {
         dns: agent.dns.clone(),
         ..ConnectOptions::default()
     };
-    let connected: Deferred<()> = if key.scheme == "https" {
+    let connected: Deferred<()> = if key.scheme() == "https" {
         #[cfg(feature = "tls")]
         {
-            super::tls::connect(&agent.options.tls, &key.host, key.port, options, protocol)
+            super::tls::connect(
+                &agent.options.tls,
+                key.host(),
+                key.port(),
+                options,
+                protocol,
+            )
         }
         #[cfg(not(feature = "tls"))]
         {
@@ -437,7 +441,8 @@ fn open(agent: &Rc<AgentInner>, key: &PoolKey) -> Deferred<ConnHandle> {
             no_tls(key)
         }
     } else {
-        reactor::connect_protocol_with(&key.host, key.port, protocol, options).add_callback(|_| ())
+        reactor::connect_protocol_with(key.host(), key.port(), protocol, options)
+            .add_callback(|_| ())
     };
     connected
         .add_callback(move |()| handle)
@@ -457,16 +462,16 @@ fn no_tls(key: &PoolKey) -> Deferred<()> {
 /// a `CONNECT` tunnel and TLS with the origin for `https`.
 fn open_proxied(agent: &Rc<AgentInner>, key: &PoolKey, proxy: &Proxy) -> Deferred<ConnHandle> {
     let options = &agent.options;
-    let label = format!("{}:{}", key.host, key.port);
+    let label = format!("{}:{}", key.host(), key.port());
     let (handle, protocol) = ConnHandle::new(label, options.head_limit);
-    let connected: Deferred<()> = if key.scheme == "https" {
+    let connected: Deferred<()> = if key.scheme() == "https" {
         #[cfg(feature = "tls")]
         {
             super::tunnel::connect(
                 super::tunnel::TunnelTo {
                     proxy,
-                    host: &key.host,
-                    port: key.port,
+                    host: key.host(),
+                    port: key.port(),
                     tls: &options.tls,
                     head_limit: options.head_limit,
                     user_agent: &options.user_agent,
@@ -795,16 +800,20 @@ impl Req {
     fn serialize(&self, target: &Target) -> Result<Vec<u8>, Error> {
         let url = &target.url;
         let options = self.options();
-        let mut fields: Vec<(String, Vec<u8>)> = vec![
-            ("Host".into(), host_header(url).into_bytes()),
-            ("User-Agent".into(), options.user_agent.clone().into_bytes()),
-        ];
+        let host = host_header(url);
+        // Borrowed where they can be: a request's head costs few allocations.
+        let mut fields: Vec<Field<'_>> = Vec::with_capacity(8);
+        fields.push(("Host".into(), host.as_bytes().into()));
+        fields.push(("User-Agent".into(), options.user_agent.as_bytes().into()));
         if options.gzip {
-            fields.push(("Accept-Encoding".into(), accept_encoding().into()));
+            fields.push((
+                "Accept-Encoding".into(),
+                accept_encoding().as_bytes().into(),
+            ));
         }
         let forwarder = self.forwarder(url);
         if let Some(auth) = forwarder.and_then(Proxy::authorization) {
-            fields.push(("Proxy-Authorization".into(), auth.as_bytes().to_vec()));
+            fields.push(("Proxy-Authorization".into(), auth.as_bytes().into()));
         }
         // The request's own origin-bound fields were removed when it left
         // its origin; the agent's are skipped from then on.
@@ -816,33 +825,38 @@ impl Req {
         if let Some(jar) = &options.cookies {
             jar.add_to_fields(&mut fields, url);
         }
-        let mut headers = Headers::new();
-        for (name, value) in fields {
-            headers.append_bytes(name, value);
-        }
         let method = &target.method;
         let body = &target.body;
         match body.as_ref() {
-            Some(b) => headers.append("Content-Length", b.len().to_string()),
+            Some(b) => fields.push((
+                "Content-Length".into(),
+                b.len().to_string().into_bytes().into(),
+            )),
             None if matches!(method.as_str(), "POST" | "PUT" | "PATCH") => {
-                headers.append("Content-Length", "0")
+                fields.push(("Content-Length".into(), b"0".as_slice().into()))
             }
             None => {}
         }
         if !self.agent.inner.pool.options().persistent {
-            headers.insert("Connection", "close");
+            fields.retain(|(n, _)| !n.eq_ignore_ascii_case("connection"));
+            fields.push(("Connection".into(), b"close".as_slice().into()));
         }
-        let mut request_target = match forwarder {
+        let request_target: Cow<'_, str> = match (forwarder, url.query()) {
             // Absolute form for the proxy; never the URL's userinfo.
-            Some(_) => format!("{}://{}{}", url.scheme(), host_header(url), url.path()),
-            None => url.path().to_string(),
+            (Some(_), query) => {
+                let mut absolute = format!("{}://{}{}", url.scheme(), host, url.path());
+                if let Some(q) = query {
+                    absolute.push('?');
+                    absolute.push_str(q);
+                }
+                Cow::Owned(absolute)
+            }
+            // The path and query, as the URL holds them.
+            (None, _) => Cow::Borrowed(&url[url::Position::BeforePath..url::Position::AfterQuery]),
         };
-        if let Some(q) = url.query() {
-            request_target.push('?');
-            request_target.push_str(q);
-        }
         let mut out = Vec::with_capacity(256 + body.as_ref().map_or(0, Vec::len));
-        write_request_head(&mut out, method, &request_target, &headers).map_err(|e| {
+        let head = fields.iter().map(|(n, v)| (n.as_ref(), v.as_ref()));
+        write_request_head_fields(&mut out, method, &request_target, head).map_err(|e| {
             Error::Url {
                 url: url.to_string(),
                 reason: e.to_string(),

@@ -13,6 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use cookie_store::{Cookie, CookieDomain, CookieExpiration, CookieStore, RawCookie, StoreAction};
 use url::{Host, Url};
 
+use crate::web::http1::Field;
+
 /// The default [`CookieJarOptions::max_cookie_size`]: 4096 bytes (RFC 6265
 /// section 6.1).
 pub const DEFAULT_MAX_COOKIE_SIZE: usize = 4096;
@@ -582,20 +584,20 @@ impl CookieJar {
     /// Adds the jar's cookies for `url` to a request's header fields, in
     /// one `Cookie` field: after the user's own pairs, skipping the names the
     /// user gave (the agent's request serializer calls this).
-    pub(crate) fn add_to_fields(&self, fields: &mut Vec<(String, Vec<u8>)>, url: &Url) {
+    pub(crate) fn add_to_fields(&self, fields: &mut Vec<Field<'_>>, url: &Url) {
         let Some(from_jar) = self.header_for(url) else {
             return;
         };
         let at = fields
             .iter()
             .position(|(n, _)| n.eq_ignore_ascii_case("cookie"));
-        let mine: Vec<Vec<u8>> = fields
+        let mine: Vec<&[u8]> = fields
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| v.as_ref())
             .collect();
-        fields.retain(|(n, _)| !n.eq_ignore_ascii_case("cookie"));
         let mut value: Vec<u8> = mine.join(&b"; "[..]);
+        fields.retain(|(n, _)| !n.eq_ignore_ascii_case("cookie"));
         let given = |name: &str| {
             value.split(|&b| b == b';').any(|pair| {
                 pair.split(|&b| b == b'=').next().map(<[u8]>::trim_ascii) == Some(name.as_bytes())
@@ -612,7 +614,7 @@ impl CookieJar {
             value.extend_from_slice(pair.as_bytes());
         }
         let at = at.unwrap_or(fields.len()).min(fields.len());
-        fields.insert(at, ("Cookie".into(), value));
+        fields.insert(at, ("Cookie".into(), value.into()));
     }
 
     /// Stores every `Set-Cookie` field of a response from `url`. Values

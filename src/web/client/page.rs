@@ -68,20 +68,25 @@ impl PageOptions {
     pub(super) fn agent(&self) -> Agent {
         let base = self.agent.clone().unwrap_or_else(Agent::shared);
         let current = base.options();
-        let options = AgentOptions {
-            timeout: self.timeout.or(current.timeout),
-            follow_redirects: self.follow_redirects.unwrap_or(current.follow_redirects),
-            redirect_limit: self.redirect_limit.unwrap_or(current.redirect_limit),
-            max_body: self.max_body.or(current.max_body),
-            ..current.clone()
-        };
-        if current.timeout == options.timeout
-            && current.follow_redirects == options.follow_redirects
-            && current.redirect_limit == options.redirect_limit
-            && current.max_body == options.max_body
+        let timeout = self.timeout.or(current.timeout);
+        let follow_redirects = self.follow_redirects.unwrap_or(current.follow_redirects);
+        let redirect_limit = self.redirect_limit.unwrap_or(current.redirect_limit);
+        let max_body = self.max_body.or(current.max_body);
+        if current.timeout == timeout
+            && current.follow_redirects == follow_redirects
+            && current.redirect_limit == redirect_limit
+            && current.max_body == max_body
         {
+            // Nothing overridden: the agent as it is, nothing copied.
             return base;
         }
+        let options = AgentOptions {
+            timeout,
+            follow_redirects,
+            redirect_limit,
+            max_body,
+            ..current.clone()
+        };
         Agent::with_options(base.pool().clone(), options)
     }
 }

@@ -22,28 +22,64 @@ use crate::reactor::{self, DelayedCall};
 /// `http://` origin. An `https` key names the origin, and its connections
 /// are tunnels through that proxy, never shared with direct ones or with
 /// another proxy (or the same proxy with other credentials).
+///
+/// Cheap to clone (shared): the pool keeps one per idle connection, lease
+/// and timer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct PoolKey {
+pub struct PoolKey(Rc<KeyParts>);
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct KeyParts {
+    scheme: String,
+    host: String,
+    port: u16,
+    proxy: Option<Proxy>,
+}
+
+impl PoolKey {
+    /// The key of connections to `scheme://host:port`, through `proxy` if any.
+    pub(crate) fn new(scheme: &str, host: &str, port: u16, proxy: Option<Proxy>) -> PoolKey {
+        PoolKey(Rc::new(KeyParts {
+            scheme: scheme.to_string(),
+            host: host.to_string(),
+            port,
+            proxy,
+        }))
+    }
+
     /// `"http"` or `"https"`.
-    pub scheme: String,
+    pub fn scheme(&self) -> &str {
+        &self.0.scheme
+    }
+
     /// The host name or IP literal.
-    pub host: String,
+    pub fn host(&self) -> &str {
+        &self.0.host
+    }
+
     /// The port.
-    pub port: u16,
+    pub fn port(&self) -> u16 {
+        self.0.port
+    }
+
     /// The proxy the connection goes through; `None` for a direct one.
-    pub proxy: Option<Proxy>,
+    pub fn proxy(&self) -> Option<&Proxy> {
+        self.0.proxy.as_ref()
+    }
 }
 
 impl fmt::Display for PoolKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.proxy {
-            None => write!(f, "{}://{}:{}", self.scheme, self.host, self.port),
-            Some(proxy) if self.scheme == "http" => write!(f, "{proxy} (proxy)"),
-            Some(proxy) => write!(
-                f,
-                "{}://{}:{} via {proxy}",
-                self.scheme, self.host, self.port
-            ),
+        let KeyParts {
+            scheme,
+            host,
+            port,
+            proxy,
+        } = &*self.0;
+        match proxy {
+            None => write!(f, "{scheme}://{host}:{port}"),
+            Some(proxy) if scheme == "http" => write!(f, "{proxy} (proxy)"),
+            Some(proxy) => write!(f, "{scheme}://{host}:{port} via {proxy}"),
         }
     }
 }

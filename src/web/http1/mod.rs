@@ -26,10 +26,15 @@ pub use head::{
     DEFAULT_HEAD_LIMIT,
 };
 pub use headers::Headers;
+pub(crate) use write::write_request_head_fields;
 pub use write::{
     check_header, check_header_bytes, encode_chunk, encode_last_chunk, reason_phrase,
     write_request_head, write_response_head, USER_AGENT,
 };
+
+/// A header field a head is being built from: its name and value, borrowed
+/// where they can be (the client's request serializer).
+pub(crate) type Field<'a> = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, [u8]>);
 
 /// Whether the connection may carry another message after this response:
 /// HTTP/1.1 without `Connection: close` (or HTTP/1.0 with `keep-alive`), and

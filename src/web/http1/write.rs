@@ -35,7 +35,15 @@ pub fn check_header_bytes(name: &str, value: &[u8]) -> Result<(), CodecError> {
 }
 
 fn put_headers(buf: &mut Vec<u8>, headers: &Headers) -> Result<(), CodecError> {
-    for (name, value) in headers.iter_bytes() {
+    put_fields(buf, headers.iter_bytes())
+}
+
+/// Appends header fields, each checked, and the blank line that ends a head.
+fn put_fields<'a>(
+    buf: &mut Vec<u8>,
+    fields: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> Result<(), CodecError> {
+    for (name, value) in fields {
         check_header_bytes(name, value)?;
         buf.extend_from_slice(name.as_bytes());
         buf.extend_from_slice(b": ");
@@ -55,6 +63,17 @@ pub fn write_request_head(
     target: &str,
     headers: &Headers,
 ) -> Result<(), CodecError> {
+    write_request_head_fields(buf, method, target, headers.iter_bytes())
+}
+
+/// [`write_request_head`] with the fields as `(name, value)` pairs, in
+/// order (the client builds them without a [`Headers`]).
+pub(crate) fn write_request_head_fields<'a>(
+    buf: &mut Vec<u8>,
+    method: &str,
+    target: &str,
+    fields: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> Result<(), CodecError> {
     if !is_token(method) {
         return Err(CodecError::InvalidHeader(format!(
             "{method:?} is not a valid method"
@@ -70,7 +89,7 @@ pub fn write_request_head(
     buf.push(b' ');
     buf.extend_from_slice(target.as_bytes());
     buf.extend_from_slice(b" HTTP/1.1\r\n");
-    put_headers(buf, headers).inspect_err(|_| buf.truncate(start))
+    put_fields(buf, fields).inspect_err(|_| buf.truncate(start))
 }
 
 /// The standard reason phrase of `status`, or `""`.
