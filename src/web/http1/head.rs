@@ -67,11 +67,7 @@ pub struct RequestHead {
 
 /// The parsed fields as [`Headers`], values kept as bytes.
 pub(super) fn collect(fields: &[httparse::Header<'_>]) -> Headers {
-    let mut headers = Headers::new();
-    for h in fields {
-        headers.append_bytes(h.name, h.value);
-    }
-    headers
+    Headers::received(fields.iter().map(|h| (h.name, h.value)))
 }
 
 /// What one parse with a given number of field slots found.

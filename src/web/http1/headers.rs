@@ -1,7 +1,38 @@
 //! An ordered, case-insensitive list of header fields whose values are
 //! bytes.
 
+use std::borrow::Cow;
 use std::fmt;
+
+/// Field names common enough on the wire that a received one spelled
+/// exactly so is kept as this static text instead of a new string.
+const COMMON_NAMES: [&str; 16] = [
+    "Content-Length",
+    "Content-Type",
+    "Date",
+    "Server",
+    "Connection",
+    "Transfer-Encoding",
+    "Content-Encoding",
+    "Location",
+    "Set-Cookie",
+    "Cache-Control",
+    "Last-Modified",
+    "ETag",
+    "Vary",
+    "Expires",
+    "Host",
+    "User-Agent",
+];
+
+/// `name` as a field name: a static one when it is a common name spelled
+/// the usual way (the case as received is kept either way).
+fn field_name(name: &str) -> Cow<'static, str> {
+    match COMMON_NAMES.iter().find(|common| **common == name) {
+        Some(common) => Cow::Borrowed(common),
+        None => Cow::Owned(name.to_string()),
+    }
+}
 
 /// HTTP header fields in the order they were given or received. Names
 /// compare case-insensitively; a name may appear several times.
@@ -26,13 +57,23 @@ use std::fmt;
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    fields: Vec<(String, Vec<u8>)>,
+    fields: Vec<(Cow<'static, str>, Vec<u8>)>,
 }
 
 impl Headers {
     /// No fields.
     pub fn new() -> Headers {
         Headers::default()
+    }
+
+    /// Fields as received: `(name, value)` pairs from a parser, in order,
+    /// stored with one allocation for the list and none for common names.
+    pub(crate) fn received<'a>(
+        fields: impl ExactSizeIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Headers {
+        let mut list = Vec::with_capacity(fields.len());
+        list.extend(fields.map(|(name, value)| (field_name(name), value.to_vec())));
+        Headers { fields: list }
     }
 
     /// The first value of `name`, when that value is UTF-8 text (see
@@ -71,13 +112,14 @@ impl Headers {
 
     /// Adds a field, keeping any others of the same name.
     pub fn append(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.fields.push((name.into(), value.into().into_bytes()));
+        self.fields
+            .push((Cow::Owned(name.into()), value.into().into_bytes()));
     }
 
     /// Adds a field whose value is any bytes (checked for CR, LF and NUL
     /// when written, as every value is).
     pub fn append_bytes(&mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) {
-        self.fields.push((name.into(), value.into()));
+        self.fields.push((Cow::Owned(name.into()), value.into()));
     }
 
     /// Sets `name` to `value`, replacing every field of that name.
@@ -89,7 +131,7 @@ impl Headers {
     pub fn insert_bytes(&mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) {
         let name = name.into();
         self.remove(&name);
-        self.fields.push((name, value.into()));
+        self.fields.push((Cow::Owned(name), value.into()));
     }
 
     /// Removes every field named `name`; returns whether there was one.
@@ -108,7 +150,7 @@ impl Headers {
 
     /// Every field, its value as sent, in order.
     pub fn iter_bytes(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.fields.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+        self.fields.iter().map(|(n, v)| (n.as_ref(), v.as_slice()))
     }
 
     /// How many fields.
@@ -153,7 +195,34 @@ impl<N: Into<String>, V: Into<String>> Extend<(N, V)> for Headers {
     fn extend<I: IntoIterator<Item = (N, V)>>(&mut self, iter: I) {
         self.fields.extend(
             iter.into_iter()
-                .map(|(n, v)| (n.into(), v.into().into_bytes())),
+                .map(|(n, v)| (Cow::Owned(n.into()), v.into().into_bytes())),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_fields_keep_their_case_order_and_bytes() {
+        let wire: [(&str, &[u8]); 4] = [
+            ("Content-Length", b"5"),
+            ("content-type", b"text/plain"),
+            ("X-Raw", b"caf\xe9"),
+            ("Set-Cookie", b"a=1"),
+        ];
+        let got = Headers::received(wire.iter().copied());
+        let mut built = Headers::new();
+        for (name, value) in wire {
+            built.append_bytes(name, value);
+        }
+        assert_eq!(got, built);
+        assert_eq!(got.iter_bytes().collect::<Vec<_>>(), wire);
+        // A common name spelled the usual way is the static text; another
+        // spelling is kept as received.
+        assert!(matches!(got.fields[0].0, Cow::Borrowed("Content-Length")));
+        assert!(matches!(&got.fields[1].0, Cow::Owned(n) if n == "content-type"));
+        assert_eq!(got.get("CONTENT-TYPE"), Some("text/plain"));
     }
 }
