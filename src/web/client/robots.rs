@@ -599,6 +599,9 @@ fn fetch(agent: &Agent, robots_url: Url, options: &RobotsOptions) -> Deferred<Ro
             timeout: Some(options.timeout),
             // The body is cut at `max_bytes` below, whatever it claims.
             max_body: None,
+            // The agent's hook may be the one asking this cache: it would
+            // wait on this very fetch. `options.pacer` paces it instead.
+            before_request: None,
             ..agent.options().clone()
         },
     );
