@@ -65,7 +65,10 @@ use crate::defer::Deferred;
 /// port.stop_listening();
 /// ```
 #[derive(Clone)]
-pub struct BeforeRequest(Rc<dyn Fn(&Url) -> Deferred<()>>);
+pub struct BeforeRequest(Rc<Hook>);
+
+/// The function inside a [`BeforeRequest`].
+type Hook = dyn Fn(&Url) -> Deferred<()>;
 
 impl BeforeRequest {
     /// A hook that calls `hook` with the URL of each hop before it is sent.
