@@ -446,7 +446,10 @@ impl RobotsCache {
 
     /// The `robots.txt` of `url`'s origin: from the cache, from the fetch
     /// another asker has in flight, or fetched now with `agent`'s pool and
-    /// settings (redirects, timeout and body limit are the cache's). Never
+    /// settings (redirects, timeout and body limit are the cache's; the
+    /// agent's [`before_request`](AgentOptions::before_request) hook is not
+    /// run, since it may be the one asking: [`RobotsOptions::pacer`] paces
+    /// the fetch). Never
     /// fails for the file's sake (see the module's table); fails only when
     /// `url` is not an http or https URL ([`Error::Url`]).
     pub fn rules(&self, agent: &Agent, url: &str) -> Deferred<Arc<RobotsTxt>> {
