@@ -997,3 +997,40 @@ fn the_whole_timeout_bounds_a_request_waiting_in_the_hook() {
     assert!(log.borrow().is_empty(), "{:?}", log.borrow());
     port.stop_listening();
 }
+
+#[test]
+fn an_untimed_hook_stops_the_whole_timeout_while_it_waits_and_only_then() {
+    let log: Rc<std::cell::RefCell<Vec<String>>> = Rc::default();
+    let (base, port) = hop_site(log.clone());
+    // Three hops of 150 ms waits each under a 200 ms timeout: the waits
+    // do not count.
+    let agent = hooked(
+        BeforeRequest::new(|_url: &Url| {
+            task::defer_later(Duration::from_millis(150), || Ok::<_, Failure>(()))
+        })
+        .untimed(),
+        Some(Duration::from_millis(200)),
+    );
+    assert!(!agent.options().before_request.as_ref().unwrap().timed());
+    let response = wait(agent.request("GET", format!("{base}/a"), Headers::new(), None)).unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(*log.borrow(), ["sent /a", "sent /b", "sent /c"]);
+    port.stop_listening();
+
+    // Outside the hook the clock runs: a slow head still times out.
+    let (base, port) = serve();
+    let agent = hooked(
+        BeforeRequest::new(|_url: &Url| twined::defer::succeed(())).untimed(),
+        Some(Duration::from_millis(100)),
+    );
+    let failure =
+        wait(agent.request("GET", format!("{base}/slow"), Headers::new(), None)).unwrap_err();
+    match web_error(&failure) {
+        twined::web::Error::Timeout { stage, after, .. } => {
+            assert_eq!(*stage, TimeoutStage::Whole);
+            assert_eq!(*after, Duration::from_millis(100));
+        }
+        other => panic!("{other:?}"),
+    }
+    port.stop_listening();
+}

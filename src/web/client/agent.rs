@@ -7,7 +7,7 @@ use std::fmt;
 use std::io;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use url::Url;
 
@@ -323,18 +323,7 @@ impl Agent {
         });
         let _ = link.set(Rc::downgrade(&req));
         if let Some(after) = self.inner.options.timeout {
-            let weak = Rc::downgrade(&req);
-            let timer = reactor::call_later(after, move || {
-                if let Some(req) = weak.upgrade() {
-                    let host = req.host_label();
-                    req.fail(Error::Timeout {
-                        stage: TimeoutStage::Whole,
-                        host,
-                        after,
-                    });
-                }
-            });
-            req.state.borrow_mut().whole_timer = Some(timer);
+            req.arm_whole_timer(after);
         }
         req.gate(trigger);
         d
@@ -612,6 +601,10 @@ enum Phase {
     Gated {
         reply: Trigger<Response>,
         wait: Option<Deferred<()>>,
+        /// What was left of the whole-request timeout when an
+        /// [untimed](BeforeRequest::untimed) hook stopped it: it starts
+        /// again with this when the hook fires.
+        paused: Option<Duration>,
     },
     /// Waiting for the pool: a slot under its caps, then an idle connection
     /// or a new one (lookup, TCP, TLS). `acquire` cancels that wait; it is
@@ -655,9 +648,16 @@ struct State {
     target: Target,
     /// The one retry on a fresh connection was used.
     retried: bool,
-    /// The `timeout` of the whole request.
-    whole_timer: Option<DelayedCall>,
+    /// The `timeout` of the whole request, while it runs.
+    whole_timer: Option<WholeTimer>,
     phase: Phase,
+}
+
+/// The running `timeout` of the whole request.
+struct WholeTimer {
+    call: DelayedCall,
+    /// When it fires.
+    due: Instant,
 }
 
 /// One request, across its attempts and redirects.
@@ -711,6 +711,27 @@ impl Req {
         self.route(url).filter(|_| url.scheme() == "http")
     }
 
+    /// Starts the whole-request timer with `left` of the
+    /// [`timeout`](AgentOptions::timeout) to go.
+    fn arm_whole_timer(self: &Rc<Self>, left: Duration) {
+        let Some(after) = self.options().timeout else {
+            return;
+        };
+        let weak = Rc::downgrade(self);
+        let call = reactor::call_later(left, move || {
+            if let Some(req) = weak.upgrade() {
+                let host = req.host_label();
+                req.fail(Error::Timeout {
+                    stage: TimeoutStage::Whole,
+                    host,
+                    after,
+                });
+            }
+        });
+        let due = Instant::now() + left;
+        self.state.borrow_mut().whole_timer = Some(WholeTimer { call, due });
+    }
+
     /// Starts a hop (the first, or a redirect's): runs the agent's
     /// `before_request` hook for its URL, then asks the pool for a
     /// connection; without a hook, asks at once. The request is in no
@@ -725,7 +746,22 @@ impl Req {
         };
         let url = {
             let mut st = self.state.borrow_mut();
-            st.phase = Phase::Gated { reply, wait: None };
+            // An untimed hook's wait stops the whole-request clock.
+            let paused = match st.whole_timer.take() {
+                Some(timer) if !hook.timed() => {
+                    let _ = timer.call.cancel();
+                    Some(timer.due.saturating_duration_since(Instant::now()))
+                }
+                running => {
+                    st.whole_timer = running;
+                    None
+                }
+            };
+            st.phase = Phase::Gated {
+                reply,
+                wait: None,
+                paused,
+            };
             st.target.url.clone()
         };
         // No borrow is held while the hook (user code) runs.
@@ -747,12 +783,15 @@ impl Req {
     fn on_gate_open(self: &Rc<Self>) {
         let mut st = self.state.borrow_mut();
         match std::mem::replace(&mut st.phase, Phase::Done) {
-            Phase::Gated { reply, .. } => {
+            Phase::Gated { reply, paused, .. } => {
                 st.phase = Phase::Connecting {
                     reply,
                     acquire: None,
                 };
                 drop(st);
+                if let Some(left) = paused {
+                    self.arm_whole_timer(left);
+                }
                 self.attempt(false);
             }
             // Cancelled or timed out meanwhile: nothing is sent.
@@ -946,7 +985,7 @@ impl Req {
     /// Stops the whole-request timer: the request is over.
     fn end(&self, st: &mut State) {
         if let Some(timer) = st.whole_timer.take() {
-            let _ = timer.cancel();
+            let _ = timer.call.cancel();
         }
     }
 
@@ -958,7 +997,7 @@ impl Req {
         self.end(&mut st);
         drop(st);
         let (lease, ending) = match phase {
-            Phase::Gated { reply, wait } => {
+            Phase::Gated { reply, wait, .. } => {
                 if let Some(wait) = wait {
                     wait.cancel(); // stops a pacer's timer; nothing is sent
                 }
