@@ -386,3 +386,22 @@ fn a_redirect_hop_to_the_same_host_waits_for_the_delay() {
     assert!(gap + SLACK >= Duration::from_millis(400), "{gap:?}");
     port.stop_listening();
 }
+
+/// `--timeout` counts a request's own work, not its wait for its host's
+/// slot: six requests queued 0.2 s apart on one host all finish under a
+/// 0.5 s timeout, the last after waiting 1 s.
+#[test]
+fn requests_queued_for_one_hosts_slots_do_not_time_out_waiting() {
+    let (base, port, log) = site(Robots::Status(404));
+    let urls: Vec<String> = (0..6).map(|i| format!("{base}/q{i}")).collect();
+    let out = crawl(
+        &["--delay", "0.2", "-c", "6", "-j", "1", "--timeout", "0.5"],
+        &urls,
+    );
+    let got = kinds(&out.stdout);
+    assert_eq!(got.len(), 6);
+    assert!(got.iter().all(|(_, kind, _)| kind.is_none()), "{got:?}");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(gaps(&log, "/q").len(), 5);
+    port.stop_listening();
+}

@@ -47,8 +47,8 @@ pub struct Args {
     #[arg(long, value_name = "N",
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_CONCURRENCY))]
     pub per_host: Option<usize>,
-    /// Whole-request timeout in seconds (0.001 to 604800): redirects, body,
-    /// and each hop's wait for --delay/--rate and robots.txt included.
+    /// Whole-request timeout in seconds, redirects and body included, waits
+    /// for --delay, --rate and robots.txt not (0.001 to 604800).
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = seconds)]
     pub timeout: Duration,
     /// Connect timeout in seconds (0.001 to 604800).
@@ -132,8 +132,8 @@ pub struct Args {
     /// 1000000; default: no limit).
     #[arg(long, value_name = "N", value_parser = rate)]
     pub rate: Option<f64>,
-    /// Fetch each site's robots.txt first (once per site, 500 KiB and 10 s,
-    /// or half of --timeout, at most) and skip the URLs it disallows for the
+    /// Fetch each site's robots.txt first (once per site, 10 s and 500 KiB
+    /// at most) and skip the URLs it disallows for the
     /// User-Agent sent (kind robots), redirect hops included: a hop is
     /// checked against its own site's robots.txt before it is sent. A
     /// robots.txt answered 4xx allows everything; 5xx, 429 or no answer

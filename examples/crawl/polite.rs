@@ -26,9 +26,7 @@ pub struct Polite {
 impl Polite {
     /// `delay` between requests to one host, at most `rate` requests per
     /// second overall, and `robots.txt` obeyed for `user_agent` (the
-    /// client's default when `None`), fetched within half of `timeout` at
-    /// most: a request's `timeout` counts its wait for that file, so the
-    /// file's verdict comes before the request times out.
+    /// client's default when `None`), fetched within `timeout` at most.
     pub fn new(
         delay: Duration,
         rate: Option<f64>,
@@ -44,7 +42,7 @@ impl Polite {
             let defaults = RobotsOptions::default();
             RobotsCache::new(RobotsOptions {
                 user_agent: user_agent.map_or(defaults.user_agent.clone(), str::to_string),
-                timeout: (timeout / 2).min(defaults.timeout),
+                timeout: timeout.min(defaults.timeout),
                 pacer: pacer.clone(),
                 ..defaults
             })
@@ -59,6 +57,9 @@ impl Polite {
     /// Crawl-delay)` after the last request to that host and `1 / --rate`
     /// after any other, over all threads. `robots_agent` fetches the
     /// `robots.txt` files (an agent without this hook, on the same pool).
+    /// The hook is untimed: `--timeout` counts a request's own work, not
+    /// its waits here (a pacer slot always comes; robots.txt has its own
+    /// timeout), or requests queued on one host would time out unsent.
     /// `None` without `--delay`, `--rate` or `--obey-robots`.
     pub fn before_request(&self, robots_agent: &Agent) -> Option<BeforeRequest> {
         if self.pacer.is_none() && self.robots.is_none() {
@@ -66,9 +67,7 @@ impl Polite {
         }
         let polite = self.clone();
         let agent = robots_agent.clone();
-        Some(BeforeRequest::new(move |url: &Url| {
-            polite.gate(&agent, url)
-        }))
+        Some(BeforeRequest::new(move |url: &Url| polite.gate(&agent, url)).untimed())
     }
 
     /// Admits one hop to `url`: its `robots.txt` first, then its host's slot.
