@@ -80,9 +80,10 @@ pub struct AgentOptions {
     /// Time allowed from sending the request to the response head. Default: none.
     pub head_timeout: Option<Duration>,
     /// Time allowed for the whole request, redirects and body included,
-    /// and every wait in [`before_request`](Self::before_request): a
+    /// and every wait in [`before_request`](Self::before_request) (a
     /// request held there past it fails with [`Error::Timeout`] and is
-    /// never sent. Default: none.
+    /// never sent) unless that hook is
+    /// [untimed](BeforeRequest::untimed). Default: none.
     pub timeout: Option<Duration>,
     /// Largest response head accepted. Default: 64 KiB.
     pub head_limit: usize,
