@@ -30,13 +30,26 @@ enum Robots {
 /// Every request's path and arrival time.
 type Log = Rc<RefCell<Vec<(String, Instant)>>>;
 
-/// A site that answers `/robots.txt` as told and every other path with 200.
+/// A site that answers `/robots.txt` as told, `/hop/REST` with a redirect
+/// to `/REST`, `/off/PORT/REST` with one to `http://127.0.0.1:PORT/REST`,
+/// and every other path with 200.
 fn site(robots: Robots) -> (String, reactor::Port, Log) {
     let log: Log = Rc::default();
     let seen = log.clone();
     let site = Site::new(move |req: Request| -> Deferred<Response> {
         seen.borrow_mut()
             .push((req.path().to_string(), Instant::now()));
+        if let Some(rest) = req.path().strip_prefix("/hop") {
+            return twined::defer::succeed(Response::new(302).header("Location", rest));
+        }
+        if let Some((port, rest)) = req
+            .path()
+            .strip_prefix("/off/")
+            .and_then(|p| p.split_once('/'))
+        {
+            let to = format!("http://127.0.0.1:{port}/{rest}");
+            return twined::defer::succeed(Response::new(302).header("Location", to));
+        }
         if req.path() != "/robots.txt" {
             return twined::defer::succeed(Response::new(200).body("page"));
         }
@@ -79,6 +92,16 @@ fn crawl(args: &[&str], urls: &[String]) -> std::process::Output {
     let mut cmd = Command::new(example("crawl"));
     cmd.arg("-q").args(args).args(urls);
     run_with_reactor(cmd, None, Duration::from_secs(60))
+}
+
+/// The `attempts` of the line for `url`.
+fn attempts_of(stdout: &[u8], url: &str) -> u64 {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"))
+        .find(|v| v["url"] == url)
+        .and_then(|v| v["attempts"].as_u64())
+        .unwrap_or_else(|| panic!("no attempts for {url}"))
 }
 
 fn paths(log: &Log, path: &str) -> usize {
@@ -297,4 +320,88 @@ fn politeness_flags_out_of_range_are_usage_errors() {
         assert_eq!(out.status.code(), Some(2), "{flag} {value}");
         assert!(String::from_utf8_lossy(&out.stderr).contains(flag));
     }
+}
+
+#[test]
+fn a_redirect_to_a_disallowed_path_is_refused_and_never_requested() {
+    let body = b"User-agent: *\nDisallow: /private\n".to_vec();
+    let (base, port, log) = site(Robots::Body(body));
+    let urls = [
+        format!("{base}/hop/private/x"),
+        format!("{base}/private/y"),
+        format!("{base}/hop/public"),
+    ];
+    let out = crawl(&["--obey-robots"], &urls);
+    assert_eq!(out.status.code(), Some(1));
+    let got = kinds(&out.stdout);
+    assert_eq!(kind_of(&got, &urls[0]), Some("robots"));
+    assert_eq!(kind_of(&got, &urls[1]), Some("robots"));
+    assert_eq!(kind_of(&got, &urls[2]), None);
+    let message = got
+        .iter()
+        .find(|(u, _, _)| u == &urls[0])
+        .unwrap()
+        .2
+        .clone();
+    assert!(message.unwrap_or_default().contains("/private/x"));
+    // The hop was asked; the path it led to never was.
+    assert_eq!(paths(&log, "/hop/private/x"), 1);
+    assert_eq!(paths(&log, "/private/x"), 0);
+    assert_eq!(paths(&log, "/private/y"), 0);
+    assert_eq!(paths(&log, "/public"), 1);
+    assert_eq!(paths(&log, "/robots.txt"), 1);
+    // The refused first URL sent nothing; the refused hop's URL sent one.
+    assert_eq!(attempts_of(&out.stdout, &urls[0]), 1);
+    assert_eq!(attempts_of(&out.stdout, &urls[1]), 0);
+    port.stop_listening();
+}
+
+#[test]
+fn a_redirect_to_another_origin_obeys_that_origins_robots_txt() {
+    let (base, port, log) = site(Robots::Status(404));
+    let (other, other_port, other_log) =
+        site(Robots::Body(b"User-agent: *\nDisallow: /\n".to_vec()));
+    let other_port_number = other.rsplit(':').next().unwrap().to_string();
+    let urls = [format!("{base}/off/{other_port_number}/page")];
+    let out = crawl(&["--obey-robots"], &urls);
+    let got = kinds(&out.stdout);
+    assert_eq!(kind_of(&got, &urls[0]), Some("robots"));
+    assert_eq!(paths(&log, &format!("/off/{other_port_number}/page")), 1);
+    assert_eq!(paths(&other_log, "/robots.txt"), 1);
+    assert_eq!(paths(&other_log, "/page"), 0);
+    port.stop_listening();
+    other_port.stop_listening();
+}
+
+#[test]
+fn a_redirect_hop_to_the_same_host_waits_for_the_delay() {
+    let (base, port, log) = site(Robots::Status(404));
+    let urls = [format!("{base}/hop/landing")];
+    let out = crawl(&["--delay", "0.4"], &urls);
+    assert_eq!(out.status.code(), Some(0));
+    let times: Vec<Instant> = log.borrow().iter().map(|(_, t)| *t).collect();
+    let paths: Vec<String> = log.borrow().iter().map(|(p, _)| p.clone()).collect();
+    assert_eq!(paths, ["/hop/landing", "/landing"]);
+    let gap = times[1] - times[0];
+    assert!(gap + SLACK >= Duration::from_millis(400), "{gap:?}");
+    port.stop_listening();
+}
+
+/// `--timeout` counts a request's own work, not its wait for its host's
+/// slot: six requests queued 0.2 s apart on one host all finish under a
+/// 0.5 s timeout, the last after waiting 1 s.
+#[test]
+fn requests_queued_for_one_hosts_slots_do_not_time_out_waiting() {
+    let (base, port, log) = site(Robots::Status(404));
+    let urls: Vec<String> = (0..6).map(|i| format!("{base}/q{i}")).collect();
+    let out = crawl(
+        &["--delay", "0.2", "-c", "6", "-j", "1", "--timeout", "0.5"],
+        &urls,
+    );
+    let got = kinds(&out.stdout);
+    assert_eq!(got.len(), 6);
+    assert!(got.iter().all(|(_, kind, _)| kind.is_none()), "{got:?}");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(gaps(&log, "/q").len(), 5);
+    port.stop_listening();
 }

@@ -356,3 +356,51 @@ fn waiters_are_not_left_hanging_when_the_fetching_thread_ends() {
     assert!(count.get() <= 1);
     port.stop_listening();
 }
+
+/// A `before_request` hook that asks the cache through the very agent it
+/// belongs to: the `robots.txt` fetch runs without the hook, so it does
+/// not wait on itself, and every hop is checked, redirects included.
+#[test]
+fn a_hook_asking_through_its_own_agent_checks_every_hop_without_waiting_on_itself() {
+    use std::cell::RefCell;
+    use twined::web::client::{AgentOptions, BeforeRequest, ConnectionPool, Url};
+
+    let pages: Rc<RefCell<Vec<String>>> = Rc::default();
+    let seen = pages.clone();
+    let (base, port, count) = site(move |req: &Request| {
+        seen.borrow_mut().push(req.path().to_string());
+        twined::defer::succeed(match req.path() {
+            "/robots.txt" => Response::new(200).body("User-agent: *\nDisallow: /private\n"),
+            "/go" => Response::new(302).header("Location", "/private/x"),
+            _ => Response::new(200).body("page"),
+        })
+    });
+    let cache = RobotsCache::new(RobotsOptions::default());
+    let own: Rc<RefCell<Option<Agent>>> = Rc::default();
+    let (c, a) = (cache.clone(), own.clone());
+    let hook = BeforeRequest::new(move |url: &Url| {
+        let agent = a.borrow().clone().expect("the agent is set");
+        c.check(&agent, url.as_str()).add_callback(|_| ())
+    });
+    let agent = Agent::with_options(
+        ConnectionPool::new(),
+        AgentOptions {
+            before_request: Some(hook),
+            timeout: Some(Duration::from_secs(10)),
+            ..Default::default()
+        },
+    );
+    *own.borrow_mut() = Some(agent.clone());
+
+    let response = wait(agent.request("GET", format!("{base}/open"), Default::default(), None));
+    assert_eq!(response.unwrap().status, 200);
+    let failure =
+        wait(agent.request("GET", format!("{base}/go"), Default::default(), None)).unwrap_err();
+    let error = web_error(&failure);
+    assert_eq!(error.kind(), ErrorKind::Robots);
+    assert!(error.to_string().contains("/private/x"), "{error}");
+    assert_eq!(count.get(), 1);
+    assert_eq!(*pages.borrow(), ["/robots.txt", "/open", "/go"]);
+    own.borrow_mut().take(); // the agent and its hook held each other
+    port.stop_listening();
+}

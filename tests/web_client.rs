@@ -16,10 +16,10 @@ use twined::reactor;
 use twined::task;
 use twined::web::client::{
     download_page, fetch, fetch_with, get_page, get_page_with, read_body, Agent, AgentOptions,
-    BodyConsumer, ConnectionPool, PageOptions, PoolOptions,
+    BeforeRequest, BodyConsumer, ConnectionPool, PageOptions, PoolOptions, Url,
 };
 use twined::web::server::{Request, Response, Site};
-use twined::web::{ErrorKind, Headers, TimeoutStage};
+use twined::web::{ErrorKind, Headers, RobotsDenial, TimeoutStage};
 
 fn gzip(data: &[u8]) -> Vec<u8> {
     use std::io::Write;
@@ -818,5 +818,219 @@ fn fetch_with_takes_the_page_options() {
     ))
     .unwrap_err();
     assert_eq!(web_error(&failure).kind(), ErrorKind::Timeout);
+    port.stop_listening();
+}
+
+/// A site that logs each request's path into `log` (as `sent /path`) and
+/// answers `/a` with a redirect to `/b`, `/b` with one to `/c`, anything
+/// else with 200.
+fn hop_site(log: Rc<std::cell::RefCell<Vec<String>>>) -> (String, reactor::Port) {
+    let site = Site::new(move |req: Request| {
+        log.borrow_mut().push(format!("sent {}", req.path()));
+        match req.path() {
+            "/a" => Response::new(302).header("Location", "/b"),
+            "/b" => Response::new(301).header("Location", "/c"),
+            _ => Response::new(200).body("end"),
+        }
+    });
+    let port = reactor::listen_tcp("127.0.0.1:0", site).unwrap();
+    (format!("http://{}", port.address()), port)
+}
+
+fn hooked(hook: BeforeRequest, timeout: Option<Duration>) -> Agent {
+    Agent::with_options(
+        ConnectionPool::default(),
+        AgentOptions {
+            before_request: Some(hook),
+            timeout,
+            ..Default::default()
+        },
+    )
+}
+
+#[test]
+fn before_request_runs_before_every_hop_in_order() {
+    let log: Rc<std::cell::RefCell<Vec<String>>> = Rc::default();
+    let (base, port) = hop_site(log.clone());
+    let seen = log.clone();
+    // Each hop waits a little: the hop is sent only once the hook fires.
+    let agent = hooked(
+        BeforeRequest::new(move |url: &Url| {
+            seen.borrow_mut().push(format!("hook {}", url.path()));
+            task::defer_later(Duration::from_millis(20), || Ok::<_, Failure>(()))
+        }),
+        None,
+    );
+    let response = wait(agent.request("GET", format!("{base}/a"), Headers::new(), None)).unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.history.len(), 2);
+    assert_eq!(wait(read_body(response)).unwrap(), b"end");
+    assert_eq!(
+        *log.borrow(),
+        ["hook /a", "sent /a", "hook /b", "sent /b", "hook /c", "sent /c"]
+    );
+    port.stop_listening();
+}
+
+#[test]
+fn a_hook_failing_on_the_second_hop_fails_the_request_and_sends_nothing_more() {
+    let log: Rc<std::cell::RefCell<Vec<String>>> = Rc::default();
+    let (base, port) = hop_site(log.clone());
+    let agent = hooked(
+        BeforeRequest::new(|url: &Url| {
+            if url.path() == "/b" {
+                return twined::defer::fail(twined::web::Error::Robots {
+                    url: url.to_string(),
+                    robots_url: url.join("/robots.txt").unwrap().to_string(),
+                    denial: RobotsDenial::Disallowed,
+                });
+            }
+            twined::defer::succeed(())
+        }),
+        None,
+    );
+    let failure =
+        wait(agent.request("GET", format!("{base}/a"), Headers::new(), None)).unwrap_err();
+    let error = web_error(&failure);
+    assert_eq!(error.kind(), ErrorKind::Robots);
+    assert!(error.to_string().contains("/b"), "{error}");
+    // Give a stray send the time to arrive: none does.
+    wait(task::defer_later(Duration::from_millis(100), || {
+        Ok::<_, Failure>(())
+    }))
+    .unwrap();
+    assert_eq!(*log.borrow(), ["sent /a"]);
+    port.stop_listening();
+}
+
+/// A failure of the hook's own type is the request's, as it is; so is a
+/// panic in the hook, as a failure.
+#[test]
+fn a_hooks_own_failure_or_panic_is_the_requests_failure() {
+    #[derive(Debug)]
+    struct Refused;
+    impl std::fmt::Display for Refused {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("refused by policy")
+        }
+    }
+    impl std::error::Error for Refused {}
+
+    let log: Rc<std::cell::RefCell<Vec<String>>> = Rc::default();
+    let (base, port) = hop_site(log.clone());
+    let agent = hooked(
+        BeforeRequest::new(|_url: &Url| twined::defer::fail(Failure::new(Refused))),
+        None,
+    );
+    let failure =
+        wait(agent.request("GET", format!("{base}/c"), Headers::new(), None)).unwrap_err();
+    assert!(failure.check::<Refused>(), "{failure:?}");
+
+    let agent = hooked(
+        BeforeRequest::new(|url: &Url| panic!("a bug in the hook for {url}")),
+        None,
+    );
+    let failure =
+        wait(agent.request("GET", format!("{base}/c"), Headers::new(), None)).unwrap_err();
+    assert!(
+        failure.to_string().contains("a bug in the hook"),
+        "{failure}"
+    );
+    assert!(log.borrow().is_empty(), "{:?}", log.borrow());
+    port.stop_listening();
+}
+
+#[test]
+fn cancelling_while_the_hook_waits_ends_the_request_and_never_sends_it() {
+    let log: Rc<std::cell::RefCell<Vec<String>>> = Rc::default();
+    let (base, port) = hop_site(log.clone());
+    let cancelled = Rc::new(Cell::new(false));
+    let flag = cancelled.clone();
+    // The hook's wait would let the request go after 300 ms, unless
+    // cancelled (then it stops, as a pacer's timer does).
+    let agent = hooked(
+        BeforeRequest::new(move |_url: &Url| {
+            let flag = flag.clone();
+            let (d, trigger) = Deferred::with_canceller(move |_| flag.set(true));
+            let timer =
+                reactor::call_later(Duration::from_millis(300), move || trigger.callback(()));
+            d.then(move |result: Result<(), Failure>| {
+                let _ = timer.cancel();
+                result
+            })
+        }),
+        None,
+    );
+    let request = agent.request("GET", format!("{base}/c"), Headers::new(), None);
+    reactor::call_later(Duration::from_millis(50), reactor::crash);
+    reactor::run().unwrap();
+    assert!(!request.called(), "the request did not wait for its hook");
+    request.cancel();
+    let failure = wait(request).unwrap_err();
+    assert_eq!(web_error(&failure).kind(), ErrorKind::Cancelled);
+    assert!(cancelled.get(), "the hook's wait was not cancelled");
+    // Past the moment the wait would have fired: nothing was sent.
+    wait(task::defer_later(Duration::from_millis(400), || {
+        Ok::<_, Failure>(())
+    }))
+    .unwrap();
+    assert!(log.borrow().is_empty(), "{:?}", log.borrow());
+    port.stop_listening();
+}
+
+#[test]
+fn the_whole_timeout_bounds_a_request_waiting_in_the_hook() {
+    let log: Rc<std::cell::RefCell<Vec<String>>> = Rc::default();
+    let (base, port) = hop_site(log.clone());
+    let agent = hooked(
+        BeforeRequest::new(|_url: &Url| {
+            task::defer_later(Duration::from_secs(20), || Ok::<_, Failure>(()))
+        }),
+        Some(Duration::from_millis(100)),
+    );
+    let failure =
+        wait(agent.request("GET", format!("{base}/c"), Headers::new(), None)).unwrap_err();
+    match web_error(&failure) {
+        twined::web::Error::Timeout { stage, .. } => assert_eq!(*stage, TimeoutStage::Whole),
+        other => panic!("{other:?}"),
+    }
+    assert!(log.borrow().is_empty(), "{:?}", log.borrow());
+    port.stop_listening();
+}
+
+#[test]
+fn an_untimed_hook_stops_the_whole_timeout_while_it_waits_and_only_then() {
+    let log: Rc<std::cell::RefCell<Vec<String>>> = Rc::default();
+    let (base, port) = hop_site(log.clone());
+    // Three hops of 150 ms waits each under a 200 ms timeout: the waits
+    // do not count.
+    let agent = hooked(
+        BeforeRequest::new(|_url: &Url| {
+            task::defer_later(Duration::from_millis(150), || Ok::<_, Failure>(()))
+        })
+        .untimed(),
+        Some(Duration::from_millis(200)),
+    );
+    assert!(!agent.options().before_request.as_ref().unwrap().timed());
+    let response = wait(agent.request("GET", format!("{base}/a"), Headers::new(), None)).unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(*log.borrow(), ["sent /a", "sent /b", "sent /c"]);
+    port.stop_listening();
+
+    // Outside the hook the clock runs: a slow head still times out.
+    let (base, port) = serve();
+    let agent = hooked(
+        BeforeRequest::new(|_url: &Url| twined::defer::succeed(())).untimed(),
+        Some(Duration::from_millis(100)),
+    );
+    let failure =
+        wait(agent.request("GET", format!("{base}/slow"), Headers::new(), None)).unwrap_err();
+    match web_error(&failure) {
+        twined::web::Error::Timeout { stage, after, .. } => {
+            assert_eq!(*stage, TimeoutStage::Whole);
+            assert_eq!(*after, Duration::from_millis(100));
+        }
+        other => panic!("{other:?}"),
+    }
     port.stop_listening();
 }

@@ -47,7 +47,8 @@ pub struct Args {
     #[arg(long, value_name = "N",
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_CONCURRENCY))]
     pub per_host: Option<usize>,
-    /// Whole-request timeout in seconds, body included (0.001 to 604800).
+    /// Whole-request timeout in seconds, redirects and body included, waits
+    /// for --delay, --rate and robots.txt not (0.001 to 604800).
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = seconds)]
     pub timeout: Duration,
     /// Connect timeout in seconds (0.001 to 604800).
@@ -122,8 +123,9 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub save: Option<PathBuf>,
     /// Least time between two requests to one host, in seconds, over all
-    /// workers (0 to 604800; 0 = none). Retries wait too. With
-    /// --obey-robots, a host's Crawl-delay raises it (taken as 60 s at most).
+    /// workers (0 to 604800; 0 = none). Retries and redirect hops wait too
+    /// (a hop for its own host). With --obey-robots, a host's Crawl-delay
+    /// raises it (taken as 60 s at most).
     #[arg(long, value_name = "SECS", default_value = "0", value_parser = delay)]
     pub delay: Duration,
     /// Most requests per second overall, over all workers (0.001 to
@@ -131,9 +133,11 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = rate)]
     pub rate: Option<f64>,
     /// Fetch each site's robots.txt first (once per site, 10 s and 500 KiB
-    /// at most) and skip the URLs it disallows for the User-Agent sent
-    /// (kind robots). A robots.txt answered 4xx allows everything; 5xx, 429 or no
-    /// answer disallows everything (RFC 9309).
+    /// at most) and skip the URLs it disallows for the
+    /// User-Agent sent (kind robots), redirect hops included: a hop is
+    /// checked against its own site's robots.txt before it is sent. A
+    /// robots.txt answered 4xx allows everything; 5xx, 429 or no answer
+    /// disallows everything (RFC 9309).
     #[arg(long)]
     pub obey_robots: bool,
     /// JSON lines go here ('-' = stdout).

@@ -231,7 +231,13 @@ impl Plan {
             ..Default::default()
         });
         let agent = match self.agent_options() {
-            Ok(options) => Agent::with_options(pool, options),
+            Ok(mut options) => {
+                // robots.txt files come through an agent on the same pool
+                // without the hook (which asks for them).
+                let plain = Agent::with_options(pool.clone(), options.clone());
+                options.before_request = self.polite.before_request(&plain);
+                Agent::with_options(pool, options)
+            }
             Err(why) => {
                 shared.stop(why);
                 return twined::defer::succeed(());
@@ -240,7 +246,7 @@ impl Plan {
         let (retry, save) = (self.retry.clone(), self.save.clone());
         let Some(config) = self.frontier.clone() else {
             let source = Source::Lines(Feed::new(self.lines.clone()));
-            let crawl = Crawl::new(agent, source, retry, save, shared, self.polite.clone());
+            let crawl = Crawl::new(agent, source, retry, save, shared);
             let done = all_workers(&crawl, concurrency);
             let Some((addr, all_done)) = self.demo.clone() else {
                 return done;
@@ -271,7 +277,6 @@ impl Plan {
             });
         };
         let on_fail = shared.clone();
-        let polite = self.polite.clone();
         Frontier::start(config, shared.clone(), concurrency)
             .then(move |result: Result<Rc<Frontier>, Failure>| {
                 if let Err(failure) = &result {
@@ -281,7 +286,7 @@ impl Plan {
             })
             .and_then(move |frontier: Rc<Frontier>| {
                 let source = Source::Redis(frontier.clone());
-                let crawl = Crawl::new(agent, source, retry, save, shared, polite);
+                let crawl = Crawl::new(agent, source, retry, save, shared);
                 // Acknowledge what was written, regularly and at shutdown.
                 let f = frontier.clone();
                 let ticker = LoopingCall::new(move || {

@@ -1,4 +1,6 @@
-//! Politeness, shared by every worker thread: `--delay` and `--rate` through
+//! Politeness, shared by every worker thread and applied to every request
+//! the agent sends, redirect hops included (the agent's `before_request`
+//! hook): `--delay` and `--rate` through
 //! one `twined::task::Pacer` (slots reserved under one lock, each worker
 //! waiting for its slot on its own reactor's timer), and `--obey-robots`
 //! through one `twined::web::client::RobotsCache` (each origin's
@@ -10,8 +12,7 @@ use std::time::Duration;
 
 use twined::defer::Deferred;
 use twined::task::{Pacer, PacerOptions};
-use twined::web::client::{Agent, RobotsCache, RobotsOptions, RobotsTxt};
-use url::Url;
+use twined::web::client::{Agent, BeforeRequest, RobotsCache, RobotsOptions, RobotsTxt, Url};
 
 /// What the workers of every thread share to be polite.
 #[derive(Clone, Default)]
@@ -49,34 +50,46 @@ impl Polite {
         Polite { pacer, robots }
     }
 
-    /// Whether `url` may be fetched: fires with the least gap its host asks
-    /// for (its `robots.txt` Crawl-delay, zero without one), or fails with
-    /// the `robots` error that refuses it. Without `--obey-robots`, fires
-    /// at once with zero.
-    pub fn admit(&self, agent: &Agent, url: &str) -> Deferred<Duration> {
-        match &self.robots {
-            None => twined::defer::succeed(Duration::ZERO),
-            Some(robots) => robots
-                .check(agent, url)
-                .add_callback(|txt: Arc<RobotsTxt>| txt.crawl_delay().unwrap_or_default()),
+    /// The hook that makes every request of `agent`-to-be polite, each
+    /// redirect hop included: `robots.txt` asked for the hop's URL (a
+    /// refusal fails the hop with kind `robots`, and nothing is sent), then
+    /// a slot of the hop's host waited for, at least `max(--delay,
+    /// Crawl-delay)` after the last request to that host and `1 / --rate`
+    /// after any other, over all threads. `robots_agent` fetches the
+    /// `robots.txt` files (an agent without this hook, on the same pool).
+    /// The hook is untimed: `--timeout` counts a request's own work, not
+    /// its waits here (a pacer slot always comes; robots.txt has its own
+    /// timeout), or requests queued on one host would time out unsent.
+    /// `None` without `--delay`, `--rate` or `--obey-robots`.
+    pub fn before_request(&self, robots_agent: &Agent) -> Option<BeforeRequest> {
+        if self.pacer.is_none() && self.robots.is_none() {
+            return None;
         }
+        let polite = self.clone();
+        let agent = robots_agent.clone();
+        Some(BeforeRequest::new(move |url: &Url| polite.gate(&agent, url)).untimed())
     }
 
-    /// Fires when a request to `url`'s host may start: at least
-    /// `max(--delay, gap)` after the last one to that host and `1 / --rate`
-    /// after any other, over all threads. At once without a pacer.
-    pub fn pace(&self, url: &str, gap: Duration) -> Deferred<()> {
-        match &self.pacer {
+    /// Admits one hop to `url`: its `robots.txt` first, then its host's slot.
+    fn gate(&self, agent: &Agent, url: &Url) -> Deferred<()> {
+        let gap = match &self.robots {
+            None => twined::defer::succeed(Duration::ZERO),
+            Some(robots) => robots
+                .check(agent, url.as_str())
+                .add_callback(|txt: Arc<RobotsTxt>| txt.crawl_delay().unwrap_or_default()),
+        };
+        let pacer = self.pacer.clone();
+        let host = host_key(url);
+        gap.and_then(move |gap: Duration| match pacer {
             None => twined::defer::succeed(()),
-            Some(pacer) => pacer.wait_with(&host_key(url), gap),
-        }
+            Some(pacer) => pacer.wait_with(&host, gap),
+        })
     }
 }
 
 /// The host a request goes to, for `--delay` (the port aside: one machine).
-fn host_key(url: &str) -> String {
-    Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+fn host_key(url: &Url) -> String {
+    url.host_str()
+        .map(str::to_ascii_lowercase)
         .unwrap_or_default()
 }

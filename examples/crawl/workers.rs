@@ -17,14 +17,13 @@ use std::time::{Duration, Instant};
 use indicatif::{HumanCount, ProgressBar};
 use twined::defer::{Deferred, Trigger};
 use twined::reactor::{self, Handle};
-use twined::web::client::{Agent, Attempt, RetryDecision, RetryPolicy};
+use twined::web::client::{Agent, Attempt, RetryDecision, RetryPolicy, Url};
 use twined::web::{Error as WebError, Headers};
 
 use crate::fetch::{fetch, save_name, Outcome};
 use crate::frontier::Frontier;
 use crate::input::{Entry, Feed};
 use crate::output::Output;
-use crate::polite::Polite;
 use crate::record::Record;
 use crate::resume::Done;
 use crate::target::Target;
@@ -193,8 +192,6 @@ pub struct Crawl {
     pub retry: RetryPolicy,
     pub save: Option<PathBuf>,
     pub shared: Arc<Shared>,
-    /// `--delay`, `--rate`, `--obey-robots` (shared with the other threads).
-    pub polite: Polite,
     depth: Cell<usize>,
 }
 
@@ -205,7 +202,6 @@ impl Crawl {
         retry: RetryPolicy,
         save: Option<PathBuf>,
         shared: Arc<Shared>,
-        polite: Polite,
     ) -> Rc<Crawl> {
         Rc::new(Crawl {
             agent,
@@ -213,7 +209,6 @@ impl Crawl {
             retry,
             save,
             shared,
-            polite,
             depth: Cell::new(0),
         })
     }
@@ -280,30 +275,16 @@ impl Crawl {
                     start,
                     ticket,
                 };
-                self.admit(job, done);
+                self.attempt(job, 1, done);
             }
         }
     }
 
-    /// With `--obey-robots`, asks the URL's `robots.txt` first: a URL it
-    /// refuses is recorded with kind `robots` and never requested.
-    fn admit(self: &Rc<Self>, job: Job, done: Trigger<()>) {
-        let crawl = self.clone();
-        self.polite
-            .admit(&self.agent, &job.url)
-            .add_both(move |admitted| match admitted {
-                Ok(gap) => crawl.attempt(job, 1, gap, done),
-                Err(failure) => {
-                    let outcome = Outcome::failed(failure);
-                    crawl.record(&job.shown, job.ticket, &outcome, 0, job.start.elapsed());
-                    crawl.step(done);
-                }
-            });
-    }
-
-    /// Attempt number `attempts` of `job`, once its host's slot comes
-    /// (`gap`: the host's Crawl-delay, zero without one).
-    fn attempt(self: &Rc<Self>, job: Job, attempts: usize, gap: Duration, done: Trigger<()>) {
+    /// Attempt number `attempts` of `job`. The agent's hook makes each of
+    /// its requests polite, redirect hops included (`--delay`, `--rate`,
+    /// `--obey-robots`): a hop `robots.txt` refuses ends the fetch with
+    /// kind `robots`, never requested.
+    fn attempt(self: &Rc<Self>, job: Job, attempts: usize, done: Trigger<()>) {
         // The output broke while this one waited to retry.
         if self.fatal().is_some() {
             return done.callback(());
@@ -313,32 +294,27 @@ impl Crawl {
             .as_ref()
             .map(|dir| dir.join(save_name(job.index, &job.url)));
         let crawl = self.clone();
-        let (agent, url, headers) = (self.agent.clone(), job.url.clone(), job.headers.clone());
-        let paced = self.polite.pace(&job.url, gap);
-        paced
-            .then(move |slot| match slot {
-                Ok(()) => fetch(&agent, &url, headers, save),
-                Err(failure) => twined::defer::succeed(Outcome::failed(failure)),
-            })
-            .add_callback(move |outcome| {
-                let decision = match as_attempt(&outcome) {
-                    Some(attempt) if crawl.fatal().is_none() => {
-                        let retries = u32::try_from(attempts - 1).unwrap_or(u32::MAX);
-                        crawl.retry.decide("GET", &attempt, retries)
-                    }
-                    _ => RetryDecision::Stop(twined::web::client::StopReason::NotRetryable),
-                };
-                if let RetryDecision::Retry { after } = decision {
-                    if let Some(path) = &outcome.saved {
-                        let _ = std::fs::remove_file(path);
-                    }
-                    reactor::call_later(after, move || crawl.attempt(job, attempts + 1, gap, done));
-                    return;
+        fetch(&self.agent, &job.url, job.headers.clone(), save).add_callback(move |outcome| {
+            let decision = match as_attempt(&outcome) {
+                Some(attempt) if crawl.fatal().is_none() => {
+                    let retries = u32::try_from(attempts - 1).unwrap_or(u32::MAX);
+                    crawl.retry.decide("GET", &attempt, retries)
                 }
-                let elapsed = job.start.elapsed();
-                crawl.record(&job.shown, job.ticket, &outcome, attempts, elapsed);
-                crawl.step(done);
-            });
+                _ => RetryDecision::Stop(twined::web::client::StopReason::NotRetryable),
+            };
+            if let RetryDecision::Retry { after } = decision {
+                if let Some(path) = &outcome.saved {
+                    let _ = std::fs::remove_file(path);
+                }
+                reactor::call_later(after, move || crawl.attempt(job, attempts + 1, done));
+                return;
+            }
+            // A first hop robots.txt refused sent nothing: not an attempt.
+            let sent = attempts - usize::from(refused_at(&outcome, &job.url));
+            let elapsed = job.start.elapsed();
+            crawl.record(&job.shown, job.ticket, &outcome, sent, elapsed);
+            crawl.step(done);
+        });
     }
 
     /// Writes the line of one result (whole, under the output's lock); a
@@ -388,6 +364,19 @@ impl Crawl {
                 HumanCount(failures)
             ));
         }
+    }
+}
+
+/// Whether `robots.txt` refused `url` itself, the fetch's first hop (not
+/// a redirect hop after it): then nothing was sent for this attempt.
+fn refused_at(outcome: &Outcome, url: &str) -> bool {
+    let refused = outcome.error.as_ref().and_then(|f| match f.downcast_ref() {
+        Some(WebError::Robots { url, .. }) => Some(url.as_str()),
+        _ => None,
+    });
+    match (refused, Url::parse(url)) {
+        (Some(refused), Ok(url)) => Url::parse(refused).is_ok_and(|r| r == url),
+        _ => false,
     }
 }
 

@@ -8,10 +8,11 @@ use std::fmt;
 use std::io;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use url::Url;
 
+use super::before::BeforeRequest;
 use super::conn::{ConnHandle, Finished, Sink};
 use super::cookies::CookieJar;
 use super::decode::{accept_encoding, Coding, ContentDecoder};
@@ -79,8 +80,11 @@ pub struct AgentOptions {
     pub dns_ttl: Option<Duration>,
     /// Time allowed from sending the request to the response head. Default: none.
     pub head_timeout: Option<Duration>,
-    /// Time allowed for the whole request, redirects and body included.
-    /// Default: none.
+    /// Time allowed for the whole request, redirects and body included,
+    /// and every wait in [`before_request`](Self::before_request) (a
+    /// request held there past it fails with [`Error::Timeout`] and is
+    /// never sent) unless that hook is
+    /// [untimed](BeforeRequest::untimed). Default: none.
     pub timeout: Option<Duration>,
     /// Largest response head accepted. Default: 64 KiB.
     pub head_limit: usize,
@@ -147,6 +151,13 @@ pub struct AgentOptions {
     /// `ProxyAgent` keys them); tunnelled `https://` requests count against
     /// their origin.
     pub proxy: Option<Proxies>,
+    /// A hook run before every request the agent sends, the first and each
+    /// redirect hop, with the URL that hop goes to; the hop waits for the
+    /// Deferred it returns, and is not sent if it fails (the request fails
+    /// with that failure). Pacing per host and `robots.txt` go here, so
+    /// that a redirect is paced and checked like the URL that led to it.
+    /// See [`BeforeRequest`]. Default: `None`, every hop sent at once.
+    pub before_request: Option<BeforeRequest>,
 }
 
 impl Default for AgentOptions {
@@ -168,6 +179,7 @@ impl Default for AgentOptions {
             #[cfg(feature = "tls")]
             tls: super::tls::TlsConfig::default(),
             proxy: None,
+            before_request: None,
         }
     }
 }
@@ -308,28 +320,14 @@ impl Agent {
                 target,
                 retried: false,
                 whole_timer: None,
-                phase: Phase::Connecting {
-                    reply: trigger,
-                    acquire: None,
-                },
+                phase: Phase::Done,
             }),
         });
         let _ = link.set(Rc::downgrade(&req));
         if let Some(after) = self.inner.options.timeout {
-            let weak = Rc::downgrade(&req);
-            let timer = reactor::call_later(after, move || {
-                if let Some(req) = weak.upgrade() {
-                    let host = req.host_label();
-                    req.fail(Error::Timeout {
-                        stage: TimeoutStage::Whole,
-                        host,
-                        after,
-                    });
-                }
-            });
-            req.state.borrow_mut().whole_timer = Some(timer);
+            req.arm_whole_timer(after);
         }
-        req.attempt(false);
+        req.gate(trigger);
         d
     }
 }
@@ -582,15 +580,18 @@ struct Target {
 /// is one `match` on this; what a phase needs lives in that phase only.
 ///
 /// ```text
-///            +---------------- retry once (reused connection, no response) ---+
-///            v                                                                 |
-/// Connecting --lease--> AwaitingHead --head 2xx..5xx--> Body --end--> Done     |
-///     ^                   |    |                                               |
-///     |                   |    +-- error ------------------------------------+
-///     |                   +--head 3xx--> DrainingRedirect --end, or past 64 KiB--+
-///     +----------------- follow the redirect -------------------------------+
-/// any phase --timeout, cancel, error, body past max_body--> Done
+///                      +------- retry once (reused connection, no response) ---+
+///                      v                                                        |
+/// Gated --hook fired--> Connecting --lease--> AwaitingHead --head 2xx..5xx--> Body --end--> Done
+///   ^                                           |    |                          |
+///   |                                           |    +-- error -----------------+
+///   |                                           +--head 3xx--> DrainingRedirect
+///   +------- follow the redirect (end of its body, or past 64 KiB) ----+
+/// any phase --timeout, cancel, error, hook failed, body past max_body--> Done
 /// ```
+///
+/// Without a [`before_request`](AgentOptions::before_request) hook, Gated
+/// is passed through at once.
 ///
 /// A head whose `Content-Length` is past `max_body` ends in Done at once,
 /// without a Body phase.
@@ -600,6 +601,17 @@ struct Target {
 /// nothing happens between writing and waiting for the head (the head
 /// timeout runs from the write).
 enum Phase {
+    /// Waiting for the [`before_request`](AgentOptions::before_request)
+    /// hook of this hop; `wait` is its Deferred, cancelled if the request
+    /// ends first, and `None` while the hook runs or once it fired.
+    Gated {
+        reply: Trigger<Response>,
+        wait: Option<Deferred<()>>,
+        /// What was left of the whole-request timeout when an
+        /// [untimed](BeforeRequest::untimed) hook stopped it: it starts
+        /// again with this when the hook fires.
+        paused: Option<Duration>,
+    },
     /// Waiting for the pool: a slot under its caps, then an idle connection
     /// or a new one (lookup, TCP, TLS). `acquire` cancels that wait; it is
     /// `None` while the pool is being asked.
@@ -642,9 +654,16 @@ struct State {
     target: Target,
     /// The one retry on a fresh connection was used.
     retried: bool,
-    /// The `timeout` of the whole request.
-    whole_timer: Option<DelayedCall>,
+    /// The `timeout` of the whole request, while it runs.
+    whole_timer: Option<WholeTimer>,
     phase: Phase,
+}
+
+/// The running `timeout` of the whole request.
+struct WholeTimer {
+    call: DelayedCall,
+    /// When it fires.
+    due: Instant,
 }
 
 /// One request, across its attempts and redirects.
@@ -696,6 +715,116 @@ impl Req {
     /// through a proxy, sent in absolute form), if any.
     fn forwarder(&self, url: &Url) -> Option<&Proxy> {
         self.route(url).filter(|_| url.scheme() == "http")
+    }
+
+    /// Starts the whole-request timer with `left` of the
+    /// [`timeout`](AgentOptions::timeout) to go.
+    fn arm_whole_timer(self: &Rc<Self>, left: Duration) {
+        let Some(after) = self.options().timeout else {
+            return;
+        };
+        let weak = Rc::downgrade(self);
+        let call = reactor::call_later(left, move || {
+            if let Some(req) = weak.upgrade() {
+                let host = req.host_label();
+                req.fail(Error::Timeout {
+                    stage: TimeoutStage::Whole,
+                    host,
+                    after,
+                });
+            }
+        });
+        let due = Instant::now() + left;
+        self.state.borrow_mut().whole_timer = Some(WholeTimer { call, due });
+    }
+
+    /// Starts a hop (the first, or a redirect's): runs the agent's
+    /// `before_request` hook for its URL, then asks the pool for a
+    /// connection; without a hook, asks at once. The request is in no
+    /// phase (`Done`) when this is called.
+    fn gate(self: &Rc<Self>, reply: Trigger<Response>) {
+        let Some(hook) = self.options().before_request.clone() else {
+            self.state.borrow_mut().phase = Phase::Connecting {
+                reply,
+                acquire: None,
+            };
+            return self.attempt(false);
+        };
+        let url = {
+            let mut st = self.state.borrow_mut();
+            // An untimed hook's wait stops the whole-request clock.
+            let paused = match st.whole_timer.take() {
+                Some(timer) if !hook.timed() => {
+                    let _ = timer.call.cancel();
+                    Some(timer.due.saturating_duration_since(Instant::now()))
+                }
+                running => {
+                    st.whole_timer = running;
+                    None
+                }
+            };
+            st.phase = Phase::Gated {
+                reply,
+                wait: None,
+                paused,
+            };
+            st.target.url.clone()
+        };
+        // No borrow is held while the hook (user code) runs.
+        let (open, refused) = (self.clone(), self.clone());
+        let wait = hook
+            .run(&url)
+            .add_callback(move |()| open.on_gate_open())
+            .add_errback(move |failure| refused.on_gate_failed(failure));
+        // The hook may have answered already; keep the wait only if not.
+        let mut st = self.state.borrow_mut();
+        if let Phase::Gated { wait: slot, .. } = &mut st.phase {
+            if !wait.called() {
+                *slot = Some(wait);
+            }
+        }
+    }
+
+    /// The hook let the hop go: on to the pool.
+    fn on_gate_open(self: &Rc<Self>) {
+        let mut st = self.state.borrow_mut();
+        match std::mem::replace(&mut st.phase, Phase::Done) {
+            Phase::Gated { reply, paused, .. } => {
+                st.phase = Phase::Connecting {
+                    reply,
+                    acquire: None,
+                };
+                drop(st);
+                if let Some(left) = paused {
+                    self.arm_whole_timer(left);
+                }
+                self.attempt(false);
+            }
+            // Cancelled or timed out meanwhile: nothing is sent.
+            other => st.phase = other,
+        }
+    }
+
+    /// The hook refused the hop: the request fails with its failure, and
+    /// nothing is sent.
+    fn on_gate_failed(&self, failure: Failure) {
+        let mut st = self.state.borrow_mut();
+        match std::mem::replace(&mut st.phase, Phase::Done) {
+            Phase::Gated { reply, .. } => {
+                self.end(&mut st);
+                let url = st.target.url.to_string();
+                drop(st);
+                // The hook's own Deferred was cancelled by someone else.
+                let failure = if failure.check::<CancelledError>() {
+                    Failure::new(Error::Cancelled { url })
+                } else {
+                    failure
+                };
+                reply.errback(failure);
+            }
+            // The request ended first (and cancelled the wait).
+            other => st.phase = other,
+        }
     }
 
     /// Asks the pool for a connection (a fresh one after a failed reuse).
@@ -871,7 +1000,7 @@ impl Req {
     /// Stops the whole-request timer: the request is over.
     fn end(&self, st: &mut State) {
         if let Some(timer) = st.whole_timer.take() {
-            let _ = timer.cancel();
+            let _ = timer.call.cancel();
         }
     }
 
@@ -883,6 +1012,12 @@ impl Req {
         self.end(&mut st);
         drop(st);
         let (lease, ending) = match phase {
+            Phase::Gated { reply, wait, .. } => {
+                if let Some(wait) = wait {
+                    wait.cancel(); // stops a pacer's timer; nothing is sent
+                }
+                (None, Ending::Reply(reply, error))
+            }
             Phase::Connecting { reply, acquire } => {
                 if let Some(acquire) = acquire {
                     acquire.cancel(); // leaves the pool's queue, or stops the connect
@@ -1104,14 +1239,10 @@ impl Req {
             } => {
                 follow(&mut st.target, to, status);
                 st.retried = false;
-                st.phase = Phase::Connecting {
-                    reply,
-                    acquire: None,
-                };
                 drop(st);
                 lease.conn.abort();
                 lease.release(false);
-                self.attempt(false);
+                self.gate(reply);
             }
             other => st.phase = other,
         }
@@ -1272,13 +1403,9 @@ impl Req {
                 }
                 follow(&mut st.target, to, status);
                 st.retried = false;
-                st.phase = Phase::Connecting {
-                    reply,
-                    acquire: None,
-                };
                 drop(st);
                 lease.release(finished.reusable);
-                self.attempt(false);
+                self.gate(reply);
             }
             Phase::Body {
                 lease,

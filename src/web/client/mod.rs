@@ -11,6 +11,7 @@
 //! | `RedirectAgent`, `ContentDecoderAgent(GzipDecoder)` | [`AgentOptions`] `follow_redirects`, `gzip` (gzip and deflate; brotli and zstd with the `br` and `zstd` features) |
 //! | Scrapy's `RetryMiddleware`, urllib3's `Retry` | [`RetryPolicy`] with [`fetch_retrying`] -> `Deferred<`[`Retried`]`>`: backoff with full jitter, `Retry-After`, idempotent methods only |
 //! | Scrapy's `RobotsTxtMiddleware` (`ROBOTSTXT_OBEY`), `urllib.robotparser` | [`RobotsCache`] (fetched once per origin, shared by threads), [`RobotsTxt`] |
+//! | Scrapy's downloader middlewares (`process_request`), run again for each redirect hop | [`AgentOptions`] `before_request`: a [`BeforeRequest`] hook every hop waits for (a pacer, `robots.txt`) |
 //! | `CookieAgent(agent, cookielib.CookieJar())`, aiohttp `CookieJar` | [`AgentOptions`] `cookies` with a [`CookieJar`] |
 //! | `BrowserLikePolicyForHTTPS` | [`TlsConfig`] in [`AgentOptions`] `tls` (certificates verified, SNI) |
 //! | `ProxyAgent(TCP4ClientEndpoint(reactor, host, port))` | [`AgentOptions`] `proxy`: [`Proxies`] of [`Proxy`] (`http://` forwarded, `https://` through `CONNECT`), [`Proxies::from_env`] for `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` |
@@ -87,6 +88,7 @@
 //! ```
 
 mod agent;
+mod before;
 mod conn;
 mod cookies;
 mod decode;
@@ -104,6 +106,7 @@ mod tls;
 mod tunnel;
 
 pub use agent::{Agent, AgentOptions, DEFAULT_MAX_BODY};
+pub use before::BeforeRequest;
 pub use cookies::{
     CookieJar, CookieJarError, CookieJarOptions, DEFAULT_MAX_COOKIES, DEFAULT_MAX_COOKIES_PER_SITE,
     DEFAULT_MAX_COOKIE_SIZE,

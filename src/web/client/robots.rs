@@ -446,7 +446,10 @@ impl RobotsCache {
 
     /// The `robots.txt` of `url`'s origin: from the cache, from the fetch
     /// another asker has in flight, or fetched now with `agent`'s pool and
-    /// settings (redirects, timeout and body limit are the cache's). Never
+    /// settings (redirects, timeout and body limit are the cache's; the
+    /// agent's [`before_request`](AgentOptions::before_request) hook is not
+    /// run, since it may be the one asking: [`RobotsOptions::pacer`] paces
+    /// the fetch). Never
     /// fails for the file's sake (see the module's table); fails only when
     /// `url` is not an http or https URL ([`Error::Url`]).
     pub fn rules(&self, agent: &Agent, url: &str) -> Deferred<Arc<RobotsTxt>> {
@@ -599,6 +602,9 @@ fn fetch(agent: &Agent, robots_url: Url, options: &RobotsOptions) -> Deferred<Ro
             timeout: Some(options.timeout),
             // The body is cut at `max_bytes` below, whatever it claims.
             max_body: None,
+            // The agent's hook may be the one asking this cache: it would
+            // wait on this very fetch. `options.pacer` paces it instead.
+            before_request: None,
             ..agent.options().clone()
         },
     );
