@@ -73,6 +73,8 @@ impl PageOptions {
             follow_redirects: self.follow_redirects.unwrap_or(current.follow_redirects),
             redirect_limit: self.redirect_limit.unwrap_or(current.redirect_limit),
             max_body: self.max_body.or(current.max_body),
+            // The base agent's name cache, not one of its own.
+            dns_cache: base.dns_cache().cloned(),
             ..current.clone()
         };
         if current.timeout == options.timeout

@@ -578,6 +578,8 @@ fn fetch(agent: &Agent, robots_url: Url, options: &RobotsOptions) -> Deferred<Ro
             timeout: Some(options.timeout),
             // The body is cut at `max_bytes` below, whatever it claims.
             max_body: None,
+            // The agent's name cache, not one of its own.
+            dns_cache: agent.dns_cache().cloned(),
             ..agent.options().clone()
         },
     );
