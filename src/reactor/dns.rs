@@ -531,4 +531,48 @@ mod tests {
         assert!(st.entries.contains_key("b.test"));
         assert!(st.entries.contains_key("localhost"));
     }
+
+    #[test]
+    fn a_full_cache_of_lookups_under_way_looks_a_new_name_up_uncached() {
+        let cache = DnsCache::with_options(DnsCacheOptions {
+            max_entries: 1,
+            ..Default::default()
+        });
+        // The one slot holds a lookup under way (nobody waiting on it).
+        cache
+            .lock()
+            .entries
+            .insert("busy.test".to_string(), Entry::Pending(Vec::new()));
+        let addrs = run_until_fired(cache.resolve("localhost", 9)).unwrap();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 9));
+        assert_eq!(cache.lookups(), 1, "still a lookup, and counted");
+        assert_eq!(cache.len(), 1, "not kept: the bound holds");
+        assert!(cache.lock().entries.contains_key("busy.test"));
+    }
+
+    #[test]
+    fn a_lookup_that_ends_unanswered_fails_its_askers_and_is_forgotten() {
+        let cache = DnsCache::new(Duration::from_secs(60));
+        let (d, remote) = remote_trigger();
+        cache
+            .lock()
+            .entries
+            .insert("lost.test".to_string(), Entry::Pending(vec![(5, remote)]));
+        drop(Lookup {
+            cache: cache.clone(),
+            name: Some("lost.test".to_string()),
+        });
+        assert!(cache.is_empty(), "the next asker looks it up again");
+        let failure = run_until_fired(d).unwrap_err();
+        let e = failure
+            .downcast_ref::<ResolveError>()
+            .expect("a ResolveError");
+        assert_eq!(e.host, "lost.test");
+    }
+
+    #[test]
+    fn the_cache_is_send_and_sync() {
+        fn shared<T: Send + Sync>() {}
+        shared::<DnsCache>();
+    }
 }
