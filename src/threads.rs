@@ -219,13 +219,14 @@ pub(crate) fn remote_trigger<T: Send + 'static>() -> (Deferred<T>, RemoteTrigger
             w.borrow_mut().insert(id, completion);
         }
     });
+    let stored = unstored.is_none();
     if let Some(completion) = unstored {
         let exiting: Result<T, Failure> = Err(Failure::msg("the thread is exiting"));
         completion(Some(Box::new(exiting)));
     }
     let remote = RemoteTrigger {
         handle: Handle::current(),
-        id: Some(id),
+        id: stored.then_some(id),
         _value: PhantomData,
     };
     (d, remote)
@@ -241,7 +242,11 @@ impl<T: Send + 'static> RemoteTrigger<T> {
     pub(crate) fn callback(self, value: T) {
         self.fire_with(Ok(value));
     }
+}
 
+impl<T> RemoteTrigger<T> {
+    /// Hands `result` (`None`: drop the trigger) to the waiting Deferred's
+    /// completion, on its thread.
     fn send(&mut self, result: Option<Box<dyn Any + Send>>) {
         let Some(id) = self.id.take() else {
             return;
@@ -260,24 +265,14 @@ impl<T: Send + 'static> RemoteTrigger<T> {
 
 impl<T> Drop for RemoteTrigger<T> {
     fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            self.handle.call_from_thread(move || {
-                let completion = WAITING
-                    .try_with(|w| w.borrow_mut().remove(&id))
-                    .ok()
-                    .flatten();
-                if let Some(completion) = completion {
-                    completion(None);
-                }
-            });
-        }
+        self.send(None);
     }
 }
 
 impl<T> fmt::Debug for RemoteTrigger<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RemoteTrigger")
-            .field("fired", &self.id.is_none())
+            .field("waiting", &self.id.is_some())
             .finish()
     }
 }
@@ -587,4 +582,58 @@ pub(crate) fn unbracket(host: &str) -> &str {
 /// The IP address `host` is a literal of, bracketed or not.
 pub(crate) fn ip_literal(host: &str) -> Option<IpAddr> {
     unbracket(host).parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::defer::TriggerDropped;
+    use std::rc::Rc;
+
+    /// Runs this thread's reactor until `d` fires (bounded).
+    fn run_until_fired<T: 'static>(d: Deferred<T>) -> Result<T, Failure> {
+        let out = Rc::new(RefCell::new(None));
+        let o = out.clone();
+        d.add_both(move |r| {
+            *o.borrow_mut() = Some(r);
+            let _ = crate::reactor::stop();
+        });
+        let watchdog = crate::reactor::call_later(Duration::from_secs(20), || {
+            let _ = crate::reactor::stop();
+        });
+        if out.borrow().is_none() {
+            crate::reactor::run().unwrap();
+        }
+        let _ = watchdog.cancel();
+        let r = out.borrow_mut().take().expect("fired in time");
+        r
+    }
+
+    #[test]
+    fn a_remote_trigger_fires_its_deferred_on_its_own_thread() {
+        let (d, remote) = remote_trigger::<u32>();
+        let here = std::thread::current().id();
+        let fired_on = Rc::new(Cell::new(None));
+        let f = fired_on.clone();
+        let d = d.add_callback(move |n| {
+            f.set(Some(std::thread::current().id()));
+            n
+        });
+        std::thread::spawn(move || remote.callback(7))
+            .join()
+            .unwrap();
+        assert!(!d.called(), "not before this thread's reactor runs");
+        assert_eq!(run_until_fired(d).unwrap(), 7);
+        assert_eq!(fired_on.get(), Some(here));
+        assert!(WAITING.with(|w| w.borrow().is_empty()));
+    }
+
+    #[test]
+    fn a_remote_trigger_dropped_on_another_thread_reports_a_dropped_trigger() {
+        let (d, remote) = remote_trigger::<u32>();
+        std::thread::spawn(move || drop(remote)).join().unwrap();
+        let failure = run_until_fired(d).unwrap_err();
+        assert!(failure.check::<TriggerDropped>());
+        assert!(WAITING.with(|w| w.borrow().is_empty()));
+    }
 }
