@@ -25,6 +25,7 @@ use std::collections::{HashMap, VecDeque};
 use std::error::Error;
 use std::fmt;
 use std::io;
+use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -153,12 +154,127 @@ pub fn pool_size() -> usize {
     pool().lock().max
 }
 
-type Completion = Box<dyn FnOnce(Box<dyn Any + Send>)>;
+/// Fires a waiting Deferred with the `Result<T, Failure>` boxed in its
+/// argument, or, given `None`, drops its trigger.
+type Completion = Box<dyn FnOnce(Option<Box<dyn Any + Send>>)>;
 
 thread_local! {
-    /// Deferreds of this thread waiting for a pool result, by id.
+    /// Deferreds of this thread waiting for a result from another thread,
+    /// by id.
     static WAITING: RefCell<HashMap<u64, Completion>> = RefCell::new(HashMap::new());
     static NEXT: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The `Send` end of a Deferred that waits on the thread that made it
+/// ([`remote_trigger`]): any thread fires it, and the Deferred fires on its
+/// own thread, through that thread's
+/// [`call_from_thread`](crate::reactor::Handle::call_from_thread) queue,
+/// once its reactor runs.
+///
+/// This is the one way a result crosses threads back to a Deferred: pool
+/// results ([`defer_to_thread`]), the shared
+/// [`DnsCache`](crate::reactor::DnsCache) and
+/// [`RobotsCache`](crate::web::client::RobotsCache) all use it.
+///
+/// - Dropped unfired, it drops the Deferred's trigger on its thread: the
+///   Deferred fails with [`TriggerDropped`](crate::defer::TriggerDropped),
+///   never waits forever.
+/// - When the waiting thread has exited, its waiting Deferreds were failed
+///   with `TriggerDropped` as its thread-locals went (nothing of the
+///   thread's reactor is touched), and a later firing is queued on an inbox
+///   nothing drains: it is freed with the inbox, unrun.
+pub(crate) struct RemoteTrigger<T> {
+    handle: Handle,
+    /// Until fired.
+    id: Option<u64>,
+    _value: PhantomData<fn(T)>,
+}
+
+/// A Deferred on this thread and the [`RemoteTrigger`] that fires it from
+/// any thread. While this thread exits, the Deferred has already failed
+/// ("the thread is exiting").
+pub(crate) fn remote_trigger<T: Send + 'static>() -> (Deferred<T>, RemoteTrigger<T>) {
+    let (d, trigger) = Deferred::new();
+    let id = NEXT
+        .try_with(|n| {
+            let id = n.get();
+            n.set(id.wrapping_add(1));
+            id
+        })
+        .unwrap_or(u64::MAX);
+    let completion: Completion = Box::new(move |result| {
+        // `None`: `trigger` is dropped here, and reports it.
+        if let Some(result) = result {
+            match result.downcast::<Result<T, Failure>>() {
+                Ok(result) => trigger.fire_with(*result),
+                Err(_) => trigger.errback(Failure::msg(
+                    "internal error: a result of the wrong type from another thread",
+                )),
+            }
+        }
+    });
+    let mut unstored = Some(completion);
+    let _ = WAITING.try_with(|w| {
+        if let Some(completion) = unstored.take() {
+            w.borrow_mut().insert(id, completion);
+        }
+    });
+    let stored = unstored.is_none();
+    if let Some(completion) = unstored {
+        let exiting: Result<T, Failure> = Err(Failure::msg("the thread is exiting"));
+        completion(Some(Box::new(exiting)));
+    }
+    let remote = RemoteTrigger {
+        handle: Handle::current(),
+        id: stored.then_some(id),
+        _value: PhantomData,
+    };
+    (d, remote)
+}
+
+impl<T: Send + 'static> RemoteTrigger<T> {
+    /// Fires the Deferred with `result`, on its thread.
+    pub(crate) fn fire_with(mut self, result: Result<T, Failure>) {
+        self.send(Some(Box::new(result)));
+    }
+
+    /// Fires the Deferred with `value`, on its thread.
+    pub(crate) fn callback(self, value: T) {
+        self.fire_with(Ok(value));
+    }
+}
+
+impl<T> RemoteTrigger<T> {
+    /// Hands `result` (`None`: drop the trigger) to the waiting Deferred's
+    /// completion, on its thread.
+    fn send(&mut self, result: Option<Box<dyn Any + Send>>) {
+        let Some(id) = self.id.take() else {
+            return;
+        };
+        self.handle.call_from_thread(move || {
+            let completion = WAITING
+                .try_with(|w| w.borrow_mut().remove(&id))
+                .ok()
+                .flatten();
+            if let Some(completion) = completion {
+                completion(result);
+            }
+        });
+    }
+}
+
+impl<T> Drop for RemoteTrigger<T> {
+    fn drop(&mut self) {
+        self.send(None);
+    }
+}
+
+impl<T> fmt::Debug for RemoteTrigger<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteTrigger")
+            .field("waiting", &self.id.is_some())
+            .finish()
+    }
 }
 
 /// Runs `f` on the pool; the Deferred fires on this thread's reactor with its
@@ -213,43 +329,15 @@ thread_local! {
 /// # drop(d);
 /// ```
 pub fn defer_to_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Deferred<T> {
-    let (d, trigger) = Deferred::new();
-    let id = NEXT
-        .try_with(|n| {
-            let id = n.get();
-            n.set(id + 1);
-            id
-        })
-        .unwrap_or(u64::MAX);
-    let completion: Completion =
-        Box::new(
-            move |result| match result.downcast::<Result<T, Failure>>() {
-                Ok(result) => trigger.fire_with(*result),
-                Err(_) => trigger.errback(Failure::msg(
-                    "internal error: a pool result of the wrong type",
-                )),
-            },
-        );
-    if WAITING
-        .try_with(|w| w.borrow_mut().insert(id, completion))
-        .is_err()
-    {
-        return crate::defer::fail(Failure::msg("the thread is exiting"));
+    let (d, remote) = remote_trigger();
+    if d.called() {
+        // The thread is exiting: nothing would receive the result.
+        return d;
     }
-    let handle = Handle::current();
     pool().submit(Box::new(move || {
         let result: Result<T, Failure> =
             catch_unwind(AssertUnwindSafe(f)).map_err(Failure::from_panic);
-        let result: Box<dyn Any + Send> = Box::new(result);
-        handle.call_from_thread(move || {
-            let completion = WAITING
-                .try_with(|w| w.borrow_mut().remove(&id))
-                .ok()
-                .flatten();
-            if let Some(completion) = completion {
-                completion(result);
-            }
-        });
+        remote.fire_with(result);
     }));
     d
 }
@@ -318,24 +406,24 @@ pub fn resolve(host: impl AsRef<str>, port: u16) -> Deferred<Vec<SocketAddr>> {
         return succeed(vec![SocketAddr::new(ip, port)]);
     }
     let name = bare.to_string();
-    defer_to_thread(move || {
-        let lookup = (name.as_str(), port).to_socket_addrs();
-        match lookup {
-            Ok(addrs) => {
-                let addrs: Vec<SocketAddr> = addrs.collect();
-                if addrs.is_empty() {
-                    Err(ResolveError {
-                        host: name,
-                        source: io::Error::new(io::ErrorKind::NotFound, "no addresses"),
-                    })
-                } else {
-                    Ok(addrs)
-                }
-            }
-            Err(source) => Err(ResolveError { host: name, source }),
-        }
-    })
-    .and_then(|r| r.map_err(Failure::new))
+    defer_to_thread(move || lookup(&name, port)).and_then(|r| r.map_err(Failure::new))
+}
+
+/// The system resolver's addresses of `name` with `port`, blocking: what
+/// [`resolve`] runs on the pool. No addresses at all is a failure.
+pub(crate) fn lookup(name: &str, port: u16) -> Result<Vec<SocketAddr>, ResolveError> {
+    let failed = |source| ResolveError {
+        host: name.to_string(),
+        source,
+    };
+    let addrs: Vec<SocketAddr> = (name, port).to_socket_addrs().map_err(failed)?.collect();
+    if addrs.is_empty() {
+        return Err(failed(io::Error::new(
+            io::ErrorKind::NotFound,
+            "no addresses",
+        )));
+    }
+    Ok(addrs)
 }
 
 /// Why [`blocking_call_from_thread`] could not deliver a result.
@@ -494,4 +582,48 @@ pub(crate) fn unbracket(host: &str) -> &str {
 /// The IP address `host` is a literal of, bracketed or not.
 pub(crate) fn ip_literal(host: &str) -> Option<IpAddr> {
     unbracket(host).parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::defer::TriggerDropped;
+    use std::rc::Rc;
+
+    /// Runs the calls other threads sent this thread, as its reactor would.
+    fn run_thread_calls() {
+        for call in crate::time::thread_inbox().drain() {
+            call();
+        }
+    }
+
+    #[test]
+    fn a_remote_trigger_fires_its_deferred_on_its_own_thread() {
+        let (d, remote) = remote_trigger::<u32>();
+        let here = std::thread::current().id();
+        let fired_on = Rc::new(Cell::new(None));
+        let f = fired_on.clone();
+        let d = d.add_callback(move |n| {
+            f.set(Some(std::thread::current().id()));
+            n
+        });
+        std::thread::spawn(move || remote.callback(7))
+            .join()
+            .unwrap();
+        assert!(!d.called(), "not before this thread runs its calls");
+        run_thread_calls();
+        assert_eq!(d.result().expect("fired").unwrap(), 7);
+        assert_eq!(fired_on.get(), Some(here));
+        assert!(WAITING.with(|w| w.borrow().is_empty()));
+    }
+
+    #[test]
+    fn a_remote_trigger_dropped_on_another_thread_reports_a_dropped_trigger() {
+        let (d, remote) = remote_trigger::<u32>();
+        std::thread::spawn(move || drop(remote)).join().unwrap();
+        run_thread_calls();
+        let failure = d.result().expect("fired").unwrap_err();
+        assert!(failure.check::<TriggerDropped>());
+        assert!(WAITING.with(|w| w.borrow().is_empty()));
+    }
 }

@@ -743,6 +743,41 @@ fn workers_share_one_writer_the_input_and_the_totals() {
 }
 
 #[test]
+fn workers_on_every_thread_reach_a_host_by_name_through_the_shared_dns_cache() {
+    let good = site();
+    // A name, not an address: every thread's connects go through the one
+    // cache (`--no-keepalive`: a connect, so a resolve, per request).
+    let base = format!("http://localhost:{}", good.address().port());
+    let input: String = (0..60).map(|i| format!("{base}/p{i}\n")).collect();
+    for ttl in ["60", "0"] {
+        let mut cmd = Command::new(example("crawl"));
+        cmd.args([
+            "-q",
+            "-i",
+            "-",
+            "-j",
+            "3",
+            "--no-keepalive",
+            "--dns-ttl",
+            ttl,
+        ]);
+        let out = run_with_reactor(
+            cmd,
+            Some(input.clone().into_bytes()),
+            Duration::from_secs(30),
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "--dns-ttl {ttl}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(last_line(&out.stderr), "ok=60 failed=0");
+    }
+    good.stop_listening();
+}
+
+#[test]
 fn workers_beyond_the_caps_are_clamped_and_zero_is_a_usage_error() {
     let good = site();
     let base = format!("http://{}", good.address());

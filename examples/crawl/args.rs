@@ -55,7 +55,9 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds)]
     pub connect_timeout: Duration,
     /// Seconds a host name's addresses are reused before it is looked up
-    /// again (0 = look up for every connection; at most 604800).
+    /// again (0 = look up for every connection; at most 604800). One cache
+    /// serves every -j thread: a host is looked up once, not once per
+    /// thread.
     #[arg(long, value_name = "SECS", default_value_t = 60,
           value_parser = RangedU64ValueParser::<u64>::new().range(0..=604_800))]
     pub dns_ttl: u64,

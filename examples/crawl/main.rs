@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use indicatif::{HumanBytes, HumanCount, ProgressBar, ProgressState, ProgressStyle};
 use twined::defer::{Deferred, DeferredList, Failure};
-use twined::reactor::{self, Event, Phase};
+use twined::reactor::{self, DnsCache, Event, Phase};
 use twined::redis::Client;
 use twined::task::{LoopingCall, ReactorThreads};
 use twined::web::client::{
@@ -165,8 +165,9 @@ struct Plan {
     /// The agent's options but TLS (built on each thread: it is not `Send`).
     timeout: Duration,
     connect_timeout: Duration,
-    /// `--dns-ttl`: `None` when 0 (no cache).
-    dns_ttl: Option<Duration>,
+    /// `--dns-ttl`: one name cache for every thread's agent; `None` when 0
+    /// (a lookup per connection).
+    dns: Option<DnsCache>,
     max_redirects: usize,
     /// `--max-bytes`: the decoded body limit.
     max_bytes: u64,
@@ -202,7 +203,8 @@ impl Plan {
         let mut options = AgentOptions {
             timeout: Some(self.timeout),
             connect_timeout: Some(self.connect_timeout),
-            dns_ttl: self.dns_ttl,
+            dns_ttl: None,
+            dns_cache: self.dns.clone(),
             redirect_limit: self.max_redirects,
             follow_redirects: self.max_redirects > 0,
             max_body: Some(self.max_bytes),
@@ -459,7 +461,7 @@ fn main() -> ExitCode {
     let plan = Arc::new(Plan {
         timeout: args.timeout,
         connect_timeout: args.connect_timeout,
-        dns_ttl: (args.dns_ttl > 0).then(|| Duration::from_secs(args.dns_ttl)),
+        dns: (args.dns_ttl > 0).then(|| DnsCache::new(Duration::from_secs(args.dns_ttl))),
         max_redirects: args.max_redirects,
         max_bytes: args.max_bytes,
         headers,

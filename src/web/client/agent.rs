@@ -76,8 +76,15 @@ pub struct AgentOptions {
     /// up to 4096 names (failed lookups kept 5 s), shared by all its
     /// connections, so a host is resolved once per TTL, not once per
     /// connection. The system resolver gives no TTL: this is the agent's
-    /// policy. Default: 60 s; `None` looks the name up for every connection.
+    /// policy. Default: 60 s; `None` looks the name up for every connection
+    /// (unless [`dns_cache`](Self::dns_cache) gives a cache).
     pub dns_ttl: Option<Duration>,
+    /// A name cache to use instead of making one from
+    /// [`dns_ttl`](Self::dns_ttl) (which is then ignored). A
+    /// [`DnsCache`](crate::reactor::DnsCache) is `Send + Sync`: build one and
+    /// give a clone to the agent of every reactor thread, and a host is
+    /// looked up once for all of them, not once per thread. Default: `None`.
+    pub dns_cache: Option<DnsCache>,
     /// Time allowed from sending the request to the response head. Default: none.
     pub head_timeout: Option<Duration>,
     /// Time allowed for the whole request, redirects and body included,
@@ -169,6 +176,7 @@ impl Default for AgentOptions {
             gzip: cfg!(feature = "gzip"),
             connect_timeout: Some(Duration::from_secs(30)),
             dns_ttl: Some(crate::reactor::dns::DEFAULT_DNS_TTL),
+            dns_cache: None,
             head_timeout: None,
             timeout: None,
             head_limit: DEFAULT_HEAD_LIMIT,
@@ -187,7 +195,8 @@ impl Default for AgentOptions {
 pub(crate) struct AgentInner {
     pub(crate) pool: ConnectionPool,
     pub(crate) options: AgentOptions,
-    /// The name cache of `options.dns_ttl`, shared by every connect.
+    /// The name cache of `options.dns_cache` or `options.dns_ttl`, shared
+    /// by every connect.
     pub(crate) dns: Option<DnsCache>,
 }
 
@@ -250,7 +259,10 @@ impl Agent {
         Agent {
             inner: Rc::new(AgentInner {
                 pool,
-                dns: options.dns_ttl.map(DnsCache::new),
+                dns: options
+                    .dns_cache
+                    .clone()
+                    .or_else(|| options.dns_ttl.map(DnsCache::new)),
                 options,
             }),
         }
@@ -273,7 +285,8 @@ impl Agent {
         &self.inner.options
     }
 
-    /// The agent's name cache (from [`AgentOptions::dns_ttl`]), if any.
+    /// The agent's name cache ([`AgentOptions::dns_cache`], or the one made
+    /// from [`AgentOptions::dns_ttl`]), if any.
     pub fn dns_cache(&self) -> Option<&DnsCache> {
         self.inner.dns.as_ref()
     }

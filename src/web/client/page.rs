@@ -85,6 +85,8 @@ impl PageOptions {
             follow_redirects,
             redirect_limit,
             max_body,
+            // The base agent's name cache, not one of its own.
+            dns_cache: base.dns_cache().cloned(),
             ..current.clone()
         };
         Agent::with_options(base.pool().clone(), options)

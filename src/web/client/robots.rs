@@ -72,7 +72,6 @@
 //! port.stop_listening();
 //! ```
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -83,9 +82,9 @@ use url::Url;
 
 use super::agent::{Agent, AgentOptions};
 use super::response::{read_body_prefix, Response};
-use crate::defer::{Deferred, Failure, Trigger};
-use crate::reactor;
+use crate::defer::{Deferred, Failure};
 use crate::task::Pacer;
+use crate::threads::{remote_trigger, RemoteTrigger};
 use crate::web::http1::USER_AGENT;
 use crate::web::{Error, ErrorKind, Headers, RobotsDenial};
 
@@ -303,7 +302,7 @@ impl RobotsTxt {
 }
 
 /// Hands a fetched file to one asker, on the asker's thread.
-type Waiter = Box<dyn FnOnce(Arc<RobotsTxt>) + Send>;
+type Waiter = RemoteTrigger<Arc<RobotsTxt>>;
 
 enum Entry {
     /// Fetched; used until `expires`.
@@ -328,9 +327,11 @@ struct Shared {
 /// the parsed file or the askers waiting for the fetch in flight. The
 /// first asker of an origin marks it in flight and starts the fetch on its
 /// own reactor with its own [`Agent`]'s pool. Every asker, that one
-/// included, leaves a waiter: a `Send` closure holding its reactor's
-/// [`Handle`](crate::reactor::Handle), and gets a Deferred on its own
-/// thread. When the fetch ends, the fetching thread stores the file and
+/// included, leaves a waiter: the `Send` end of a Deferred on its own
+/// thread, fired through its reactor's
+/// [`Handle`](crate::reactor::Handle) (the mechanism that also brings
+/// [`threads::defer_to_thread`](crate::threads::defer_to_thread) results
+/// home). When the fetch ends, the fetching thread stores the file and
 /// hands it to each waiter through the waiter's reactor. The lock is held
 /// only to look up and update the map, never across a fetch or a callback;
 /// cancelling an asker's Deferred leaves the fetch to the others.
@@ -349,33 +350,11 @@ impl fmt::Debug for RobotsCache {
     }
 }
 
-thread_local! {
-    /// This thread's askers waiting for another asker's fetch, by id.
-    static WAITING: RefCell<HashMap<u64, Trigger<Arc<RobotsTxt>>>> = RefCell::new(HashMap::new());
-}
-
-static NEXT_WAITER: AtomicU64 = AtomicU64::new(0);
-
-/// A Deferred on this thread and the `Send` closure that fires it from any
-/// thread (through this thread's reactor).
+/// A Deferred on this thread and the waiter that fires it from any thread
+/// (through this thread's reactor). While the thread exits, the Deferred
+/// has already failed.
 fn waiter() -> (Deferred<Arc<RobotsTxt>>, Waiter) {
-    let (d, trigger) = Deferred::new();
-    let id = NEXT_WAITER.fetch_add(1, Ordering::Relaxed);
-    // While the thread exits the trigger is dropped: the Deferred errbacks.
-    let _ = WAITING.try_with(|w| w.borrow_mut().insert(id, trigger));
-    let handle = reactor::handle();
-    let wake: Waiter = Box::new(move |txt| {
-        handle.call_from_thread(move || {
-            let trigger = WAITING
-                .try_with(|w| w.borrow_mut().remove(&id))
-                .ok()
-                .flatten();
-            if let Some(trigger) = trigger {
-                trigger.callback(txt);
-            }
-        });
-    });
-    (d, wake)
+    remote_trigger()
 }
 
 /// The origin of `url` (`scheme://host:port`) and the URL of its
@@ -587,7 +566,7 @@ impl Drop for Pending {
 fn wake_all(entry: Option<Entry>, txt: &Arc<RobotsTxt>) {
     if let Some(Entry::Fetching { waiters }) = entry {
         for wake in waiters {
-            wake(txt.clone());
+            wake.callback(txt.clone());
         }
     }
 }
@@ -605,6 +584,8 @@ fn fetch(agent: &Agent, robots_url: Url, options: &RobotsOptions) -> Deferred<Ro
             // The agent's hook may be the one asking this cache: it would
             // wait on this very fetch. `options.pacer` paces it instead.
             before_request: None,
+            // The agent's name cache, not one of its own.
+            dns_cache: agent.dns_cache().cloned(),
             ..agent.options().clone()
         },
     );
