@@ -3,15 +3,17 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
 use twined::reactor;
 
-/// The built example `name` (`cargo test --all-targets` builds examples;
-/// alone, the test builds it).
+/// The example `name`, built fresh in the profile this test runs in
+/// (debug or release): `cargo build --example` runs once per name and test
+/// process, so a binary left from older sources is never run.
 pub fn example(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     // target/<profile>/deps/<test> -> target/<profile>/examples/<name>
     let exe = std::env::current_exe().expect("test executable");
     let profile_dir = exe
@@ -20,15 +22,16 @@ pub fn example(name: &str) -> PathBuf {
         .expect("target dir")
         .to_path_buf();
     let path = profile_dir.join("examples").join(name);
-    if !path.exists() {
-        // Build it in the profile this test runs in (debug or release).
+    let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+    if !built.iter().any(|b| b == name) {
         let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "--example", name]);
+        cargo.args(["build", "--quiet", "--example", name]);
         if profile_dir.file_name().is_some_and(|p| p == "release") {
             cargo.arg("--release");
         }
         let status = cargo.status().expect("cargo build");
         assert!(status.success(), "could not build example {name}");
+        built.push(name.to_string());
     }
     path
 }
