@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
 use std::fmt;
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +19,7 @@ use super::cookies::CookieJar;
 use super::decode::{accept_encoding, Coding, ContentDecoder};
 use super::into_url::IntoUrl;
 use super::pool::{ConnectionPool, Lease, Opener, PoolKey};
-use super::proxy::{Proxies, Proxy};
+use super::proxy::{Proxies, Proxy, ProxyScheme};
 use super::response::{BodyPipe, Redirect, Response};
 use super::retry::idempotent;
 use crate::defer::{CancelledError, Deferred, Failure, Trigger};
@@ -397,11 +398,13 @@ fn overlay<'a>(fields: &mut Vec<Field<'a>>, upper: &'a Headers, skip: impl Fn(&s
 }
 
 /// The pool key of a request for `url`, through `proxy` if any: an
-/// `http://` request through a proxy goes on a connection to the proxy,
-/// whatever its origin.
+/// `http://` request through an HTTP proxy goes on a connection to the
+/// proxy, whatever its origin; anything else through a proxy (`https://`,
+/// or any URL through SOCKS5) goes on a tunnel to its origin, keyed by
+/// origin and proxy.
 fn pool_key(url: &Url, proxy: Option<&Proxy>) -> PoolKey {
     match proxy {
-        Some(proxy) if url.scheme() == "http" => {
+        Some(proxy) if forwards(url, proxy) => {
             PoolKey::new("http", proxy.host(), proxy.port(), Some(proxy.clone()))
         }
         _ => PoolKey::new(
@@ -411,6 +414,12 @@ fn pool_key(url: &Url, proxy: Option<&Proxy>) -> PoolKey {
             proxy.cloned(),
         ),
     }
+}
+
+/// Whether `proxy` forwards a request for `url` in absolute form (an
+/// `http://` URL through an HTTP proxy) rather than tunnelling it.
+fn forwards(url: &Url, proxy: &Proxy) -> bool {
+    url.scheme() == "http" && proxy.scheme() == ProxyScheme::Http
 }
 
 /// The `Host` header value.
@@ -469,21 +478,59 @@ fn no_tls(key: &PoolKey) -> Deferred<()> {
     }))
 }
 
-/// Opens a connection for `key` through `proxy`: to the proxy for `http`,
-/// a `CONNECT` tunnel and TLS with the origin for `https`.
+/// Opens a connection for `key` through `proxy`: to an HTTP proxy for
+/// `http`, else a tunnel to the origin (`CONNECT` or SOCKS5), with TLS
+/// with the origin for `https`. Through `socks5://`, the origin's name is
+/// resolved here first (a failure is the origin's [`Error::Dns`]).
 fn open_proxied(agent: &Rc<AgentInner>, key: &PoolKey, proxy: &Proxy) -> Deferred<ConnHandle> {
     let options = &agent.options;
     let label = format!("{}:{}", key.host(), key.port());
-    let (handle, protocol) = ConnHandle::new(label, options.head_limit);
-    let connected: Deferred<()> = if key.scheme() == "https" {
-        #[cfg(feature = "tls")]
-        {
+    let (handle, protocol) = ConnHandle::new(label.clone(), options.head_limit);
+    let failed = {
+        let proxy = proxy.clone();
+        move |failure: Failure| Failure::new(proxy_connect_error(&proxy, &failure))
+    };
+    if key.scheme() == "http" && proxy.scheme() == ProxyScheme::Http {
+        let host = proxy.host().trim_start_matches('[').trim_end_matches(']');
+        let options = ConnectOptions {
+            timeout: options.connect_timeout,
+            dns: agent.dns.clone(),
+            ..ConnectOptions::default()
+        };
+        return reactor::connect_protocol_with(host, proxy.port(), protocol, options)
+            .add_callback(move |_| handle)
+            .or_else(move |failure| Err(failed(failure)));
+    }
+    #[cfg(not(feature = "tls"))]
+    if key.scheme() == "https" {
+        drop(protocol);
+        return no_tls(key).add_callback(move |()| handle);
+    }
+    let bare = key.host().trim_start_matches('[').trim_end_matches(']');
+    let address: Deferred<Option<IpAddr>> =
+        if proxy.scheme() == ProxyScheme::Socks5 && bare.parse::<IpAddr>().is_err() {
+            let resolved = match &agent.dns {
+                Some(dns) => dns.resolve(bare, key.port()),
+                None => crate::threads::resolve(bare, key.port()),
+            };
+            resolved.add_callback(|addrs: Vec<SocketAddr>| addrs.first().map(SocketAddr::ip))
+        } else {
+            crate::defer::succeed(None)
+        };
+    let agent = agent.clone();
+    let key = key.clone();
+    let proxy = proxy.clone();
+    address
+        .and_then(move |address| {
+            let options = &agent.options;
             super::tunnel::connect(
                 super::tunnel::TunnelTo {
-                    proxy,
+                    proxy: &proxy,
                     host: key.host(),
                     port: key.port(),
-                    tls: &options.tls,
+                    address,
+                    #[cfg(feature = "tls")]
+                    tls: (key.scheme() == "https").then_some(&options.tls),
                     head_limit: options.head_limit,
                     user_agent: &options.user_agent,
                     timeout: options.connect_timeout,
@@ -491,25 +538,10 @@ fn open_proxied(agent: &Rc<AgentInner>, key: &PoolKey, proxy: &Proxy) -> Deferre
                 },
                 protocol,
             )
-        }
-        #[cfg(not(feature = "tls"))]
-        {
-            drop(protocol);
-            no_tls(key)
-        }
-    } else {
-        let host = proxy.host().trim_start_matches('[').trim_end_matches(']');
-        let options = ConnectOptions {
-            timeout: options.connect_timeout,
-            dns: agent.dns.clone(),
-            ..ConnectOptions::default()
-        };
-        reactor::connect_protocol_with(host, proxy.port(), protocol, options).add_callback(|_| ())
-    };
-    let proxy = proxy.clone();
-    connected
+            .or_else(move |failure| Err(failed(failure)))
+        })
         .add_callback(move |()| handle)
-        .or_else(move |failure: Failure| Err(Failure::new(proxy_connect_error(&proxy, &failure))))
+        .or_else(move |failure: Failure| Err(Failure::new(connect_error(&label, &failure))))
 }
 
 /// The web error for a failed connection through `proxy`: the proxy's own
@@ -727,7 +759,7 @@ impl Req {
     /// The proxy that forwards a request for `url` (an `http://` URL
     /// through a proxy, sent in absolute form), if any.
     fn forwarder(&self, url: &Url) -> Option<&Proxy> {
-        self.route(url).filter(|_| url.scheme() == "http")
+        self.route(url).filter(|proxy| forwards(url, proxy))
     }
 
     /// Starts the whole-request timer with `left` of the

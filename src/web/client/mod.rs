@@ -100,9 +100,9 @@ mod proxy;
 mod response;
 mod retry;
 pub mod robots;
+mod socks;
 #[cfg(feature = "tls")]
 mod tls;
-#[cfg(feature = "tls")]
 mod tunnel;
 
 pub use agent::{Agent, AgentOptions, DEFAULT_MAX_BODY};
@@ -115,7 +115,7 @@ pub use fetch::{fetch, fetch_with, Page};
 pub use into_url::IntoUrl;
 pub use page::{download_page, download_page_with, get_page, get_page_with, PageOptions};
 pub use pool::{ConnectionPool, PoolKey, PoolOptions};
-pub use proxy::{NoProxy, Proxies, Proxy};
+pub use proxy::{NoProxy, Proxies, Proxy, ProxyScheme};
 pub use response::{read_body, BodyConsumer, Redirect, Response};
 pub use retry::{
     fetch_retrying, fetch_retrying_on, parse_retry_after, Attempt, Retried, RetryDecision,
