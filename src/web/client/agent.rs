@@ -139,7 +139,8 @@ pub struct AgentOptions {
     /// Certificates trusted for https URLs. Default: the Mozilla roots.
     #[cfg(feature = "tls")]
     pub tls: super::tls::TlsConfig,
-    /// The HTTP proxies requests go through (Twisted's `ProxyAgent`).
+    /// The proxies requests go through (Twisted's `ProxyAgent`): HTTP or
+    /// SOCKS5 ([`Proxy`]).
     /// Default: `None`, every request direct; the environment is not read
     /// unless you ask ([`Proxies::from_env`]).
     ///
@@ -154,10 +155,17 @@ pub struct AgentOptions {
     /// the response, as on a direct connection; so is a proxy closing a
     /// forwarded request's connection (kind `io`, naming the proxy).
     ///
+    /// Through a SOCKS5 proxy, both schemes go through a tunnel per origin
+    /// (in origin form for `http://`, TLS end to end for `https://`); a
+    /// proxy that refuses the authentication, the credentials or the
+    /// `CONNECT`, closes mid-handshake or answers garbage fails the request
+    /// with [`Error::Proxy`], and the handshake is bounded by
+    /// [`connect_timeout`](Self::connect_timeout).
+    ///
     /// The pool's caps count forwarded `http://` requests against the
     /// proxy, as one host (its connections serve every origin, as Twisted's
-    /// `ProxyAgent` keys them); tunnelled `https://` requests count against
-    /// their origin.
+    /// `ProxyAgent` keys them); tunnelled requests count against their
+    /// origin.
     pub proxy: Option<Proxies>,
     /// A hook run before every request the agent sends, the first and each
     /// redirect hop, with the URL that hop goes to; the hop waits for the

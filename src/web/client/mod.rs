@@ -36,10 +36,13 @@
 //!
 //! # Proxies
 //!
-//! [`AgentOptions::proxy`] sends requests through HTTP proxies (default:
-//! none, and the environment is read only through [`Proxies::from_env`]):
-//! `http://` URLs in absolute form to the proxy, `https://` URLs through a
-//! `CONNECT` tunnel with TLS to the origin. The proxy's credentials go to
+//! [`AgentOptions::proxy`] sends requests through HTTP or SOCKS5 proxies
+//! (default: none, and the environment is read only through
+//! [`Proxies::from_env`]). Through an HTTP proxy, `http://` URLs go in
+//! absolute form to the proxy, `https://` URLs through a `CONNECT` tunnel
+//! with TLS to the origin; through a SOCKS5 proxy (`socks5://`, or
+//! `socks5h://` to let the proxy resolve names), both go through a tunnel
+//! per origin. The proxy's credentials go to
 //! the proxy only. A proxy that cannot be reached, refuses, drops the
 //! tunnel or answers garbage fails the request with an error of kind
 //! [`Proxy`](crate::web::ErrorKind::Proxy).
