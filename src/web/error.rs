@@ -397,8 +397,10 @@ pub enum Error {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum ProxyError {
-    /// The proxy setting is not a usable `http://` URL (another scheme, no
-    /// host, a bad port or percent-encoding).
+    /// The proxy setting is not a usable `http://`, `socks5://` or
+    /// `socks5h://` URL (another scheme, no host, a bad port or
+    /// percent-encoding, SOCKS5 credentials longer than 255 bytes), or a
+    /// host name is too long for SOCKS5.
     BadUrl {
         /// What is wrong with it.
         reason: String,

@@ -299,9 +299,10 @@ mod tests {
     fn replies() {
         // Each chunk's step (W wait, S send, D done), or part of the error.
         type Want = Result<&'static str, &'static str>;
+        type Credentials = Option<(&'static str, &'static str)>;
         const OK_V4_X: &[u8] = &[5, 0, 0, 1, 10, 0, 0, 1, 4, 0, b'x'];
         let user = Some(("u", "p"));
-        let table: &[(Option<(&str, &str)>, &[&[u8]], Want)] = &[
+        let table: &[(Credentials, &[&[u8]], Want)] = &[
             // The whole exchange, no authentication.
             (None, &[&[5, 0], OK_V4], Ok("SD")),
             (None, &[&[5], &[0], &[5, 0, 0], &[1, 1, 2, 3, 4, 0], &[80]], Ok("WSWWD")),
