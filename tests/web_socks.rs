@@ -257,3 +257,39 @@ fn a_proxy_that_is_not_listening_is_unreachable() {
         "{failure}"
     );
 }
+
+#[test]
+fn cancelling_a_request_waiting_on_a_silent_socks_proxy_ends_it_at_once() {
+    let fake = FakeSocks::start(Answer::Silent);
+    // socks5: the name is resolved here first, then the proxy is reached.
+    let agent = agent_with(
+        &fake.url("socks5"),
+        TlsConfig::default(),
+        Duration::from_secs(10),
+    );
+    let d = agent.request("GET", "http://localhost:9/", Default::default(), None);
+    // Run the reactor until the CONNECT reached the proxy (at most 5 s),
+    // then cancel with the request waiting for the reply.
+    for _ in 0..50 {
+        twined::reactor::call_later(Duration::from_millis(100), twined::reactor::crash);
+        twined::reactor::run().unwrap();
+        if !fake.requests().is_empty() {
+            break;
+        }
+    }
+    assert_eq!(fake.requests().len(), 1);
+    let before = twined::reactor::source_count();
+    d.cancel();
+    let failure = d.result().unwrap().unwrap_err();
+    assert_eq!(
+        web_error(&failure).kind(),
+        ErrorKind::Cancelled,
+        "{failure}"
+    );
+    assert_eq!(
+        twined::reactor::source_count(),
+        before - 1,
+        "the connection to the proxy should be closed"
+    );
+    assert_eq!(agent.pool().in_flight(), 0);
+}

@@ -896,10 +896,12 @@ impl Req {
             .acquire(key, fresh, opener)
             .add_callback(move |lease| ok.on_lease(lease))
             .add_errback(move |failure| failed.on_connect_failed(&failure));
-        // The pool may have answered already; keep the wait only if not.
+        // The pool may have answered already; keep the wait only if not
+        // (a chain that fired and waits on an inner Deferred, as an opener
+        // that resolves a name first returns, has not answered).
         let mut st = self.state.borrow_mut();
         if let Phase::Connecting { acquire: slot, .. } = &mut st.phase {
-            if !acquire.called() {
+            if !acquire.called() || acquire.is_waiting() {
                 *slot = Some(acquire);
             }
         }
