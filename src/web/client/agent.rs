@@ -521,6 +521,19 @@ fn open_proxied(agent: &Rc<AgentInner>, key: &PoolKey, proxy: &Proxy) -> Deferre
                 Some(dns) => dns.resolve(bare, key.port()),
                 None => crate::threads::resolve(bare, key.port()),
             };
+            let resolved = match options.connect_timeout {
+                Some(after) => {
+                    let host = label.clone();
+                    resolved.add_timeout_with(&crate::time::Current, after, move |_, after| {
+                        Err(Failure::new(Error::Timeout {
+                            stage: TimeoutStage::Connect,
+                            host,
+                            after,
+                        }))
+                    })
+                }
+                None => resolved,
+            };
             resolved.add_callback(|addrs: Vec<SocketAddr>| addrs.first().map(SocketAddr::ip))
         } else {
             crate::defer::succeed(None)
@@ -528,9 +541,14 @@ fn open_proxied(agent: &Rc<AgentInner>, key: &PoolKey, proxy: &Proxy) -> Deferre
     let agent = agent.clone();
     let key = key.clone();
     let proxy = proxy.clone();
+    let started = Instant::now();
     address
         .and_then(move |address| {
             let options = &agent.options;
+            // One connect timeout for the lookup and the tunnel together.
+            let timeout = options
+                .connect_timeout
+                .map(|after| after.saturating_sub(started.elapsed()));
             super::tunnel::connect(
                 super::tunnel::TunnelTo {
                     proxy: &proxy,
@@ -541,7 +559,7 @@ fn open_proxied(agent: &Rc<AgentInner>, key: &PoolKey, proxy: &Proxy) -> Deferre
                     tls: (key.scheme() == "https").then_some(&options.tls),
                     head_limit: options.head_limit,
                     user_agent: &options.user_agent,
-                    timeout: options.connect_timeout,
+                    timeout,
                     dns: agent.dns.clone(),
                 },
                 protocol,
