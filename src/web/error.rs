@@ -428,8 +428,10 @@ pub enum ProxyError {
     /// a step of the SOCKS5 handshake) was complete, or closed the tunnel
     /// before the TLS handshake with the origin finished.
     Closed {
-        /// When: `"before answering CONNECT"` or `"during the TLS handshake
-        /// through the tunnel"`.
+        /// When: `"before answering CONNECT"`, `"during the TLS handshake
+        /// through the tunnel"`, or, through SOCKS5, `"before answering the
+        /// SOCKS5 greeting"`, `"before answering the SOCKS5 user name and
+        /// password"` or `"before answering SOCKS5 CONNECT"`.
         during: &'static str,
         /// How the connection ended, when it ended with an error.
         cause: Option<Cause>,

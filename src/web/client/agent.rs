@@ -489,7 +489,8 @@ fn no_tls(key: &PoolKey) -> Deferred<()> {
 /// Opens a connection for `key` through `proxy`: to an HTTP proxy for
 /// `http`, else a tunnel to the origin (`CONNECT` or SOCKS5), with TLS
 /// with the origin for `https`. Through `socks5://`, the origin's name is
-/// resolved here first (a failure is the origin's [`Error::Dns`]).
+/// resolved here first, under the connect timeout, and its first address
+/// sent (a failure is the origin's [`Error::Dns`]).
 fn open_proxied(agent: &Rc<AgentInner>, key: &PoolKey, proxy: &Proxy) -> Deferred<ConnHandle> {
     let options = &agent.options;
     let label = format!("{}:{}", key.host(), key.port());

@@ -9,7 +9,7 @@
 //! [`AgentOptions::proxy`](super::AgentOptions::proxy) says so; the default
 //! is a direct connection, and the environment is read only when asked.
 //!
-//! Through a proxy, an `http://` URL is sent to the proxy in absolute form
+//! Through an HTTP proxy, an `http://` URL is sent to the proxy in absolute form
 //! (`GET http://host:port/path HTTP/1.1`) on a connection to the proxy that
 //! carries requests for any origin; an `https://` URL goes through a
 //! `CONNECT host:port` tunnel, inside which TLS runs end to end with the
@@ -594,6 +594,11 @@ mod tests {
         assert!(!format!("{p:?}").contains("secret"));
         let e = Proxy::parse("socks4://alice:secret@h:1").unwrap_err();
         assert!(!e.to_string().contains("secret"), "{e}");
+        let long = format!("socks5://{}:pw@h:1", "u".repeat(256));
+        let e = Proxy::parse(&long).unwrap_err();
+        assert!(e.to_string().contains("at most 255 bytes"), "{e}");
+        assert!(Proxy::parse(&format!("socks5://{}:pw@h:1", "u".repeat(255))).is_ok());
+        assert!(Proxy::parse(&format!("http://{}:pw@h:1", "u".repeat(256))).is_ok());
         let p = Proxy::parse("socks5://alice:secret@h:1").unwrap();
         assert_eq!(p.to_string(), "socks5://alice:***@h:1");
         assert!(!format!("{p:?}").contains("secret"));

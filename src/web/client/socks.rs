@@ -125,7 +125,7 @@ impl Handshake {
     }
 
     /// What the handshake waits for, for an error when the proxy closes:
-    /// `"during the SOCKS5 greeting"` and so on.
+    /// `"before answering the SOCKS5 greeting"` and so on.
     pub(crate) fn waiting_for(&self) -> &'static str {
         match self.phase {
             Phase::Method => "before answering the SOCKS5 greeting",
