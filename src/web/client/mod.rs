@@ -103,6 +103,11 @@ mod proxy;
 mod response;
 mod retry;
 pub mod robots;
+// Public with the `fuzzing` feature, for the `client_inputs` fuzz target;
+// not a stable API.
+#[cfg(feature = "fuzzing")]
+pub mod socks;
+#[cfg(not(feature = "fuzzing"))]
 mod socks;
 #[cfg(feature = "tls")]
 mod tls;

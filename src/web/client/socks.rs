@@ -5,8 +5,11 @@
 //! origin is open. It does no I/O; the tunnel protocol feeds it.
 //!
 //! Every byte sequence is answered: a step, or a [`ProxyError`] naming what
-//! the proxy did. A reply is at most 262 bytes (a 255-byte name), so the
-//! buffer is bounded.
+//! the proxy did. A reply is at most 262 bytes (a 255-byte name); the
+//! buffer holds at most one reply plus the bytes of one read.
+//!
+//! Public only with the `fuzzing` feature (for the `client_inputs` fuzz
+//! target); not a stable API.
 
 use std::net::IpAddr;
 
@@ -23,7 +26,7 @@ const ATYP_V6: u8 = 4;
 
 /// The origin asked for in `CONNECT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Target {
+pub enum Target {
     /// An address (`socks5://`, or an IP literal in the URL).
     Ip(IpAddr),
     /// A name the proxy resolves (`socks5h://`).
@@ -32,7 +35,7 @@ pub(crate) enum Target {
 
 /// What the caller does after [`Handshake::receive`].
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Step {
+pub enum Step {
     /// Wait for more bytes.
     Wait,
     /// Send these bytes, then wait for more.
@@ -56,7 +59,7 @@ enum Phase {
 
 /// One SOCKS5 handshake; see the module documentation.
 #[derive(Debug)]
-pub(crate) struct Handshake {
+pub struct Handshake {
     phase: Phase,
     /// The reply read so far in this phase.
     buf: Vec<u8>,
@@ -73,7 +76,7 @@ impl Handshake {
     /// `host:port`, for errors), with `credentials` if any, and the
     /// greeting to send first. `Err` when a name is longer than SOCKS5
     /// allows (255 bytes).
-    pub(crate) fn new(
+    pub fn new(
         target: &Target,
         port: u16,
         shown: String,
@@ -126,7 +129,7 @@ impl Handshake {
 
     /// What the handshake waits for, for an error when the proxy closes:
     /// `"before answering the SOCKS5 greeting"` and so on.
-    pub(crate) fn waiting_for(&self) -> &'static str {
+    pub fn waiting_for(&self) -> &'static str {
         match self.phase {
             Phase::Method => "before answering the SOCKS5 greeting",
             Phase::Auth => "before answering the SOCKS5 user name and password",
@@ -136,7 +139,7 @@ impl Handshake {
 
     /// Takes bytes from the proxy. After an `Err` or [`Step::Done`], the
     /// handshake reads nothing more (and says so with an error if fed).
-    pub(crate) fn receive(&mut self, data: &[u8]) -> Result<Step, ProxyError> {
+    pub fn receive(&mut self, data: &[u8]) -> Result<Step, ProxyError> {
         if self.phase == Phase::Over {
             return Err(bad("bytes after the handshake ended"));
         }
