@@ -93,9 +93,7 @@ impl FakeSocks {
                 let r = r.clone();
                 thread::spawn(move || {
                     let _ = client.set_read_timeout(Some(Duration::from_secs(30)));
-                    if let Some(request) = serve(&mut client, answer) {
-                        r.lock().unwrap().push(request);
-                    }
+                    serve(&mut client, answer, &r);
                     if answer == Answer::Silent {
                         let mut sink = [0; 64];
                         while matches!(client.read(&mut sink), Ok(n) if n > 0) {}
@@ -115,9 +113,10 @@ impl FakeSocks {
     }
 }
 
-/// Reads the greeting, says "no authentication", reads `CONNECT`,
-/// answers; the request, or `None` if the client went away.
-fn serve(client: &mut TcpStream, answer: Answer) -> Option<Vec<u8>> {
+/// Reads the greeting, says "no authentication", reads `CONNECT`, keeps it
+/// in `requests` (before answering, so a client that got the answer finds
+/// it there), answers; `None` if the client went away.
+fn serve(client: &mut TcpStream, answer: Answer, requests: &Mutex<Vec<Vec<u8>>>) -> Option<()> {
     let mut head = [0u8; 2];
     client.read_exact(&mut head).ok()?;
     let mut methods = vec![0u8; usize::from(head[1])];
@@ -138,12 +137,12 @@ fn serve(client: &mut TcpStream, answer: Answer) -> Option<Vec<u8>> {
     let mut rest = vec![0u8; address + 2];
     client.read_exact(&mut rest).ok()?;
     request.extend_from_slice(&rest);
+    requests.lock().unwrap().push(request);
     let reply: &[u8] = match answer {
         Answer::Code(n) => &[5, n, 0, 1, 0, 0, 0, 0, 0, 0],
         Answer::Garbage => b"HTTP/1.1 400 Bad Request\r\n\r\n",
         Answer::ShortThenClose => &[5, 0, 0],
         Answer::Silent => &[],
     };
-    client.write_all(reply).ok()?;
-    Some(request)
+    client.write_all(reply).ok()
 }
