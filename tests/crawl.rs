@@ -7,6 +7,8 @@ mod support;
 mod examples;
 #[path = "support/proxy.rs"]
 mod proxy;
+#[path = "support/socks.rs"]
+mod socks;
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -910,16 +912,53 @@ fn proxy_from_the_option_or_the_environment_and_kind_proxy_when_it_refuses() {
 
     // An unusable proxy setting is a usage error naming its source.
     let mut cmd = crawl_without_proxy_env();
-    cmd.args(["--proxy", "socks5://127.0.0.1:1080", &format!("{base}/f")]);
+    cmd.args(["--proxy", "socks4://127.0.0.1:1080", &format!("{base}/f")]);
     let out = run(cmd);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--proxy"));
     let mut cmd = crawl_without_proxy_env();
-    cmd.env("HTTPS_PROXY", "socks5://127.0.0.1:1080")
+    cmd.env("HTTPS_PROXY", "socks4://127.0.0.1:1080")
         .arg(format!("{base}/g"));
     let out = run(cmd);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("HTTPS_PROXY"));
+    good.stop_listening();
+}
+
+#[test]
+fn a_socks5_proxy_from_the_option_or_the_environment() {
+    let Some(microsocks) = socks::Microsocks::start(Some(("alice", "hunter2"))) else {
+        panic!("microsocks is not installed (the CI script installs it)");
+    };
+    let good = site();
+    let base = format!("http://{}", good.address());
+    let run = |cmd: Command| run_with_reactor(cmd, None, Duration::from_secs(60));
+    let setting = format!("socks5h://alice:hunter2@127.0.0.1:{}", microsocks.port);
+    let mut cmd = crawl_without_proxy_env();
+    cmd.args(["--proxy", &setting, &format!("{base}/a")]);
+    let out = run(cmd);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(lines(&out.stdout)[0].status, Some(200));
+    let mut cmd = crawl_without_proxy_env();
+    cmd.env("ALL_PROXY", &setting).arg(format!("{base}/b"));
+    assert_eq!(run(cmd).status.code(), Some(0));
+
+    // A wrong password: kind proxy, exit 1, no password in the line.
+    let wrong = format!("socks5://alice:wrong-pw@127.0.0.1:{}", microsocks.port);
+    let mut cmd = crawl_without_proxy_env();
+    cmd.args(["--proxy", &wrong, &format!("{base}/c")]);
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(1));
+    let got = lines(&out.stdout);
+    assert_eq!(got[0].kind.as_deref(), Some("proxy"));
+    let message = got[0].message.clone().unwrap_or_default();
+    assert!(message.contains("user name and password"), "{message}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("wrong-pw"));
     good.stop_listening();
 }
 

@@ -98,9 +98,11 @@ pub struct Args {
     /// The User-Agent to send.
     #[arg(long, value_name = "STR")]
     pub user_agent: Option<String>,
-    /// Send requests through this HTTP proxy, http://[user:pass@]host:port
-    /// (https URLs through a CONNECT tunnel). Replaces HTTP_PROXY,
-    /// HTTPS_PROXY and ALL_PROXY; NO_PROXY still applies.
+    /// Send requests through this proxy: http://[user:pass@]host:port (https
+    /// URLs through a CONNECT tunnel), socks5://[user:pass@]host:port
+    /// (names resolved here) or socks5h://... (names resolved by the proxy).
+    /// Replaces HTTP_PROXY, HTTPS_PROXY and ALL_PROXY; NO_PROXY still
+    /// applies.
     #[arg(long, value_name = "URL")]
     pub proxy: Option<String>,
     /// Ignore the proxy variables of the environment (HTTP_PROXY,

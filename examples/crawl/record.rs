@@ -56,9 +56,9 @@ impl<'a> Record<'a> {
 
 /// The contract's kind of `failure` and its message. The only use of
 /// `web::Error::kind` in the crawler: every kind of the contract comes from
-/// it, `proxy` included (a proxy unreachable, refusing `CONNECT`, closing
-/// the tunnel, or answering 407; its message names the proxy, never its
-/// password).
+/// it, `proxy` included (a proxy unreachable, refusing `CONNECT` or a
+/// SOCKS5 handshake, closing the tunnel, or answering 407; its message
+/// names the proxy, never its password).
 pub fn error_kind(failure: &Failure) -> (&'static str, String) {
     match failure.downcast_ref::<WebError>() {
         Some(WebError::Http { status, .. }) => ("http", format!("HTTP status {status}")),

@@ -1,12 +1,14 @@
 //! Checks shared by the `client_inputs` fuzz target and its seed test: what
 //! a hostile server or a careless setting hands the web client (a proxy
 //! setting, a `NO_PROXY` list, a `Retry-After`, a `robots.txt`, a
-//! `Set-Cookie`) never panics, and each answer keeps its promises.
+//! `Set-Cookie`, a SOCKS5 proxy's replies) never panics, and each answer
+//! keeps its promises.
 #![allow(dead_code)]
 
 use std::time::{Duration, SystemTime};
 
 use twined::web::client::robots::RobotsTxt;
+use twined::web::client::socks::{Handshake, Step, Target};
 use twined::web::client::{parse_retry_after, CookieJar, NoProxy, Proxy, DEFAULT_BACKOFF_CAP};
 
 /// Splits `data` at its first NUL: a setting (text) and a body (bytes).
@@ -30,6 +32,32 @@ pub fn check_client_inputs(data: &[u8]) {
                     }
                 }
             }
+        }
+    }
+
+    // A SOCKS5 proxy's replies (the body, in three parts cut where its
+    // last two bytes say), with and without credentials: a step or an
+    // error, never a panic, and nothing read once the handshake is over.
+    for credentials in [None, Some(("user", "password"))] {
+        let target = Target::Name("example.org".into());
+        let Ok((mut handshake, _)) =
+            Handshake::new(&target, 443, "example.org:443".into(), credentials)
+        else {
+            panic!("a short name is refused");
+        };
+        let at = |back: usize| {
+            body.len()
+                .checked_sub(back)
+                .map_or(0, |i| usize::from(body[i]) % (body.len() + 1))
+        };
+        let (a, b) = (at(2).min(at(1)), at(2).max(at(1)));
+        let mut over = false;
+        for part in [&body[..a], &body[a..b], &body[b..]] {
+            let step = handshake.receive(part);
+            if over {
+                assert!(step.is_err(), "read after the end: {step:?}");
+            }
+            over |= matches!(step, Ok(Step::Done) | Err(_));
         }
     }
 

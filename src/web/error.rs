@@ -397,8 +397,10 @@ pub enum Error {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum ProxyError {
-    /// The proxy setting is not a usable `http://` URL (another scheme, no
-    /// host, a bad port or percent-encoding).
+    /// The proxy setting is not a usable `http://`, `socks5://` or
+    /// `socks5h://` URL (another scheme, no host, a bad port or
+    /// percent-encoding, SOCKS5 credentials longer than 255 bytes), or a
+    /// host name is too long for SOCKS5.
     BadUrl {
         /// What is wrong with it.
         reason: String,
@@ -422,12 +424,14 @@ pub enum ProxyError {
         /// The proxy's reason phrase.
         reason: String,
     },
-    /// The proxy closed the connection before its answer to `CONNECT` was
-    /// complete, or closed the tunnel before the TLS handshake with the
-    /// origin finished.
+    /// The proxy closed the connection before its answer to `CONNECT` (or
+    /// a step of the SOCKS5 handshake) was complete, or closed the tunnel
+    /// before the TLS handshake with the origin finished.
     Closed {
-        /// When: `"before answering CONNECT"` or `"during the TLS handshake
-        /// through the tunnel"`.
+        /// When: `"before answering CONNECT"`, `"during the TLS handshake
+        /// through the tunnel"`, or, through SOCKS5, `"before answering the
+        /// SOCKS5 greeting"`, `"before answering the SOCKS5 user name and
+        /// password"` or `"before answering SOCKS5 CONNECT"`.
         during: &'static str,
         /// How the connection ended, when it ended with an error.
         cause: Option<Cause>,
@@ -438,6 +442,48 @@ pub enum ProxyError {
         /// What is wrong.
         error: CodecError,
     },
+    /// The SOCKS5 proxy accepts none of the authentication methods offered
+    /// (RFC 1928's `X'FF'`): it wants credentials the setting does not
+    /// have, or credentials are given and it accepts none.
+    SocksNoAcceptableMethod {
+        /// Whether user name and password authentication was offered.
+        offered_password: bool,
+    },
+    /// The SOCKS5 proxy refused the user name and password (RFC 1929).
+    SocksAuthFailed {
+        /// The proxy's status byte (non-zero).
+        status: u8,
+    },
+    /// The SOCKS5 proxy answered `CONNECT` with a failure code (RFC 1928,
+    /// section 6: 1 to 8, or a code it does not define).
+    SocksRefused {
+        /// The origin asked for, `host:port`.
+        target: String,
+        /// The reply code.
+        code: u8,
+    },
+    /// The SOCKS5 proxy's reply is not SOCKS5: a wrong version, a method
+    /// not offered, an unknown address type, or bytes after the reply.
+    SocksBadReply {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// What a SOCKS5 reply code means (RFC 1928, section 6).
+pub(crate) fn socks_reply_meaning(code: u8) -> &'static str {
+    match code {
+        0 => "succeeded",
+        1 => "general SOCKS server failure",
+        2 => "connection not allowed by ruleset",
+        3 => "network unreachable",
+        4 => "host unreachable",
+        5 => "connection refused by destination host",
+        6 => "TTL expired",
+        7 => "command not supported",
+        8 => "address type not supported",
+        _ => "unassigned reply code",
+    }
 }
 
 impl fmt::Display for ProxyError {
@@ -455,6 +501,25 @@ impl fmt::Display for ProxyError {
                 None => write!(f, "the connection closed {during}"),
             },
             ProxyError::BadReply { error } => write!(f, "bad answer to CONNECT: {error}"),
+            ProxyError::SocksNoAcceptableMethod { offered_password } => write!(
+                f,
+                "the SOCKS5 proxy accepts none of the offered authentication methods ({})",
+                if *offered_password {
+                    "none, user name and password"
+                } else {
+                    "none; it may want a user name and password"
+                }
+            ),
+            ProxyError::SocksAuthFailed { status } => write!(
+                f,
+                "the SOCKS5 proxy refused the user name and password (status {status})"
+            ),
+            ProxyError::SocksRefused { target, code } => write!(
+                f,
+                "SOCKS5 CONNECT {target} refused: {} (code {code})",
+                socks_reply_meaning(*code)
+            ),
+            ProxyError::SocksBadReply { reason } => write!(f, "bad SOCKS5 reply: {reason}"),
         }
     }
 }
@@ -467,7 +532,12 @@ impl StdError for ProxyError {
                 cause.as_deref().map(|s| s as &(dyn StdError + 'static))
             }
             ProxyError::BadReply { error } => Some(error),
-            ProxyError::BadUrl { .. } | ProxyError::Refused { .. } => None,
+            ProxyError::BadUrl { .. }
+            | ProxyError::Refused { .. }
+            | ProxyError::SocksNoAcceptableMethod { .. }
+            | ProxyError::SocksAuthFailed { .. }
+            | ProxyError::SocksRefused { .. }
+            | ProxyError::SocksBadReply { .. } => None,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
 use std::fmt;
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +19,7 @@ use super::cookies::CookieJar;
 use super::decode::{accept_encoding, Coding, ContentDecoder};
 use super::into_url::IntoUrl;
 use super::pool::{ConnectionPool, Lease, Opener, PoolKey};
-use super::proxy::{Proxies, Proxy};
+use super::proxy::{Proxies, Proxy, ProxyScheme};
 use super::response::{BodyPipe, Redirect, Response};
 use super::retry::idempotent;
 use crate::defer::{CancelledError, Deferred, Failure, Trigger};
@@ -138,7 +139,8 @@ pub struct AgentOptions {
     /// Certificates trusted for https URLs. Default: the Mozilla roots.
     #[cfg(feature = "tls")]
     pub tls: super::tls::TlsConfig,
-    /// The HTTP proxies requests go through (Twisted's `ProxyAgent`).
+    /// The proxies requests go through (Twisted's `ProxyAgent`): HTTP or
+    /// SOCKS5 ([`Proxy`]).
     /// Default: `None`, every request direct; the environment is not read
     /// unless you ask ([`Proxies::from_env`]).
     ///
@@ -153,10 +155,17 @@ pub struct AgentOptions {
     /// the response, as on a direct connection; so is a proxy closing a
     /// forwarded request's connection (kind `io`, naming the proxy).
     ///
+    /// Through a SOCKS5 proxy, both schemes go through a tunnel per origin
+    /// (in origin form for `http://`, TLS end to end for `https://`); a
+    /// proxy that refuses the authentication, the credentials or the
+    /// `CONNECT`, closes mid-handshake or answers garbage fails the request
+    /// with [`Error::Proxy`], and the handshake is bounded by
+    /// [`connect_timeout`](Self::connect_timeout).
+    ///
     /// The pool's caps count forwarded `http://` requests against the
     /// proxy, as one host (its connections serve every origin, as Twisted's
-    /// `ProxyAgent` keys them); tunnelled `https://` requests count against
-    /// their origin.
+    /// `ProxyAgent` keys them); tunnelled requests count against their
+    /// origin.
     pub proxy: Option<Proxies>,
     /// A hook run before every request the agent sends, the first and each
     /// redirect hop, with the URL that hop goes to; the hop waits for the
@@ -397,11 +406,13 @@ fn overlay<'a>(fields: &mut Vec<Field<'a>>, upper: &'a Headers, skip: impl Fn(&s
 }
 
 /// The pool key of a request for `url`, through `proxy` if any: an
-/// `http://` request through a proxy goes on a connection to the proxy,
-/// whatever its origin.
+/// `http://` request through an HTTP proxy goes on a connection to the
+/// proxy, whatever its origin; anything else through a proxy (`https://`,
+/// or any URL through SOCKS5) goes on a tunnel to its origin, keyed by
+/// origin and proxy.
 fn pool_key(url: &Url, proxy: Option<&Proxy>) -> PoolKey {
     match proxy {
-        Some(proxy) if url.scheme() == "http" => {
+        Some(proxy) if forwards(url, proxy) => {
             PoolKey::new("http", proxy.host(), proxy.port(), Some(proxy.clone()))
         }
         _ => PoolKey::new(
@@ -411,6 +422,12 @@ fn pool_key(url: &Url, proxy: Option<&Proxy>) -> PoolKey {
             proxy.cloned(),
         ),
     }
+}
+
+/// Whether `proxy` forwards a request for `url` in absolute form (an
+/// `http://` URL through an HTTP proxy) rather than tunnelling it.
+fn forwards(url: &Url, proxy: &Proxy) -> bool {
+    url.scheme() == "http" && proxy.scheme() == ProxyScheme::Http
 }
 
 /// The `Host` header value.
@@ -469,47 +486,89 @@ fn no_tls(key: &PoolKey) -> Deferred<()> {
     }))
 }
 
-/// Opens a connection for `key` through `proxy`: to the proxy for `http`,
-/// a `CONNECT` tunnel and TLS with the origin for `https`.
+/// Opens a connection for `key` through `proxy`: to an HTTP proxy for
+/// `http`, else a tunnel to the origin (`CONNECT` or SOCKS5), with TLS
+/// with the origin for `https`. Through `socks5://`, the origin's name is
+/// resolved here first, under the connect timeout, and its first address
+/// sent (a failure is the origin's [`Error::Dns`]).
 fn open_proxied(agent: &Rc<AgentInner>, key: &PoolKey, proxy: &Proxy) -> Deferred<ConnHandle> {
     let options = &agent.options;
     let label = format!("{}:{}", key.host(), key.port());
-    let (handle, protocol) = ConnHandle::new(label, options.head_limit);
-    let connected: Deferred<()> = if key.scheme() == "https" {
-        #[cfg(feature = "tls")]
-        {
-            super::tunnel::connect(
-                super::tunnel::TunnelTo {
-                    proxy,
-                    host: key.host(),
-                    port: key.port(),
-                    tls: &options.tls,
-                    head_limit: options.head_limit,
-                    user_agent: &options.user_agent,
-                    timeout: options.connect_timeout,
-                    dns: agent.dns.clone(),
-                },
-                protocol,
-            )
-        }
-        #[cfg(not(feature = "tls"))]
-        {
-            drop(protocol);
-            no_tls(key)
-        }
-    } else {
+    let (handle, protocol) = ConnHandle::new(label.clone(), options.head_limit);
+    let failed = {
+        let proxy = proxy.clone();
+        move |failure: Failure| Failure::new(proxy_connect_error(&proxy, &failure))
+    };
+    if key.scheme() == "http" && proxy.scheme() == ProxyScheme::Http {
         let host = proxy.host().trim_start_matches('[').trim_end_matches(']');
         let options = ConnectOptions {
             timeout: options.connect_timeout,
             dns: agent.dns.clone(),
             ..ConnectOptions::default()
         };
-        reactor::connect_protocol_with(host, proxy.port(), protocol, options).add_callback(|_| ())
-    };
+        return reactor::connect_protocol_with(host, proxy.port(), protocol, options)
+            .add_callback(move |_| handle)
+            .or_else(move |failure| Err(failed(failure)));
+    }
+    #[cfg(not(feature = "tls"))]
+    if key.scheme() == "https" {
+        drop(protocol);
+        return no_tls(key).add_callback(move |()| handle);
+    }
+    let bare = key.host().trim_start_matches('[').trim_end_matches(']');
+    let address: Deferred<Option<IpAddr>> =
+        if proxy.scheme() == ProxyScheme::Socks5 && bare.parse::<IpAddr>().is_err() {
+            let resolved = match &agent.dns {
+                Some(dns) => dns.resolve(bare, key.port()),
+                None => crate::threads::resolve(bare, key.port()),
+            };
+            let resolved = match options.connect_timeout {
+                Some(after) => {
+                    let host = label.clone();
+                    resolved.add_timeout_with(&crate::time::Current, after, move |_, after| {
+                        Err(Failure::new(Error::Timeout {
+                            stage: TimeoutStage::Connect,
+                            host,
+                            after,
+                        }))
+                    })
+                }
+                None => resolved,
+            };
+            resolved.add_callback(|addrs: Vec<SocketAddr>| addrs.first().map(SocketAddr::ip))
+        } else {
+            crate::defer::succeed(None)
+        };
+    let agent = agent.clone();
+    let key = key.clone();
     let proxy = proxy.clone();
-    connected
+    let started = Instant::now();
+    address
+        .and_then(move |address| {
+            let options = &agent.options;
+            // One connect timeout for the lookup and the tunnel together.
+            let timeout = options
+                .connect_timeout
+                .map(|after| after.saturating_sub(started.elapsed()));
+            super::tunnel::connect(
+                super::tunnel::TunnelTo {
+                    proxy: &proxy,
+                    host: key.host(),
+                    port: key.port(),
+                    address,
+                    #[cfg(feature = "tls")]
+                    tls: (key.scheme() == "https").then_some(&options.tls),
+                    head_limit: options.head_limit,
+                    user_agent: &options.user_agent,
+                    timeout,
+                    dns: agent.dns.clone(),
+                },
+                protocol,
+            )
+            .or_else(move |failure| Err(failed(failure)))
+        })
         .add_callback(move |()| handle)
-        .or_else(move |failure: Failure| Err(Failure::new(proxy_connect_error(&proxy, &failure))))
+        .or_else(move |failure: Failure| Err(Failure::new(connect_error(&label, &failure))))
 }
 
 /// The web error for a failed connection through `proxy`: the proxy's own
@@ -727,7 +786,7 @@ impl Req {
     /// The proxy that forwards a request for `url` (an `http://` URL
     /// through a proxy, sent in absolute form), if any.
     fn forwarder(&self, url: &Url) -> Option<&Proxy> {
-        self.route(url).filter(|_| url.scheme() == "http")
+        self.route(url).filter(|proxy| forwards(url, proxy))
     }
 
     /// Starts the whole-request timer with `left` of the
@@ -856,10 +915,12 @@ impl Req {
             .acquire(key, fresh, opener)
             .add_callback(move |lease| ok.on_lease(lease))
             .add_errback(move |failure| failed.on_connect_failed(&failure));
-        // The pool may have answered already; keep the wait only if not.
+        // The pool may have answered already; keep the wait only if not
+        // (a chain that fired and waits on an inner Deferred, as an opener
+        // that resolves a name first returns, has not answered).
         let mut st = self.state.borrow_mut();
         if let Phase::Connecting { acquire: slot, .. } = &mut st.phase {
-            if !acquire.called() {
+            if !acquire.called() || acquire.is_waiting() {
                 *slot = Some(acquire);
             }
         }

@@ -36,10 +36,13 @@
 //!
 //! # Proxies
 //!
-//! [`AgentOptions::proxy`] sends requests through HTTP proxies (default:
-//! none, and the environment is read only through [`Proxies::from_env`]):
-//! `http://` URLs in absolute form to the proxy, `https://` URLs through a
-//! `CONNECT` tunnel with TLS to the origin. The proxy's credentials go to
+//! [`AgentOptions::proxy`] sends requests through HTTP or SOCKS5 proxies
+//! (default: none, and the environment is read only through
+//! [`Proxies::from_env`]). Through an HTTP proxy, `http://` URLs go in
+//! absolute form to the proxy, `https://` URLs through a `CONNECT` tunnel
+//! with TLS to the origin; through a SOCKS5 proxy (`socks5://`, or
+//! `socks5h://` to let the proxy resolve names), both go through a tunnel
+//! per origin. The proxy's credentials go to
 //! the proxy only. A proxy that cannot be reached, refuses, drops the
 //! tunnel or answers garbage fails the request with an error of kind
 //! [`Proxy`](crate::web::ErrorKind::Proxy).
@@ -100,9 +103,14 @@ mod proxy;
 mod response;
 mod retry;
 pub mod robots;
+// Public with the `fuzzing` feature, for the `client_inputs` fuzz target;
+// not a stable API.
+#[cfg(feature = "fuzzing")]
+pub mod socks;
+#[cfg(not(feature = "fuzzing"))]
+mod socks;
 #[cfg(feature = "tls")]
 mod tls;
-#[cfg(feature = "tls")]
 mod tunnel;
 
 pub use agent::{Agent, AgentOptions, DEFAULT_MAX_BODY};
@@ -115,7 +123,7 @@ pub use fetch::{fetch, fetch_with, Page};
 pub use into_url::IntoUrl;
 pub use page::{download_page, download_page_with, get_page, get_page_with, PageOptions};
 pub use pool::{ConnectionPool, PoolKey, PoolOptions};
-pub use proxy::{NoProxy, Proxies, Proxy};
+pub use proxy::{NoProxy, Proxies, Proxy, ProxyScheme};
 pub use response::{read_body, BodyConsumer, Redirect, Response};
 pub use retry::{
     fetch_retrying, fetch_retrying_on, parse_retry_after, Attempt, Retried, RetryDecision,

@@ -1,6 +1,6 @@
-//! Which HTTP proxy a request goes through (Twisted's `ProxyAgent`,
-//! reqwest's `Proxy`): a [`Proxy`] parsed from `http://[user:pass@]host:port`,
-//! and [`Proxies`], the choice per URL scheme with its [`NoProxy`]
+//! Which proxy a request goes through (Twisted's `ProxyAgent`, reqwest's
+//! `Proxy`): a [`Proxy`] parsed from `http://[user:pass@]host:port`,
+//! `socks5://...` or `socks5h://...`, and [`Proxies`], the choice per URL scheme with its [`NoProxy`]
 //! exceptions, set by hand or read from the environment
 //! ([`Proxies::from_env`]: `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`,
 //! `NO_PROXY`).
@@ -9,14 +9,19 @@
 //! [`AgentOptions::proxy`](super::AgentOptions::proxy) says so; the default
 //! is a direct connection, and the environment is read only when asked.
 //!
-//! Through a proxy, an `http://` URL is sent to the proxy in absolute form
+//! Through an HTTP proxy, an `http://` URL is sent to the proxy in absolute form
 //! (`GET http://host:port/path HTTP/1.1`) on a connection to the proxy that
 //! carries requests for any origin; an `https://` URL goes through a
 //! `CONNECT host:port` tunnel, inside which TLS runs end to end with the
 //! origin (its certificate checked against its name, as on a direct
 //! connection). The proxy's credentials go to the proxy only, as a Basic
 //! `Proxy-Authorization` on each forwarded request and on `CONNECT`, never
-//! inside a tunnel. (The example is in the [client module's
+//! inside a tunnel.
+//!
+//! Through a SOCKS5 proxy, both schemes go through a tunnel per origin (the
+//! SOCKS5 `CONNECT` of RFC 1928, with RFC 1929's user name and password
+//! when the setting has credentials): `http://` requests in origin form
+//! inside it, `https://` with TLS end to end. (The example is in the [client module's
 //! documentation](super#proxies).)
 
 use std::fmt;
@@ -29,32 +34,79 @@ use url::Url;
 
 use crate::web::{Error, ProxyError};
 
-/// One HTTP proxy: host, port and optional credentials, parsed from
-/// `http://[user:pass@]host[:port]` (the port defaults to 80; a setting
-/// without a scheme, `host:port`, is taken as `http://`, as curl and
-/// reqwest do).
+/// One proxy: its kind, host, port and optional credentials, parsed from
 ///
-/// Other schemes (`https://`, `socks5://`) are refused with an
+/// - `http://[user:pass@]host[:port]`: an HTTP proxy (the port defaults
+///   to 80; a setting without a scheme, `host:port`, is taken as
+///   `http://`, as curl and reqwest do). Credentials are sent as Basic
+///   `Proxy-Authorization` to the proxy only.
+/// - `socks5://[user:pass@]host[:port]`: a SOCKS5 proxy (port 1080 by
+///   default) to which the client gives the origin's IP address: the
+///   client resolves the origin's name itself.
+/// - `socks5h://[user:pass@]host[:port]`: a SOCKS5 proxy that resolves the
+///   origin's name: the client sends the name (curl's and reqwest's
+///   meaning of the two schemes). Credentials are sent with RFC 1929's
+///   user name and password authentication (each at most 255 bytes).
+///
+/// Other schemes (`https://`, `socks4://`) are refused with an
 /// [`Error::Proxy`] of [`ProxyError::BadUrl`]. Credentials are
-/// percent-decoded and sent as Basic `Proxy-Authorization` to the proxy
-/// only. `Display` and `Debug` never show the password.
+/// percent-decoded. `Display` and `Debug` never show the password.
 ///
 /// ```
-/// use twined::web::client::Proxy;
+/// use twined::web::client::{Proxy, ProxyScheme};
 ///
 /// let proxy = Proxy::parse("http://alice:p%40ss@proxy.example:3128").unwrap();
 /// assert_eq!((proxy.host(), proxy.port()), ("proxy.example", 3128));
 /// assert_eq!(proxy.to_string(), "http://alice:***@proxy.example:3128");
-/// assert!(Proxy::parse("socks5://proxy.example:1080").is_err());
+///
+/// let socks = Proxy::parse("socks5h://bob:secret@127.0.0.1").unwrap();
+/// assert_eq!(socks.scheme(), ProxyScheme::Socks5h);
+/// assert_eq!(socks.port(), 1080);
+/// assert_eq!(socks.to_string(), "socks5h://bob:***@127.0.0.1:1080");
+/// assert!(Proxy::parse("socks4://proxy.example:1080").is_err());
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Proxy {
+    scheme: ProxyScheme,
     host: String,
     port: u16,
-    user: Option<String>,
-    /// The `Proxy-Authorization` value, `Basic ...`.
+    /// The user name and password, percent-decoded.
+    credentials: Option<(String, String)>,
+    /// The `Proxy-Authorization` value, `Basic ...`, of an HTTP proxy.
     authorization: Option<String>,
 }
+
+/// What kind of proxy a [`Proxy`] is, from its setting's scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProxyScheme {
+    /// `http://`: an HTTP proxy (forwarding and `CONNECT`).
+    Http,
+    /// `socks5://`: SOCKS5, the client resolving the origin's name.
+    Socks5,
+    /// `socks5h://`: SOCKS5, the proxy resolving the origin's name.
+    Socks5h,
+}
+
+impl ProxyScheme {
+    /// The scheme as written in a setting: `"http"`, `"socks5"`,
+    /// `"socks5h"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyScheme::Http => "http",
+            ProxyScheme::Socks5 => "socks5",
+            ProxyScheme::Socks5h => "socks5h",
+        }
+    }
+
+    /// Whether this is a SOCKS5 proxy (either resolution).
+    pub fn is_socks(self) -> bool {
+        matches!(self, ProxyScheme::Socks5 | ProxyScheme::Socks5h)
+    }
+}
+
+/// The longest user name or password of RFC 1929.
+const SOCKS_CREDENTIAL_MAX: usize = 255;
 
 impl Proxy {
     /// Parses a proxy setting; see the type's documentation.
@@ -75,38 +127,65 @@ impl Proxy {
             &with_scheme
         };
         let url = Url::parse(full).map_err(|e| bad(e.to_string()))?;
-        if url.scheme() != "http" {
-            return Err(bad(format!(
-                "unsupported proxy scheme {:?}: only http:// proxies are supported",
-                url.scheme()
-            )));
-        }
+        let scheme = match url.scheme() {
+            "http" => ProxyScheme::Http,
+            "socks5" => ProxyScheme::Socks5,
+            "socks5h" => ProxyScheme::Socks5h,
+            other => {
+                return Err(bad(format!(
+                    "unsupported proxy scheme {other:?}: \
+                     http://, socks5:// and socks5h:// proxies are supported"
+                )))
+            }
+        };
         let host = match url.host_str() {
             Some(h) if !h.is_empty() => h.to_string(),
             _ => return Err(bad("no host".into())),
         };
-        let port = url.port_or_known_default().unwrap_or(80);
+        let port = match scheme {
+            ProxyScheme::Http => url.port_or_known_default().unwrap_or(80),
+            ProxyScheme::Socks5 | ProxyScheme::Socks5h => url.port().unwrap_or(1080),
+        };
         let decode = |part: &str, what: &str| {
             percent_decode_str(part)
                 .decode_utf8()
                 .map(|s| s.into_owned())
                 .map_err(|_| bad(format!("the {what} is not UTF-8 once percent-decoded")))
         };
-        let (user, authorization) = if url.username().is_empty() && url.password().is_none() {
-            (None, None)
+        let credentials = if url.username().is_empty() && url.password().is_none() {
+            None
         } else {
             let user = decode(url.username(), "user name")?;
             let password = decode(url.password().unwrap_or(""), "password")?;
-            let token =
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-            (Some(user), Some(format!("Basic {token}")))
+            if scheme.is_socks()
+                && (user.len() > SOCKS_CREDENTIAL_MAX || password.len() > SOCKS_CREDENTIAL_MAX)
+            {
+                return Err(bad(format!(
+                    "a SOCKS5 user name or password is at most {SOCKS_CREDENTIAL_MAX} bytes"
+                )));
+            }
+            Some((user, password))
+        };
+        let authorization = match (&credentials, scheme) {
+            (Some((user, password)), ProxyScheme::Http) => {
+                let token =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                Some(format!("Basic {token}"))
+            }
+            _ => None,
         };
         Ok(Proxy {
+            scheme,
             host,
             port,
-            user,
+            credentials,
             authorization,
         })
+    }
+
+    /// What kind of proxy this is.
+    pub fn scheme(&self) -> ProxyScheme {
+        self.scheme
     }
 
     /// The proxy's host name or IP literal (an IPv6 literal in brackets).
@@ -121,7 +200,7 @@ impl Proxy {
 
     /// Whether the setting carried credentials.
     pub fn has_credentials(&self) -> bool {
-        self.authorization.is_some()
+        self.credentials.is_some()
     }
 
     /// `host:port`, the proxy's name in errors.
@@ -129,9 +208,17 @@ impl Proxy {
         format!("{}:{}", self.host, self.port)
     }
 
-    /// The `Proxy-Authorization` value sent to the proxy.
+    /// The `Proxy-Authorization` value sent to an HTTP proxy.
     pub(crate) fn authorization(&self) -> Option<&str> {
         self.authorization.as_deref()
+    }
+
+    /// The user name and password, percent-decoded (for SOCKS5's RFC 1929
+    /// authentication).
+    pub(crate) fn credentials(&self) -> Option<(&str, &str)> {
+        self.credentials
+            .as_ref()
+            .map(|(user, password)| (user.as_str(), password.as_str()))
     }
 }
 
@@ -145,9 +232,10 @@ impl FromStr for Proxy {
 
 impl fmt::Display for Proxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.user {
-            Some(user) => write!(f, "http://{user}:***@{}:{}", self.host, self.port),
-            None => write!(f, "http://{}:{}", self.host, self.port),
+        let scheme = self.scheme.as_str();
+        match &self.credentials {
+            Some((user, _)) => write!(f, "{scheme}://{user}:***@{}:{}", self.host, self.port),
+            None => write!(f, "{scheme}://{}:{}", self.host, self.port),
         }
     }
 }
@@ -469,7 +557,13 @@ mod tests {
             ),
             ("http://user@h:1", Ok(("h", 1, Some("Basic dXNlcjo=")))),
             ("https://h:443", Err("unsupported proxy scheme \"https\"")),
-            ("socks5://h:1080", Err("only http:// proxies")),
+            (
+                "socks4://h:1080",
+                Err("unsupported proxy scheme \"socks4\""),
+            ),
+            ("socks5://h:1081", Ok(("h", 1081, None))),
+            ("socks5://h", Ok(("h", 1080, None))),
+            ("socks5h://u:p@[::1]", Ok(("[::1]", 1080, None))),
             ("", Err("empty")),
             ("http://h:99999", Err("invalid port")),
             ("http://u:%ff@h:1", Err("not UTF-8")),
@@ -498,8 +592,16 @@ mod tests {
         let p = Proxy::parse("http://alice:secret@h:1").unwrap();
         assert_eq!(p.to_string(), "http://alice:***@h:1");
         assert!(!format!("{p:?}").contains("secret"));
-        let e = Proxy::parse("socks5://alice:secret@h:1").unwrap_err();
+        let e = Proxy::parse("socks4://alice:secret@h:1").unwrap_err();
         assert!(!e.to_string().contains("secret"), "{e}");
+        let long = format!("socks5://{}:pw@h:1", "u".repeat(256));
+        let e = Proxy::parse(&long).unwrap_err();
+        assert!(e.to_string().contains("at most 255 bytes"), "{e}");
+        assert!(Proxy::parse(&format!("socks5://{}:pw@h:1", "u".repeat(255))).is_ok());
+        assert!(Proxy::parse(&format!("http://{}:pw@h:1", "u".repeat(256))).is_ok());
+        let p = Proxy::parse("socks5://alice:secret@h:1").unwrap();
+        assert_eq!(p.to_string(), "socks5://alice:***@h:1");
+        assert!(!format!("{p:?}").contains("secret"));
         assert_eq!(redact("alice:secret@h:1"), "***@h:1");
         assert_eq!(redact("http://h:1/a@b"), "http://h:1/a@b");
     }
@@ -548,8 +650,11 @@ mod tests {
                 "{vars:?}"
             );
         }
-        let e = Proxies::from_vars(env(&[("HTTPS_PROXY", "socks5://x:1")])).unwrap_err();
+        let e = Proxies::from_vars(env(&[("HTTPS_PROXY", "socks4://x:1")])).unwrap_err();
         assert!(e.to_string().contains("HTTPS_PROXY"), "{e}");
+        let p = Proxies::from_vars(env(&[("ALL_PROXY", "socks5h://s:1")])).unwrap();
+        let schemes = [&p.http, &p.https].map(|p| p.as_ref().map(Proxy::scheme));
+        assert_eq!(schemes, [Some(ProxyScheme::Socks5h); 2]);
     }
 
     #[test]

@@ -1,22 +1,29 @@
-//! An `https://` connection through an HTTP proxy: TCP to the proxy,
-//! `CONNECT host:port`, the proxy's answer read under the head limit, then
-//! TLS with the origin over the same connection (the reactor's TLS layer,
-//! pushed onto the transport as STARTTLS pushes it), then HTTP as on a
-//! direct connection.
+//! A connection to an origin through a proxy's tunnel: TCP to the proxy,
+//! then its handshake — an HTTP proxy's `CONNECT host:port` with the
+//! answer read under the head limit, or a SOCKS5 handshake
+//! ([`socks`](super::socks)) — then, for `https://`, TLS with the origin
+//! over the same connection (the reactor's TLS layer, pushed onto the
+//! transport as STARTTLS pushes it), then HTTP as on a direct connection.
+//! (`http://` goes through a tunnel only through a SOCKS5 proxy; an HTTP
+//! proxy forwards it.)
 //!
 //! One timer, the agent's connect timeout, covers all of it: reaching the
 //! proxy, its answer and the handshake with the origin.
 
 use std::cell::RefCell;
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::conn::HttpProtocol;
-use super::proxy::Proxy;
+use super::proxy::{Proxy, ProxyScheme};
+use super::socks;
+#[cfg(feature = "tls")]
 use super::tls::TlsConfig;
 use crate::defer::{Deferred, Failure, Trigger};
 use crate::protocol::{ConnectionDone, Protocol, Transport};
+#[cfg(feature = "tls")]
 use crate::reactor::tls::TlsError;
 use crate::reactor::{self, ConnectOptions};
 use crate::web::error::copy_io_error;
@@ -30,8 +37,13 @@ pub(crate) struct TunnelTo<'a> {
     /// The origin's host (an IPv6 literal in brackets) and port.
     pub(crate) host: &'a str,
     pub(crate) port: u16,
-    /// Trust settings for the origin.
-    pub(crate) tls: &'a TlsConfig,
+    /// The origin's address, resolved by the client, for a `socks5://`
+    /// proxy (`None`: the name is sent).
+    pub(crate) address: Option<IpAddr>,
+    /// Trust settings for TLS with the origin (`https://`); `None`: HTTP
+    /// in the clear inside the tunnel (`http://` through SOCKS5).
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<&'a TlsConfig>,
     /// Largest answer to `CONNECT` accepted.
     pub(crate) head_limit: usize,
     /// The `User-Agent` sent with `CONNECT`.
@@ -45,8 +57,9 @@ pub(crate) struct TunnelTo<'a> {
 /// Fires the connect's Deferred once; later results are dropped.
 type Fire = Rc<dyn Fn(Result<(), Failure>)>;
 
-/// Opens a tunnel through `to.proxy` and runs `inner` over TLS inside it;
-/// fires once the TLS handshake with the origin is done. It errbacks with
+/// Opens a tunnel through `to.proxy` and runs `inner` inside it, over TLS
+/// when `to.tls` says so; fires once the tunnel is open and the TLS
+/// handshake with the origin, if any, is done. It errbacks with
 /// an [`Error::Proxy`] when the proxy refuses, closes or answers garbage,
 /// an [`Error::Tls`] when the origin's certificate is refused, an
 /// [`Error::Timeout`] when the connect timeout runs out, and with the
@@ -55,19 +68,37 @@ type Fire = Rc<dyn Fn(Result<(), Failure>)>;
 pub(crate) fn connect(to: TunnelTo<'_>, inner: HttpProtocol) -> Deferred<()> {
     let proxy_label = to.proxy.label();
     let authority = format!("{}:{}", to.host, to.port);
-    let mut headers = Headers::new();
-    headers.append("Host", authority.clone());
-    headers.append("User-Agent", to.user_agent.to_string());
-    if let Some(auth) = to.proxy.authorization() {
-        headers.append("Proxy-Authorization", auth.to_string());
-    }
-    let mut request = Vec::with_capacity(256);
-    if let Err(error) = write_request_head(&mut request, "CONNECT", &authority, &headers) {
-        return crate::defer::fail(Error::Url {
-            url: authority,
-            reason: error.to_string(),
-        });
-    }
+    let sni = to.host.trim_start_matches('[').trim_end_matches(']');
+    let (phase, hello) = if to.proxy.scheme() == ProxyScheme::Http {
+        let mut headers = Headers::new();
+        headers.append("Host", authority.clone());
+        headers.append("User-Agent", to.user_agent.to_string());
+        if let Some(auth) = to.proxy.authorization() {
+            headers.append("Proxy-Authorization", auth.to_string());
+        }
+        let mut request = Vec::with_capacity(256);
+        if let Err(error) = write_request_head(&mut request, "CONNECT", &authority, &headers) {
+            return crate::defer::fail(Error::Url {
+                url: authority,
+                reason: error.to_string(),
+            });
+        }
+        (Phase::Asking { answer: Vec::new() }, request)
+    } else {
+        let target = match (to.address, sni.parse::<IpAddr>()) {
+            (Some(ip), _) | (None, Ok(ip)) => socks::Target::Ip(ip),
+            (None, Err(_)) => socks::Target::Name(sni.to_string()),
+        };
+        match socks::Handshake::new(&target, to.port, authority.clone(), to.proxy.credentials()) {
+            Ok((handshake, greeting)) => (Phase::Socks(handshake), greeting),
+            Err(error) => {
+                return crate::defer::fail(Error::Proxy {
+                    proxy: proxy_label,
+                    error,
+                })
+            }
+        }
+    };
 
     let (d, trigger) = Deferred::new();
     let slot: Rc<RefCell<Option<Trigger<()>>>> = Rc::new(RefCell::new(Some(trigger)));
@@ -89,19 +120,17 @@ pub(crate) fn connect(to: TunnelTo<'_>, inner: HttpProtocol) -> Deferred<()> {
         })
     });
     let tunnel = Tunnel {
-        phase: Phase::Asking { answer: Vec::new() },
+        phase,
         wire: None,
         inner,
-        request,
+        hello,
         head_limit: to.head_limit,
         proxy: proxy_label,
         authority,
-        sni: to
-            .host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string(),
-        tls: to.tls.clone(),
+        #[cfg(feature = "tls")]
+        sni: sni.to_string(),
+        #[cfg(feature = "tls")]
+        tls: to.tls.cloned(),
         fire: fire.clone(),
     };
     let proxy_host = to
@@ -128,10 +157,12 @@ pub(crate) fn connect(to: TunnelTo<'_>, inner: HttpProtocol) -> Deferred<()> {
 
 /// Where the tunnel is.
 enum Phase {
-    /// `CONNECT` sent; the proxy's answer is read into `answer`.
+    /// `CONNECT` sent to an HTTP proxy; its answer is read into `answer`.
     Asking { answer: Vec<u8> },
-    /// The proxy said yes: TLS with the origin runs over the connection,
-    /// and what it decrypts goes to the HTTP protocol.
+    /// The SOCKS5 handshake runs.
+    Socks(socks::Handshake),
+    /// The proxy said yes: the connection is the origin's (through TLS
+    /// when asked), and what arrives goes to the HTTP protocol.
     Open,
     /// The proxy refused or failed; the connection is being closed.
     Failed,
@@ -142,16 +173,19 @@ struct Tunnel {
     phase: Phase,
     wire: Option<Transport>,
     inner: HttpProtocol,
-    /// The `CONNECT` request.
-    request: Vec<u8>,
+    /// The first bytes sent: the `CONNECT` request or the SOCKS5 greeting.
+    hello: Vec<u8>,
     head_limit: usize,
     /// `host:port` of the proxy, for errors.
     proxy: String,
     /// `host:port` of the origin.
     authority: String,
     /// The origin's name for SNI and the certificate check.
+    #[cfg(feature = "tls")]
     sni: String,
-    tls: TlsConfig,
+    /// Trust settings for TLS with the origin; `None`: no TLS.
+    #[cfg(feature = "tls")]
+    tls: Option<TlsConfig>,
     fire: Fire,
 }
 
@@ -200,6 +234,29 @@ impl Tunnel {
             ));
             return self.fail(ProxyError::BadReply { error });
         }
+        self.open();
+    }
+
+    /// Runs the SOCKS5 handshake on the proxy's bytes.
+    fn on_socks(&mut self, data: &[u8]) {
+        let Phase::Socks(handshake) = &mut self.phase else {
+            return;
+        };
+        match handshake.receive(data) {
+            Ok(socks::Step::Wait) => {}
+            Ok(socks::Step::Send(bytes)) => {
+                if let Some(wire) = &self.wire {
+                    wire.write(&bytes);
+                }
+            }
+            Ok(socks::Step::Done) => self.open(),
+            Err(error) => self.fail(error),
+        }
+    }
+
+    /// The tunnel is open: hands the connection to the HTTP protocol,
+    /// through TLS with the origin when asked.
+    fn open(&mut self) {
         self.phase = Phase::Open;
         let Some(wire) = self.wire.clone() else {
             return;
@@ -207,6 +264,16 @@ impl Tunnel {
         // The protocol's transport handle goes through the TLS layer once
         // it is pushed.
         self.inner.connection_made(wire.clone());
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return self.start_tls(&wire, tls);
+        }
+        (self.fire)(Ok(()));
+    }
+
+    /// Starts TLS with the origin over the tunnel.
+    #[cfg(feature = "tls")]
+    fn start_tls(&self, wire: &Transport, tls: &TlsConfig) {
         let fire = self.fire.clone();
         let proxy = self.proxy.clone();
         let sni = self.sni.clone();
@@ -217,7 +284,7 @@ impl Tunnel {
                     .map_err(|failure| handshake_failure(&proxy, &sni, failure)),
             )
         });
-        if let Err(e) = wire.start_tls_client(self.tls.client(), &self.sni, ready) {
+        if let Err(e) = wire.start_tls_client(tls.client(), &self.sni, ready) {
             (self.fire)(Err(Failure::new(super::tls::web_error(&self.sni, e))));
             wire.abort_connection();
         }
@@ -227,6 +294,7 @@ impl Tunnel {
 /// The error for a TLS handshake through the tunnel that did not finish: a
 /// tunnel that closed is the proxy's failure; a refused certificate is the
 /// origin's, as on a direct connection.
+#[cfg(feature = "tls")]
 fn handshake_failure(proxy: &str, host: &str, failure: Failure) -> Failure {
     match failure.downcast_ref::<TlsError>() {
         Some(e @ TlsError::Closed { .. }) => Failure::new(Error::Proxy {
@@ -256,13 +324,14 @@ fn lost_cause(reason: &Failure) -> Option<Cause> {
 
 impl Protocol for Tunnel {
     fn connection_made(&mut self, transport: Transport) {
-        transport.write(&self.request);
+        transport.write(&self.hello);
         self.wire = Some(transport);
     }
 
     fn data_received(&mut self, data: &[u8]) {
         match self.phase {
             Phase::Asking { .. } => self.on_answer(data),
+            Phase::Socks(_) => self.on_socks(data),
             Phase::Open => self.inner.data_received(data),
             Phase::Failed => {}
         }
@@ -274,6 +343,13 @@ impl Protocol for Tunnel {
                 proxy: self.proxy.clone(),
                 error: ProxyError::Closed {
                     during: "before answering CONNECT",
+                    cause: lost_cause(&reason),
+                },
+            }))),
+            Phase::Socks(handshake) => (self.fire)(Err(Failure::new(Error::Proxy {
+                proxy: self.proxy.clone(),
+                error: ProxyError::Closed {
+                    during: handshake.waiting_for(),
                     cause: lost_cause(&reason),
                 },
             }))),
