@@ -848,10 +848,11 @@ impl Req {
             .run(&url)
             .add_callback(move |()| open.on_gate_open())
             .add_errback(move |failure| refused.on_gate_failed(failure));
-        // The hook may have answered already; keep the wait only if not.
+        // The hook may have answered already; keep the wait only if not (a
+        // chain that fired and waits on an inner Deferred has not answered).
         let mut st = self.state.borrow_mut();
         if let Phase::Gated { wait: slot, .. } = &mut st.phase {
-            if !wait.called() {
+            if !wait.called() || wait.is_waiting() {
                 *slot = Some(wait);
             }
         }
