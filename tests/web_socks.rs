@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use recorder::{ok, path_of, recorder};
 use socks::{Answer, FakeSocks, Microsocks};
-use support::{wait, web_error};
+use support::{cancel_once_reached, wait, web_error};
 use twined::reactor::tls::{self, ServerTlsConfig};
 use twined::web::client::{
     get_page_with, Agent, AgentOptions, ConnectionPool, PageOptions, Proxies, Proxy, ProxyScheme,
@@ -270,26 +270,6 @@ fn cancelling_a_request_waiting_on_a_silent_socks_proxy_ends_it_at_once() {
     let d = agent.request("GET", "http://localhost:9/", Default::default(), None);
     // Run the reactor until the CONNECT reached the proxy (at most 5 s),
     // then cancel with the request waiting for the reply.
-    for _ in 0..50 {
-        twined::reactor::call_later(Duration::from_millis(100), twined::reactor::crash);
-        twined::reactor::run().unwrap();
-        if !fake.requests().is_empty() {
-            break;
-        }
-    }
+    cancel_once_reached(&agent, d, || !fake.requests().is_empty());
     assert_eq!(fake.requests().len(), 1);
-    let before = twined::reactor::source_count();
-    d.cancel();
-    let failure = d.result().unwrap().unwrap_err();
-    assert_eq!(
-        web_error(&failure).kind(),
-        ErrorKind::Cancelled,
-        "{failure}"
-    );
-    assert_eq!(
-        twined::reactor::source_count(),
-        before - 1,
-        "the connection to the proxy should be closed"
-    );
-    assert_eq!(agent.pool().in_flight(), 0);
 }

@@ -50,6 +50,38 @@ pub fn web_error(failure: &Failure) -> &twined::web::Error {
         .unwrap_or_else(|| panic!("not a web::Error: {failure:?}"))
 }
 
+/// Runs the reactor (at most 5 s) until `reached` says the request got as
+/// far as a proxy, then cancels `request` there: it must fail `Cancelled`,
+/// close its connection to the proxy and free its pool slot.
+pub fn cancel_once_reached(
+    agent: &twined::web::client::Agent,
+    request: Deferred<twined::web::client::Response>,
+    reached: impl Fn() -> bool,
+) {
+    for _ in 0..50 {
+        reactor::call_later(Duration::from_millis(100), reactor::crash);
+        reactor::run().unwrap();
+        if reached() {
+            break;
+        }
+    }
+    assert!(reached(), "the request never reached the proxy");
+    let before = reactor::source_count();
+    request.cancel();
+    let failure = request.result().unwrap().unwrap_err();
+    assert_eq!(
+        web_error(&failure).kind(),
+        twined::web::ErrorKind::Cancelled,
+        "{failure}"
+    );
+    assert_eq!(
+        reactor::source_count(),
+        before - 1,
+        "the connection to the proxy should be closed"
+    );
+    assert_eq!(agent.pool().in_flight(), 0);
+}
+
 /// What a raw server does after writing its canned response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Then {
