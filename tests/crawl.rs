@@ -1,6 +1,8 @@
 //! The crawl example's command-line contract, run as a child process against
 //! servers this test starts on its own reactor.
 
+#[path = "support/certs.rs"]
+mod certs;
 mod support;
 
 #[path = "support/examples.rs"]
@@ -965,14 +967,9 @@ fn a_socks5_proxy_from_the_option_or_the_environment() {
 #[test]
 fn https_urls_go_through_the_proxy_tunnel_with_the_ca_file_trusted() {
     use proxy::{Mode, TestProxy};
-    use twined::reactor::tls::{listen_ssl, ServerTlsConfig};
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert_pem = certified.cert.pem();
-    let config = ServerTlsConfig::from_pem(
-        cert_pem.as_bytes(),
-        certified.key_pair.serialize_pem().as_bytes(),
-    )
-    .unwrap();
+    use twined::reactor::tls::listen_ssl;
+    let cert = certs::localhost();
+    let (cert_pem, config) = (cert.cert_pem.clone(), cert.server_tls());
     let site = Site::new(|req: Request| Response::new(200).body(format!("secure {}", req.path())));
     let port = listen_ssl("127.0.0.1:0", site, config).unwrap();
     let dir = scratch("proxy-ca");

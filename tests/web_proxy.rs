@@ -6,6 +6,8 @@
 //! drop, babble, stall or are not there. A real `tinyproxy` checks both
 //! paths against a proxy we did not write.
 
+#[path = "support/certs.rs"]
+mod certs;
 #[path = "support/proxy.rs"]
 mod proxy;
 #[path = "support/recorder.rs"]
@@ -19,11 +21,10 @@ use std::time::Duration;
 
 use proxy::{Mode, TestProxy, Tinyproxy};
 use recorder::{fields, ok, path_of, recorder};
-use support::{cancel_once_reached, wait, web_error};
-use twined::reactor::tls::{self, ServerTlsConfig};
+use support::{cancel_once_reached, page, web_error};
+use twined::reactor::tls;
 use twined::web::client::{
-    get_page_with, Agent, AgentOptions, ConnectionPool, NoProxy, PageOptions, Proxies, Proxy,
-    TlsConfig,
+    Agent, AgentOptions, ConnectionPool, NoProxy, Proxies, Proxy, TlsConfig,
 };
 use twined::web::server::{Request, Response, Site};
 use twined::web::{ErrorKind, ProxyError};
@@ -43,16 +44,6 @@ fn agent_with(proxies: Proxies, tls: Option<TlsConfig>) -> Agent {
     )
 }
 
-fn page(agent: &Agent, url: &str) -> Result<Vec<u8>, twined::defer::Failure> {
-    wait(get_page_with(
-        url,
-        PageOptions {
-            agent: Some(agent.clone()),
-            ..Default::default()
-        },
-    ))
-}
-
 /// The proxy with credentials `alice:s3cret` (the `@` of the password
 /// percent-encoded in another test).
 fn with_credentials(proxy: &TestProxy) -> Proxy {
@@ -68,13 +59,8 @@ struct HttpsOrigin {
 }
 
 fn https_origin() -> HttpsOrigin {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert_pem = certified.cert.pem();
-    let config = ServerTlsConfig::from_pem(
-        cert_pem.as_bytes(),
-        certified.key_pair.serialize_pem().as_bytes(),
-    )
-    .unwrap();
+    let cert = certs::localhost();
+    let (cert_pem, config) = (cert.cert_pem.clone(), cert.server_tls());
     let seen: Rc<RefCell<Vec<String>>> = Rc::default();
     let s = seen.clone();
     let site = Site::new(move |request: Request| {

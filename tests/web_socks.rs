@@ -5,6 +5,8 @@
 //! that refuse, babble, hang up or say nothing, each a typed proxy error
 //! within the connect timeout.
 
+#[path = "support/certs.rs"]
+mod certs;
 #[path = "support/recorder.rs"]
 mod recorder;
 #[path = "support/socks.rs"]
@@ -15,11 +17,10 @@ use std::time::Duration;
 
 use recorder::{ok, path_of, recorder};
 use socks::{Answer, FakeSocks, Microsocks};
-use support::{cancel_once_reached, wait, web_error};
-use twined::reactor::tls::{self, ServerTlsConfig};
+use support::{cancel_once_reached, page, web_error};
+use twined::reactor::tls;
 use twined::web::client::{
-    get_page_with, Agent, AgentOptions, ConnectionPool, PageOptions, Proxies, Proxy, ProxyScheme,
-    TlsConfig,
+    Agent, AgentOptions, ConnectionPool, Proxies, Proxy, ProxyScheme, TlsConfig,
 };
 use twined::web::server::{Request, Response, Site};
 use twined::web::{Error, ErrorKind, ProxyError};
@@ -36,26 +37,11 @@ fn agent_with(proxy: &str, tls: TlsConfig, timeout: Duration) -> Agent {
     )
 }
 
-fn page(agent: &Agent, url: &str) -> Result<Vec<u8>, twined::defer::Failure> {
-    wait(get_page_with(
-        url,
-        PageOptions {
-            agent: Some(agent.clone()),
-            ..Default::default()
-        },
-    ))
-}
-
 /// An https site for `localhost` on 127.0.0.1 with a fresh certificate,
 /// and the trust settings that accept it.
 fn https_origin() -> (twined::reactor::Port, TlsConfig) {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert_pem = certified.cert.pem();
-    let config = ServerTlsConfig::from_pem(
-        cert_pem.as_bytes(),
-        certified.key_pair.serialize_pem().as_bytes(),
-    )
-    .unwrap();
+    let cert = certs::localhost();
+    let (cert_pem, config) = (cert.cert_pem.clone(), cert.server_tls());
     let site =
         Site::new(|request: Request| Response::new(200).body(format!("secure {}", request.path())));
     let port = tls::listen_ssl("127.0.0.1:0", site, config).unwrap();

@@ -50,6 +50,17 @@ pub fn web_error(failure: &Failure) -> &twined::web::Error {
         .unwrap_or_else(|| panic!("not a web::Error: {failure:?}"))
 }
 
+/// `get_page` of `url` on `agent`, the reactor run until it fires.
+pub fn page(agent: &twined::web::client::Agent, url: &str) -> Result<Vec<u8>, Failure> {
+    wait(twined::web::client::get_page_with(
+        url,
+        twined::web::client::PageOptions {
+            agent: Some(agent.clone()),
+            ..Default::default()
+        },
+    ))
+}
+
 /// Runs the reactor (at most 5 s) until `reached` says the request got as
 /// far as a proxy, then cancels `request` there: it must fail `Cancelled`,
 /// close its connection to the proxy and free its pool slot.
