@@ -31,7 +31,7 @@ static ALLOCATOR: Counting = Counting;
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use http_body_util::{BodyExt, Empty};
@@ -87,6 +87,39 @@ struct Figures {
     allocs: f64,
 }
 
+/// The counters a run's figures come from, read at its start.
+struct Meter {
+    cpu: Duration,
+    runs: u64,
+    process_cpu: Duration,
+    allocs: u64,
+    started: Instant,
+}
+
+impl Meter {
+    fn start() -> Meter {
+        Meter {
+            cpu: thread_cpu(),
+            runs: thread_runs(),
+            process_cpu: process_cpu(),
+            allocs: allocations(),
+            started: Instant::now(),
+        }
+    }
+
+    /// The figures of `n` requests since the start.
+    fn figures(self, n: usize) -> Figures {
+        let per_request = |total: f64| total / n as f64;
+        Figures {
+            per_sec: n as f64 / self.started.elapsed().as_secs_f64(),
+            cpu_us: per_request((thread_cpu() - self.cpu).as_secs_f64() * 1e6),
+            runs: per_request((thread_runs() - self.runs) as f64),
+            process_cpu_us: per_request((process_cpu() - self.process_cpu).as_secs_f64() * 1e6),
+            allocs: per_request((allocations() - self.allocs) as f64),
+        }
+    }
+}
+
 fn twined_run(url: &str, cert: &Cert, n: usize, concurrency: usize, keep_alive: bool) -> Figures {
     let tls = TlsConfig::default()
         .add_root_pem(cert.pem.as_bytes())
@@ -125,28 +158,14 @@ fn twined_run(url: &str, cert: &Cert, n: usize, concurrency: usize, keep_alive: 
     }
     // Parsed once, as hyper's `Uri` below.
     let url = Rc::new(Url::parse(url).expect("url"));
-    let cpu = thread_cpu();
-    let runs = thread_runs();
-    let all = process_cpu();
-    let allocs = allocations();
-    let t = Instant::now();
+    let meter = Meter::start();
     for _ in 0..concurrency.min(n) {
         next(agent.clone(), url.clone(), n, started.clone(), done.clone());
     }
     reactor::run().expect("run");
-    let wall = t.elapsed();
-    let cpu = thread_cpu() - cpu;
-    let runs = thread_runs() - runs;
-    let all = process_cpu() - all;
-    let allocs = allocations() - allocs;
+    let figures = meter.figures(n);
     agent.pool().close_idle();
-    Figures {
-        per_sec: n as f64 / wall.as_secs_f64(),
-        cpu_us: cpu.as_secs_f64() * 1e6 / n as f64,
-        runs: runs as f64 / n as f64,
-        process_cpu_us: all.as_secs_f64() * 1e6 / n as f64,
-        allocs: allocs as f64 / n as f64,
-    }
+    figures
 }
 
 fn hyper_run(
@@ -186,11 +205,7 @@ fn hyper_run(
         .build()
         .expect("runtime");
     let uri: hyper::Uri = url.parse().expect("uri");
-    let cpu = thread_cpu();
-    let runs = thread_runs();
-    let all = process_cpu();
-    let allocs = allocations();
-    let t = Instant::now();
+    let meter = Meter::start();
     rt.block_on(async {
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(config)
@@ -216,18 +231,7 @@ fn hyper_run(
             .for_each(|()| async {})
             .await;
     });
-    let wall = t.elapsed();
-    let cpu = thread_cpu() - cpu;
-    let runs = thread_runs() - runs;
-    let all = process_cpu() - all;
-    let allocs = allocations() - allocs;
-    Figures {
-        per_sec: n as f64 / wall.as_secs_f64(),
-        cpu_us: cpu.as_secs_f64() * 1e6 / n as f64,
-        runs: runs as f64 / n as f64,
-        process_cpu_us: all.as_secs_f64() * 1e6 / n as f64,
-        allocs: allocs as f64 / n as f64,
-    }
+    meter.figures(n)
 }
 
 /// The median of `values` (not empty).
