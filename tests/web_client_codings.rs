@@ -152,15 +152,21 @@ fn a_corrupt_stream_is_a_protocol_error_in_every_coding() {
         for b in &mut body[middle..middle + 16] {
             *b ^= 0x5a;
         }
-        let (base, port) = raw(coding, &body);
-        let failure = wait(get_page(format!("{base}/"))).unwrap_err();
-        assert_eq!(
-            web_error(&failure).kind(),
-            ErrorKind::Protocol,
-            "{coding}: {failure}"
-        );
-        port.stop_listening();
+        assert_protocol_error(coding, &body);
     }
+}
+
+/// `body` served with `Content-Encoding: coding` fails the fetch with a
+/// protocol error.
+fn assert_protocol_error(coding: &str, body: &[u8]) {
+    let (base, port) = raw(coding, body);
+    let failure = wait(get_page(format!("{base}/"))).unwrap_err();
+    assert_eq!(
+        web_error(&failure).kind(),
+        ErrorKind::Protocol,
+        "{coding}: {failure}"
+    );
+    port.stop_listening();
 }
 
 #[test]
@@ -187,14 +193,7 @@ fn data_after_the_end_of_the_stream_is_a_protocol_error() {
     for coding in codings() {
         let mut body = encode(coding, b"short").unwrap();
         body.extend_from_slice(b"trailing garbage");
-        let (base, port) = raw(coding, &body);
-        let failure = wait(get_page(format!("{base}/"))).unwrap_err();
-        assert_eq!(
-            web_error(&failure).kind(),
-            ErrorKind::Protocol,
-            "{coding}: {failure}"
-        );
-        port.stop_listening();
+        assert_protocol_error(coding, &body);
     }
 }
 
