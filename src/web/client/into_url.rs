@@ -47,7 +47,7 @@ impl<T: AsRef<str> + ?Sized> IntoUrl for &T {
             url: text.to_string(),
             reason: e.to_string(),
         })?;
-        checked(parsed, text)
+        checked(parsed, Some(text))
     }
 }
 
@@ -59,15 +59,16 @@ impl IntoUrl for String {
 
 impl IntoUrl for Url {
     fn into_url(self) -> Result<Url, Error> {
-        let text = self.as_str().to_string();
-        checked(self, &text)
+        checked(self, None)
     }
 }
 
-/// `url` if the client can fetch it: its scheme and a host.
-fn checked(url: Url, text: &str) -> Result<Url, Error> {
+/// `url` if the client can fetch it: its scheme and a host. An error
+/// names `text`, the URL as given, or else the parsed URL (only then is
+/// either copied).
+fn checked(url: Url, text: Option<&str>) -> Result<Url, Error> {
     let bad = |reason: String| Error::Url {
-        url: text.to_string(),
+        url: text.unwrap_or(url.as_str()).to_string(),
         reason,
     };
     match url.scheme() {
