@@ -430,6 +430,13 @@ fn forwards(url: &Url, proxy: &Proxy) -> bool {
     url.scheme() == "http" && proxy.scheme() == ProxyScheme::Http
 }
 
+/// Whether `d` has not yet handed its result on: not fired, or fired and
+/// waiting on an inner Deferred (as an opener that resolves a name first,
+/// or a hook that asks a pacer after a first step, returns).
+fn unanswered<T: 'static>(d: &Deferred<T>) -> bool {
+    !d.called() || d.is_waiting()
+}
+
 /// The `Host` header value.
 fn host_header(url: &Url) -> String {
     let host = url.host_str().unwrap_or("");
@@ -848,11 +855,10 @@ impl Req {
             .run(&url)
             .add_callback(move |()| open.on_gate_open())
             .add_errback(move |failure| refused.on_gate_failed(failure));
-        // The hook may have answered already; keep the wait only if not (a
-        // chain that fired and waits on an inner Deferred has not answered).
+        // The hook may have answered already; keep the wait only if not.
         let mut st = self.state.borrow_mut();
         if let Phase::Gated { wait: slot, .. } = &mut st.phase {
-            if !wait.called() || wait.is_waiting() {
+            if unanswered(&wait) {
                 *slot = Some(wait);
             }
         }
@@ -916,12 +922,10 @@ impl Req {
             .acquire(key, fresh, opener)
             .add_callback(move |lease| ok.on_lease(lease))
             .add_errback(move |failure| failed.on_connect_failed(&failure));
-        // The pool may have answered already; keep the wait only if not
-        // (a chain that fired and waits on an inner Deferred, as an opener
-        // that resolves a name first returns, has not answered).
+        // The pool may have answered already; keep the wait only if not.
         let mut st = self.state.borrow_mut();
         if let Phase::Connecting { acquire: slot, .. } = &mut st.phase {
-            if !acquire.called() || acquire.is_waiting() {
+            if unanswered(&acquire) {
                 *slot = Some(acquire);
             }
         }
